@@ -1,0 +1,21 @@
+/**
+ * ignis: tensors, autograd and fused LoRA fine-tuning for Node.js.
+ * @packageDocumentation
+ */
+export { Tensor } from './tensor';
+export type { Device, NestedArray } from './tensor';
+export type { DType, DataArray } from './dtype';
+export { IgnisError } from './errors';
+export type { ErrorCode } from './errors';
+export { tidy, keep, memory, setNumThreads, getNumThreads } from './memory';
+export type { MemoryInfo } from './memory';
+export * from './ops/creation';
+export * from './ops/views';
+export * from './ops/elementwise';
+export * from './ops/reduce';
+export { variance as var } from './ops/reduce';
+export * from './ops/matmul';
+export * from './ops/softmax';
+export * from './ops/norm';
+export * from './ops/indexing';
+export * from './ops/loss';

@@ -1,0 +1,127 @@
+import { core, NativeHandle } from './native';
+import type { Tensor } from './tensor';
+
+// Each open tidy() scope collects the tensors created while it runs.
+const scopes: Set<Tensor>[] = [];
+
+// The safety net: a tensor that outlives every scope is registered with a FinalizationRegistry,
+// which releases its handle if it is garbage-collected undisposed. Registering costs about as
+// much as a small op, so it is deferred: tensors wait in `young` (at most YOUNG_MAX, or until the
+// next macrotask) and only those still undisposed then are registered. A released handle is
+// never reused (handles carry a generation), so a late finalizer is harmless.
+const registry = new FinalizationRegistry<NativeHandle>((handle) => core.dispose(handle));
+const YOUNG_MAX = 1024;
+let young: Tensor[] = [];
+let sweepScheduled = false;
+
+function registerYoung(): void {
+  for (const t of young) if (t._handle !== null) registry.register(t, t._handle);
+  young = [];
+}
+
+function watch(t: Tensor): void {
+  young.push(t);
+  if (young.length >= YOUNG_MAX) {
+    registerYoung();
+  } else if (!sweepScheduled) {
+    sweepScheduled = true;
+    setImmediate(() => {
+      sweepScheduled = false;
+      registerYoung();
+    }).unref();
+  }
+}
+
+/** @internal Called by every new Tensor. */
+export function track(t: Tensor): void {
+  const scope = scopes[scopes.length - 1];
+  if (scope) scope.add(t);
+  else watch(t);
+}
+
+/** Anything tidy() can return: its tensors are kept, found through arrays and plain objects. */
+export type TidyResult = unknown;
+
+function collectTensors(value: unknown, out: Set<Tensor>, seen = new Set<unknown>()): void {
+  if (value === null || typeof value !== 'object' || seen.has(value)) return;
+  seen.add(value);
+  if (isTensor(value)) {
+    out.add(value);
+  } else if (Array.isArray(value)) {
+    for (const v of value) collectTensors(v, out, seen);
+  } else if (Object.getPrototypeOf(value) === Object.prototype || value instanceof Map) {
+    for (const v of value instanceof Map ? value.values() : Object.values(value)) collectTensors(v, out, seen);
+  }
+}
+
+let isTensor: (v: unknown) => v is Tensor = (_v): _v is Tensor => false;
+/** @internal Lets this module recognise tensors without importing the class (no import cycle). */
+export function setTensorCheck(check: (v: unknown) => v is Tensor): void {
+  isTensor = check;
+}
+
+/**
+ * Runs `fn` and disposes every tensor created during it, except those it returns (found in
+ * arrays, plain objects and Maps) and those passed to {@link keep}. Tidies nest: kept tensors
+ * move to the enclosing scope. Async functions are not supported (a Promise result throws).
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } catch (err) {
+    for (const t of scope) t.dispose();
+    throw err;
+  } finally {
+    scopes.pop();
+  }
+  if (result instanceof Promise) {
+    for (const t of scope) t.dispose();
+    throw new TypeError('tidy: fn must be synchronous; it returned a Promise');
+  }
+  const kept = new Set<Tensor>();
+  collectTensors(result, kept);
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (!kept.has(t)) t.dispose();
+    else if (parent) parent.add(t);
+    else watch(t);
+  }
+  return result;
+}
+
+/** Exempts `t` from disposal by the enclosing tidy() scopes; returns it. */
+export function keep<T extends Tensor>(t: T): T {
+  let held = false;
+  for (const scope of scopes) held = scope.delete(t) || held;
+  if (held) watch(t);
+  return t;
+}
+
+/** What ignis holds natively. */
+export interface MemoryInfo {
+  /** Tensors reachable from JS (not yet disposed or collected). */
+  tensors: number;
+  /** Native tensor views alive, including those held inside ops. */
+  views: number;
+  /** Separate memory blocks behind them. */
+  storages: number;
+  bytes: { cpu: number; cuda: number };
+}
+
+/** What native memory ignis holds now. */
+export function memory(): MemoryInfo {
+  const m = core.memory();
+  return { tensors: m.handles, views: m.tensors, storages: m.storages, bytes: { cpu: m.cpuBytes, cuda: m.cudaBytes } };
+}
+
+/** Threads used by CPU kernels (at most the number of cores; `IGNIS_NUM_THREADS` sets the start value). */
+export function setNumThreads(n: number): void {
+  core.setNumThreads(n);
+}
+
+export function getNumThreads(): number {
+  return core.getNumThreads();
+}

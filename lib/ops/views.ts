@@ -1,0 +1,214 @@
+/** Views (no copy: reshape when possible, permute, narrow, slice, expand, ...) and conversions. */
+import { DType, DTYPES, checkDType, dtypeCode } from '../dtype';
+import { fail } from '../errors';
+import { core } from '../native';
+import { Device, Tensor, wrap } from '../tensor';
+import { checkDevice, checkInt, checkShape, checkTensor, fmtShape, normalizeDim } from './check';
+
+/** Resolves one -1 in a target shape from the element count. */
+function inferShape(t: Tensor, shape: readonly unknown[], op: string): number[] {
+  const flat = (shape.length === 1 && Array.isArray(shape[0]) ? shape[0] : shape) as unknown[];
+  let infer = -1;
+  let known = 1;
+  for (let i = 0; i < flat.length; i++) {
+    const d = flat[i];
+    if (d === -1 && infer < 0) {
+      infer = i;
+      continue;
+    }
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < 0) fail('ERR_ARG', `${op}: invalid shape ${fmtShape(flat as number[])}`);
+    known *= d;
+  }
+  const out = flat as number[];
+  if (infer >= 0) {
+    if (known === 0 || t.numel % known !== 0) {
+      fail('ERR_SHAPE', `${op}: shape ${fmtShape(out)} is invalid for a tensor of ${t.numel} elements`);
+    }
+    return out.map((d, i) => (i === infer ? t.numel / known : d));
+  }
+  if (known !== t.numel) fail('ERR_SHAPE', `${op}: shape ${fmtShape(out)} is invalid for a tensor of shape ${fmtShape(t.shape)}`);
+  return out.slice();
+}
+
+/** The same elements in a new shape without copying (one dim may be -1); ERR_SHAPE when strides forbid it. */
+export function view(t: Tensor, shape: readonly number[] | readonly [readonly number[]]): Tensor {
+  checkTensor(t, 'view');
+  const s = inferShape(t, shape, 'view');
+  return wrap(core.view(t.handle('view'), s), s, t.dtype, t.device);
+}
+
+/** Like view, but copies when a view is impossible. */
+export function reshape(t: Tensor, shape: readonly number[] | readonly [readonly number[]]): Tensor {
+  checkTensor(t, 'reshape');
+  const s = inferShape(t, shape, 'reshape');
+  return wrap(core.reshape(t.handle('reshape'), s), s, t.dtype, t.device);
+}
+
+export function permute(t: Tensor, dims: readonly number[] | readonly [readonly number[]]): Tensor {
+  checkTensor(t, 'permute');
+  const list = (dims.length === 1 && Array.isArray(dims[0]) ? dims[0] : dims) as number[];
+  if (list.length !== t.ndim) fail('ERR_SHAPE', `permute: expected ${t.ndim} dims for shape ${fmtShape(t.shape)}, got ${fmtShape(list)}`);
+  const norm = list.map((d) => normalizeDim(d, t.ndim, 'permute'));
+  if (new Set(norm).size !== norm.length) fail('ERR_ARG', `permute: dims ${fmtShape(list)} repeat a dim`);
+  return wrap(core.permute(t.handle('permute'), norm), norm.map((d) => t.shape[d]), t.dtype, t.device);
+}
+
+export function transpose(t: Tensor, dim0: number, dim1: number): Tensor {
+  checkTensor(t, 'transpose');
+  const a = normalizeDim(dim0, t.ndim, 'transpose');
+  const b = normalizeDim(dim1, t.ndim, 'transpose');
+  const dims = Array.from({ length: t.ndim }, (_, i) => i);
+  dims[a] = b;
+  dims[b] = a;
+  return permute(t, dims);
+}
+
+/** Elements [start, start + length) of `dim`; a negative start counts from the end. */
+export function narrow(t: Tensor, dim: number, start: number, length: number): Tensor {
+  checkTensor(t, 'narrow');
+  if (t.ndim === 0) fail('ERR_SHAPE', 'narrow: cannot narrow a 0-dim tensor');
+  const d = normalizeDim(dim, t.ndim, 'narrow');
+  let s = checkInt(start, 'narrow', 'start');
+  const n = checkInt(length, 'narrow', 'length');
+  const size = t.shape[d];
+  if (s < 0) s += size;
+  if (s < 0 || s > size || n < 0 || s + n > size) {
+    fail('ERR_INDEX', `narrow: range [${s}, ${s + n}) is out of bounds for dim ${d} of size ${size}`);
+  }
+  const shape = t.shape.slice();
+  shape[d] = n;
+  return wrap(core.narrow(t.handle('narrow'), d, s, n), shape, t.dtype, t.device);
+}
+
+/** Python slicing `t[start:end:step]` along `dim` (clamped like Python; step > 0). */
+export function slice(t: Tensor, dim: number, start = 0, end = Number.MAX_SAFE_INTEGER, step = 1): Tensor {
+  checkTensor(t, 'slice');
+  if (t.ndim === 0) fail('ERR_SHAPE', 'slice: cannot slice a 0-dim tensor');
+  const d = normalizeDim(dim, t.ndim, 'slice');
+  checkInt(start, 'slice', 'start');
+  checkInt(end, 'slice', 'end');
+  if (checkInt(step, 'slice', 'step') < 1) fail('ERR_ARG', `slice: step must be positive, got ${step}`);
+  const size = t.shape[d];
+  const clamp = (i: number) => Math.min(Math.max(i < 0 ? i + size : i, 0), size);
+  const [s, e] = [clamp(start), clamp(end)];
+  const shape = t.shape.slice();
+  shape[d] = e > s ? Math.ceil((e - s) / step) : 0;
+  return wrap(core.slice(t.handle('slice'), d, start, end, step), shape, t.dtype, t.device);
+}
+
+/** The sub-tensor at `index` of `dim` (that dim removed). */
+export function select(t: Tensor, dim: number, index: number): Tensor {
+  checkTensor(t, 'select');
+  if (t.ndim === 0) fail('ERR_SHAPE', 'select: cannot select from a 0-dim tensor');
+  const d = normalizeDim(dim, t.ndim, 'select');
+  const size = t.shape[d];
+  const i = checkInt(index, 'select', 'index');
+  if (i < -size || i >= size) fail('ERR_INDEX', `select: index ${i} is out of range for dim ${d} of size ${size}`);
+  const narrowed = core.narrow(t.handle('select'), d, i < 0 ? i + size : i, 1);
+  const shape = t.shape.filter((_, k) => k !== d);
+  try {
+    return wrap(core.squeeze(narrowed, d), shape, t.dtype, t.device);
+  } finally {
+    core.dispose(narrowed);
+  }
+}
+
+/** Broadcasts size-1 dims (and new leading dims) to `shape` without copying; -1 keeps a size. */
+export function expand(t: Tensor, shape: readonly number[] | readonly [readonly number[]]): Tensor {
+  checkTensor(t, 'expand');
+  const list = (shape.length === 1 && Array.isArray(shape[0]) ? shape[0] : shape) as number[];
+  if (list.length < t.ndim) fail('ERR_SHAPE', `expand: cannot expand ${fmtShape(t.shape)} to ${fmtShape(list)}`);
+  const lead = list.length - t.ndim;
+  const target = list.map((d, i) => (d === -1 && i >= lead ? t.shape[i - lead] : d));
+  checkShape(target, 'expand');
+  return wrap(core.expand(t.handle('expand'), target), target, t.dtype, t.device);
+}
+
+/** Removes `dim` if its size is 1, or every size-1 dim when `dim` is omitted. */
+export function squeeze(t: Tensor, dim?: number): Tensor {
+  checkTensor(t, 'squeeze');
+  if (dim === undefined) {
+    return wrap(core.squeeze(t.handle('squeeze'), null), t.shape.filter((d) => d !== 1), t.dtype, t.device);
+  }
+  const d = normalizeDim(dim, t.ndim, 'squeeze');
+  const shape = t.ndim > 0 && t.shape[d] === 1 ? t.shape.filter((_, i) => i !== d) : t.shape.slice();
+  return wrap(core.squeeze(t.handle('squeeze'), d), shape, t.dtype, t.device);
+}
+
+export function unsqueeze(t: Tensor, dim: number): Tensor {
+  checkTensor(t, 'unsqueeze');
+  const d = normalizeDim(dim, t.ndim + 1, 'unsqueeze');
+  const shape = t.shape.slice();
+  shape.splice(d, 0, 1);
+  return wrap(core.unsqueeze(t.handle('unsqueeze'), d), shape, t.dtype, t.device);
+}
+
+/** Merges dims startDim..endDim into one (a view when possible). */
+export function flatten(t: Tensor, startDim = 0, endDim = -1): Tensor {
+  checkTensor(t, 'flatten');
+  if (t.ndim === 0) return reshape(t, [1]);
+  const s = normalizeDim(startDim, t.ndim, 'flatten');
+  const e = normalizeDim(endDim, t.ndim, 'flatten');
+  if (s > e) fail('ERR_ARG', `flatten: startDim ${startDim} comes after endDim ${endDim}`);
+  const merged = t.shape.slice(s, e + 1).reduce((a, b) => a * b, 1);
+  return reshape(t, [...t.shape.slice(0, s), merged, ...t.shape.slice(e + 1)]);
+}
+
+/** Views of consecutive pieces along `dim`: equal pieces of `sizeOrSizes` (the last may be smaller), or the listed sizes. */
+export function split(t: Tensor, sizeOrSizes: number | readonly number[], dim = 0): Tensor[] {
+  checkTensor(t, 'split');
+  const d = normalizeDim(dim, t.ndim, 'split');
+  const total = t.shape[d];
+  let sizes: number[];
+  if (typeof sizeOrSizes === 'number') {
+    const size = checkInt(sizeOrSizes, 'split', 'size');
+    if (size <= 0) fail('ERR_ARG', `split: size must be positive, got ${size}`);
+    sizes = [];
+    for (let at = 0; at < total; at += size) sizes.push(Math.min(size, total - at));
+    if (total === 0) sizes.push(0);
+  } else {
+    sizes = sizeOrSizes.map((s) => checkInt(s, 'split', 'size'));
+    const sum = sizes.reduce((a, b) => a + b, 0);
+    if (sizes.some((s) => s < 0) || sum !== total) {
+      fail('ERR_SHAPE', `split: sizes ${fmtShape(sizes)} do not add up to ${total}, the size of dim ${d}`);
+    }
+  }
+  let at = 0;
+  return sizes.map((s) => {
+    const piece = narrow(t, d, at, s);
+    at += s;
+    return piece;
+  });
+}
+
+/** `chunks` pieces of (nearly) equal size along `dim`, as PyTorch's chunk. */
+export function chunk(t: Tensor, chunks: number, dim = 0): Tensor[] {
+  checkTensor(t, 'chunk');
+  const n = checkInt(chunks, 'chunk', 'chunks');
+  if (n <= 0) fail('ERR_ARG', `chunk: chunks must be positive, got ${n}`);
+  const d = normalizeDim(dim, t.ndim, 'chunk');
+  return split(t, Math.max(1, Math.ceil(t.shape[d] / n)), d);
+}
+
+/** A contiguous tensor with the same elements (an alias when already contiguous). */
+export function contiguous(t: Tensor): Tensor {
+  checkTensor(t, 'contiguous');
+  return wrap(core.contiguous(t.handle('contiguous')), t.shape, t.dtype, t.device);
+}
+
+/** A contiguous copy that shares nothing with `t`. */
+export function clone(t: Tensor): Tensor {
+  checkTensor(t, 'clone');
+  return wrap(core.clone(t.handle('clone')), t.shape, t.dtype, t.device);
+}
+
+/** Converts to a dtype, or moves to a device. */
+export function to(t: Tensor, target: DType | Device): Tensor {
+  checkTensor(t, 'to');
+  if ((DTYPES as readonly string[]).includes(target)) {
+    const dtype = checkDType(target, 'to');
+    return wrap(core.toDtype(t.handle('to'), dtypeCode(dtype)), t.shape, dtype, t.device);
+  }
+  const device = checkDevice(target, 'to');
+  return wrap(core.alias(t.handle('to')), t.shape, t.dtype, device);
+}

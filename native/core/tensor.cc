@@ -1,0 +1,99 @@
+#include "core/tensor.h"
+
+#include <cstdlib>
+#include <limits>
+
+namespace ignis {
+
+MemoryCounters& memory_counters() {
+  static MemoryCounters counters;
+  return counters;
+}
+
+Storage::Storage(Device device, size_t nbytes) : device(device), nbytes(nbytes), data(nullptr) {
+  if (!device.is_cpu()) fail(ERR_DEVICE, "device ", device.str(), " is not available in this build");
+  // 64-byte alignment for vector loads; aligned_alloc wants a multiple of the alignment.
+  size_t padded = (nbytes + 63) / 64 * 64;
+  if (padded == 0) padded = 64;
+  data = std::aligned_alloc(64, padded);
+  if (!data) fail(ERR_OOM, "out of memory allocating ", nbytes, " bytes on ", device.str());
+  auto& c = memory_counters();
+  c.live_storages++;
+  c.live_bytes[int(device.type)] += int64_t(nbytes);
+  c.unreported_bytes += int64_t(nbytes);
+}
+
+Storage::~Storage() {
+  std::free(data);
+  auto& c = memory_counters();
+  c.live_storages--;
+  c.live_bytes[int(device.type)] -= int64_t(nbytes);
+  c.unreported_bytes -= int64_t(nbytes);
+}
+
+TensorImpl::TensorImpl(std::shared_ptr<Storage> storage, DType dtype, Shape shape, Shape strides, int64_t offset)
+    : storage(std::move(storage)), dtype(dtype), shape(std::move(shape)), strides(std::move(strides)), offset(offset) {
+  memory_counters().live_tensors++;
+}
+
+TensorImpl::~TensorImpl() { memory_counters().live_tensors--; }
+
+int64_t TensorImpl::numel() const { return shape_numel(shape); }
+
+bool TensorImpl::is_contiguous() const {
+  int64_t expected = 1;
+  for (int i = ndim() - 1; i >= 0; i--) {
+    if (shape[i] == 1) continue;  // the stride of a size-1 dim never matters
+    if (strides[i] != expected) return false;
+    expected *= shape[i];
+  }
+  return true;
+}
+
+Shape contiguous_strides(const Shape& shape) {
+  Shape strides(shape.size());
+  int64_t s = 1;
+  for (int i = int(shape.size()) - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i] > 0 ? shape[i] : 1;
+  }
+  return strides;
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+void check_shape(const Shape& shape, const char* op) {
+  if (shape.size() > size_t(kMaxDims)) fail(ERR_SHAPE, op, ": at most ", kMaxDims, " dims are supported, got ", shape.size());
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) fail(ERR_ARG, op, ": negative size in shape ", shape_str(shape));
+    if (d > 0 && n > std::numeric_limits<int64_t>::max() / 16 / d) fail(ERR_ARG, op, ": shape ", shape_str(shape), " is too large");
+    n *= d;
+  }
+}
+
+TensorPtr empty(const Shape& shape, DType dtype, Device device) {
+  check_shape(shape, "empty");
+  auto storage = std::make_shared<Storage>(device, size_t(shape_numel(shape)) * dtype_size(dtype));
+  return std::make_shared<TensorImpl>(std::move(storage), dtype, shape, contiguous_strides(shape), 0);
+}
+
+TensorPtr make_view(const TensorPtr& t, Shape shape, Shape strides, int64_t offset) {
+  return std::make_shared<TensorImpl>(t->storage, t->dtype, std::move(shape), std::move(strides), offset);
+}
+
+void check_same_device(const char* op, const TensorPtr& a, const TensorPtr& b) {
+  if (a->device() != b->device())
+    fail(ERR_DEVICE, op, ": expected tensors on the same device, got ", a->device().str(), " and ", b->device().str());
+}
+
+void check_same_dtype(const char* op, const TensorPtr& a, const TensorPtr& b) {
+  if (a->dtype != b->dtype)
+    fail(ERR_DTYPE, op, ": expected tensors of the same dtype, got ", dtype_name(a->dtype), " and ", dtype_name(b->dtype));
+}
+
+}  // namespace ignis
