@@ -1,0 +1,94 @@
+'use strict';
+// Shared by the benchmark scripts: timing, medians, peers run in Python in the same run, and
+// the table + JSON report. Benchmarks compare ratios against a peer measured in the same run,
+// because absolute times move on shared machines.
+const { spawnSync } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+function median(values) {
+  const s = values.slice().sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Seconds per call of fn: `reps` samples, each running fn enough times to last at least
+ * `minSampleMs`, after `warmup` calls. Returns the median and all samples.
+ */
+function timeit(fn, { reps = 7, warmup = 3, minSampleMs = 20 } = {}) {
+  for (let i = 0; i < warmup; i++) fn();
+  let inner = 1;
+  for (;;) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < inner; i++) fn();
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (ms >= minSampleMs || inner >= 1 << 24) break;
+    inner *= ms > 0 ? Math.min(100, Math.max(2, Math.ceil((minSampleMs / ms) * 1.2))) : 100;
+  }
+  const samples = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < inner; i++) fn();
+    samples.push(Number(process.hrtime.bigint() - t0) / 1e9 / inner);
+  }
+  return { median: median(samples), samples };
+}
+
+// Python peers: numpy through `python3` (its own OpenBLAS), PyTorch CPU through /usr/bin/python3
+// (Debian's python3-torch).
+const PEERS = {
+  numpy: { python: process.env.IGNIS_BENCH_NUMPY_PYTHON || 'python3', module: 'numpy' },
+  torch: { python: process.env.IGNIS_BENCH_TORCH_PYTHON || '/usr/bin/python3', module: 'torch' },
+};
+
+/**
+ * Runs bench/peers/<script>.py with the JSON `args` under the peer's Python and returns its JSON
+ * output, or { skipped: reason } when the peer is not installed.
+ */
+function runPeer(peer, script, args) {
+  const { python, module } = PEERS[peer];
+  const probe = spawnSync(python, ['-c', `import ${module}`], { encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    return { skipped: `${peer} not available (${python} cannot import ${module})` };
+  }
+  const file = path.join(__dirname, 'peers', `${script}.py`);
+  const res = spawnSync(python, [file, JSON.stringify(args)], {
+    encoding: 'utf8',
+    maxBuffer: 16 << 20,
+    env: { ...process.env, PYTHONPATH: path.join(__dirname, 'peers') },
+  });
+  if (res.status !== 0) throw new Error(`${peer} peer ${script} failed: ${res.stderr || res.error}`);
+  return JSON.parse(res.stdout);
+}
+
+function machine() {
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    node: process.version,
+    date: new Date().toISOString(),
+    threads: require('..').getNumThreads(),
+  };
+}
+
+/** Prints rows as an aligned table and writes bench/results/<name>.json. */
+function report(name, rows, extra = {}) {
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const cell = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : String(v ?? ''));
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (values) => values.map((v, i) => v.padStart(widths[i])).join('  ');
+  console.log(`\n${name}`);
+  console.log(line(columns));
+  for (const r of rows) console.log(line(columns.map((c) => cell(r[c]))));
+  const dir = path.join(__dirname, 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${name}.json`);
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify({ name, machine: machine(), rows, ...extra }, null, 2));
+  fs.renameSync(tmp, file);
+  return file;
+}
+
+module.exports = { median, timeit, runPeer, report };
