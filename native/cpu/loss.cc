@@ -67,30 +67,30 @@ inline double exp_acc(double x) { return std::exp(x); }
 inline float max_acc(float m, float v) { return v > m ? v : m; }
 inline double max_acc(double m, double v) { return v > m ? v : m; }
 
-// For n logits x[c * stride]: their max m, log(sum(exp(x - m))) (no exp can overflow) and, when
-// asked, sum(x - m); in A. Each pass runs on kLanes independent accumulators so that it vectorises.
+// For n logits x[c * stride] (float or double): their max m, log(sum(exp(x - m))) (no exp can overflow) and, when
+// asked, sum(x - m). Each pass runs on kLanes independent accumulators so that it vectorises.
 // A NaN logit is skipped by the max but makes the sum of exps NaN.
-template <typename A, bool kUnitStride, typename T>
-IGNIS_VECTOR_CLONES void row_stats(const T* x, int64_t n, int64_t stride, bool want_sum, A& max, A& log_sum, A& shifted_sum) {
+template <typename A, bool kUnitStride>
+IGNIS_VECTOR_CLONES void row_stats(const A* x, int64_t n, int64_t stride, bool want_sum, A& max, A& log_sum, A& shifted_sum) {
   constexpr int kLanes = 8;
   const int64_t s = kUnitStride ? 1 : stride;
   const int64_t vector_end = n - n % kLanes;
   A lanes[kLanes];
   for (int k = 0; k < kLanes; k++) lanes[k] = -std::numeric_limits<A>::infinity();
   for (int64_t c = 0; c < vector_end; c += kLanes)
-    for (int k = 0; k < kLanes; k++) lanes[k] = max_acc(lanes[k], A(x[(c + k) * s]));
+    for (int k = 0; k < kLanes; k++) lanes[k] = max_acc(lanes[k], x[(c + k) * s]);
   A m = -std::numeric_limits<A>::infinity();
   for (int k = 0; k < kLanes; k++) m = max_acc(m, lanes[k]);
-  for (int64_t c = vector_end; c < n; c++) m = max_acc(m, A(x[c * s]));
+  for (int64_t c = vector_end; c < n; c++) m = max_acc(m, x[c * s]);
 
   // the sum over lanes, then the tail, of f(x - m)
   auto lane_total = [&](auto f) {
     A acc[kLanes] = {};
     for (int64_t c = 0; c < vector_end; c += kLanes)
-      for (int k = 0; k < kLanes; k++) acc[k] += f(A(x[(c + k) * s]) - m);
+      for (int k = 0; k < kLanes; k++) acc[k] += f(x[(c + k) * s] - m);
     A total = 0;
     for (int k = 0; k < kLanes; k++) total += acc[k];
-    for (int64_t c = vector_end; c < n; c++) total += f(A(x[c * s]) - m);
+    for (int64_t c = vector_end; c < n; c++) total += f(x[c * s] - m);
     return total;
   };
   max = m;

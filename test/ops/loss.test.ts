@@ -122,11 +122,13 @@ test('crossEntropy: extreme and masked logits stay exact', (t) => {
   disposeAll(logits, masked, label);
 });
 
-test('crossEntropy: many rows and classes (threads), bf16 logits', (t) => {
+test('crossEntropy: many rows and classes (threads), 16-bit logits, strided classes', (t) => {
   const rng = new Rng(52);
   for (const [dtype, layout] of [
     ['float32', 'contiguous'],
+    ['bfloat16', 'contiguous'],
     ['bfloat16', 'transposed'],
+    ['float16', 'strided'],
   ] as [DType, (typeof LAYOUTS)[number]][]) {
     const logits = randomTensor(rng, [300, 1000], dtype, layout, -5, 5);
     const labels = refFromFn([300], (i) => (i % 7 === 0 ? -100 : rng.int(0, 999)));
