@@ -1,0 +1,107 @@
+#include "core/indexing.h"
+
+#include "core/views.h"
+#include "cpu/indexing.h"
+
+namespace ignis {
+
+void check_index_dtype(const TensorPtr& index, const char* op, const char* name) {
+  if (index->dtype != DType::Int32 && index->dtype != DType::Int64)
+    fail(ERR_DTYPE, op, ": ", name, " must be int32 or int64, got ", dtype_name(index->dtype));
+}
+
+TensorPtr embedding(const TensorPtr& indices, const TensorPtr& weight) {
+  check_same_device("embedding", indices, weight);
+  check_index_dtype(indices, "embedding", "indices");
+  if (!is_float(weight->dtype))
+    fail(ERR_DTYPE, "embedding: weight must be a floating-point tensor, got ", dtype_name(weight->dtype));
+  if (weight->ndim() != 2)
+    fail(ERR_SHAPE, "embedding: weight must be 2-D [numEmbeddings, dim], got shape ", shape_str(weight->shape));
+  const int64_t rows = weight->shape[0];
+  TensorPtr flat = contiguous(indices);
+  cpu::IndexScan scan = cpu::scan_indices(flat, rows);
+  if (!scan.all_in_range)
+    fail(ERR_INDEX, "embedding: index ", scan.first_bad, " is out of range for a weight of ", rows, " rows (shape ",
+         shape_str(weight->shape), ")");
+  Shape shape = indices->shape;
+  shape.push_back(weight->shape[1]);
+  check_shape(shape, "embedding");
+  TensorPtr out = empty(shape, weight->dtype, weight->device());
+  cpu::embedding(out, flat, weight);
+  return out;
+}
+
+// 0-dim tensors take part in gather as 1-D tensors of one element, as in PyTorch.
+static TensorPtr at_least_1d(const TensorPtr& t) { return t->ndim() == 0 ? make_view(t, {1}, {1}, t->offset) : t; }
+
+TensorPtr gather(const TensorPtr& t, int64_t dim, const TensorPtr& index) {
+  check_same_device("gather", t, index);
+  check_index_dtype(index, "gather", "index");
+  dim = normalize_dim(dim, t->ndim(), "gather");
+  TensorPtr src = at_least_1d(t), idx = at_least_1d(index);
+  if (idx->ndim() != src->ndim())
+    fail(ERR_SHAPE, "gather: index of shape ", shape_str(index->shape), " must have as many dims as the input of shape ",
+         shape_str(t->shape));
+  for (int64_t d = 0; d < src->ndim(); d++) {
+    if (d != dim && idx->shape[d] > src->shape[d])
+      fail(ERR_SHAPE, "gather: index of shape ", shape_str(index->shape), " is larger than the input of shape ",
+           shape_str(t->shape), " in dim ", d);
+  }
+  cpu::IndexScan scan = cpu::scan_indices(idx, src->shape[dim]);
+  if (!scan.all_in_range)
+    fail(ERR_INDEX, "gather: index ", scan.first_bad, " is out of range for dim ", dim, " of size ", src->shape[dim],
+         " (input shape ", shape_str(t->shape), ")");
+  TensorPtr out = empty(index->shape, t->dtype, t->device());
+  cpu::gather(at_least_1d(out), src, dim, idx);
+  return out;
+}
+
+TensorPtr cat(const std::vector<TensorPtr>& tensors, int64_t dim, DType dtype) {
+  if (tensors.empty()) fail(ERR_ARG, "cat: expected a non-empty list of tensors");
+  const TensorPtr& first = tensors[0];
+  if (first->ndim() == 0) fail(ERR_SHAPE, "cat: 0-dim tensors cannot be concatenated; use stack");
+  dim = normalize_dim(dim, first->ndim(), "cat");
+  Shape shape = first->shape;
+  shape[dim] = 0;
+  for (size_t k = 0; k < tensors.size(); k++) {
+    const TensorPtr& t = tensors[k];
+    check_same_device("cat", first, t);
+    if (t->ndim() != first->ndim())
+      fail(ERR_SHAPE, "cat: tensor ", k, " has shape ", shape_str(t->shape), " and tensor 0 has shape ",
+           shape_str(first->shape), "; all need the same number of dims");
+    for (int64_t d = 0; d < t->ndim(); d++) {
+      if (d != dim && t->shape[d] != first->shape[d])
+        fail(ERR_SHAPE, "cat: tensor ", k, " has shape ", shape_str(t->shape), " and tensor 0 has shape ",
+             shape_str(first->shape), "; sizes must match except in dim ", dim);
+    }
+    shape[dim] += t->shape[dim];
+  }
+  check_shape(shape, "cat");
+  TensorPtr out = empty(shape, dtype, first->device());
+  int64_t at = 0;
+  for (const TensorPtr& t : tensors) {
+    const int64_t length = t->shape[dim];
+    if (t->numel() > 0) copy_into(narrow(out, dim, at, length), t);
+    at += length;
+  }
+  return out;
+}
+
+TensorPtr stack(const std::vector<TensorPtr>& tensors, int64_t dim, DType dtype) {
+  if (tensors.empty()) fail(ERR_ARG, "stack: expected a non-empty list of tensors");
+  const TensorPtr& first = tensors[0];
+  dim = normalize_dim(dim, first->ndim() + 1, "stack");
+  std::vector<TensorPtr> pieces;
+  pieces.reserve(tensors.size());
+  for (size_t k = 0; k < tensors.size(); k++) {
+    const TensorPtr& t = tensors[k];
+    check_same_device("stack", first, t);
+    if (t->shape != first->shape)
+      fail(ERR_SHAPE, "stack: tensor ", k, " has shape ", shape_str(t->shape), " and tensor 0 has shape ",
+           shape_str(first->shape), "; all must have the same shape");
+    pieces.push_back(unsqueeze(t, dim));
+  }
+  return cat(pieces, dim, dtype);
+}
+
+}  // namespace ignis

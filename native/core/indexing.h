@@ -1,0 +1,23 @@
+// Indexing and joining: embedding, gather, cat, stack. Device-neutral entry points: validate,
+// allocate the output, dispatch to the device kernels.
+#pragma once
+#include <vector>
+#include "core/tensor.h"
+
+namespace ignis {
+
+// Rows of `weight` [V, D] picked by `indices` (int32/int64, any shape): [...indices.shape, D].
+// Every index is checked (0 <= i < V) before anything is copied.
+TensorPtr embedding(const TensorPtr& indices, const TensorPtr& weight);
+// out[i][j][k] = t[index[i][j][k]][j][k] for dim 0 (and so on): the shape of `index`, which has
+// t's number of dims and sizes no larger than t's except along `dim`. 0-dim tensors count as 1-D.
+TensorPtr gather(const TensorPtr& t, int64_t dim, const TensorPtr& index);
+// The tensors joined along `dim`, converted to `dtype`; sizes must match except along `dim`.
+TensorPtr cat(const std::vector<TensorPtr>& tensors, int64_t dim, DType dtype);
+// Tensors of one shape joined along a new dim `dim` in [-(ndim + 1), ndim], converted to `dtype`.
+TensorPtr stack(const std::vector<TensorPtr>& tensors, int64_t dim, DType dtype);
+
+// ERR_DTYPE unless `index` is int32 or int64.
+void check_index_dtype(const TensorPtr& index, const char* op, const char* name);
+
+}  // namespace ignis

@@ -1,0 +1,79 @@
+#include "core/loss.h"
+
+#include "core/indexing.h"
+#include "core/loop.h"
+#include "core/views.h"
+#include "cpu/indexing.h"
+#include "cpu/loss.h"
+
+namespace ignis {
+
+Reduction reduction_from_int(int64_t v) {
+  if (v < 0 || v > int64_t(Reduction::Sum)) fail(ERR_ARG, "unknown reduction ", v);
+  return Reduction(v);
+}
+
+// A 0-dim tensor of `dtype` holding `value`.
+static TensorPtr scalar_tensor(double value, DType dtype, Device device) {
+  TensorPtr out = empty({}, dtype, device);
+  fill(out, value);
+  return out;
+}
+
+CrossEntropyRows cross_entropy_rows(const TensorPtr& logits, const TensorPtr& target, int64_t ignore_index,
+                                    double label_smoothing) {
+  check_same_device("crossEntropy", logits, target);
+  if (!is_float(logits->dtype))
+    fail(ERR_DTYPE, "crossEntropy: logits must be a floating-point tensor, got ", dtype_name(logits->dtype));
+  check_index_dtype(target, "crossEntropy", "target (class indices)");
+  if (logits->ndim() == 0) fail(ERR_SHAPE, "crossEntropy: logits must have a class dim, got a 0-dim tensor");
+  if (!(label_smoothing >= 0 && label_smoothing <= 1))
+    fail(ERR_ARG, "crossEntropy: labelSmoothing must be in [0, 1], got ", label_smoothing);
+  const int class_dim = logits->ndim() == 1 ? 0 : 1;
+  Shape expected = logits->shape;
+  expected.erase(expected.begin() + class_dim);
+  if (target->shape != expected)
+    fail(ERR_SHAPE, "crossEntropy: target of shape ", shape_str(target->shape), " does not fit logits of shape ",
+         shape_str(logits->shape), "; expected target shape ", shape_str(expected));
+  const int64_t classes = logits->shape[class_dim];
+  TensorPtr labels = contiguous(target);
+  cpu::IndexScan scan = cpu::scan_indices(labels, classes, true, ignore_index);
+  if (!scan.all_in_range)
+    fail(ERR_INDEX, "crossEntropy: target ", scan.first_bad, " is out of range for ", classes, " classes (ignoreIndex is ",
+         ignore_index, ")");
+  const DType acc = logits->dtype == DType::Float64 ? DType::Float64 : DType::Float32;
+  CrossEntropyRows rows{empty(target->shape, acc, logits->device()), empty(target->shape, acc, logits->device()), scan.counted};
+  cpu::cross_entropy_rows(rows.loss, rows.logsumexp, logits, labels, ignore_index, label_smoothing);
+  return rows;
+}
+
+TensorPtr cross_entropy(const TensorPtr& logits, const TensorPtr& target, const CrossEntropyOptions& options) {
+  CrossEntropyRows rows = cross_entropy_rows(logits, target, options.ignore_index, options.label_smoothing);
+  if (options.reduction == Reduction::None)
+    return rows.loss->dtype == logits->dtype ? rows.loss : to_dtype(rows.loss, logits->dtype);
+  const double total = cpu::sum(rows.loss);
+  // 0 / 0 is NaN when every target is ignored, as in PyTorch.
+  const double value = options.reduction == Reduction::Mean ? total / double(rows.counted) : total;
+  return scalar_tensor(value, logits->dtype, logits->device());
+}
+
+TensorPtr mse_loss(const TensorPtr& input, const TensorPtr& target, Reduction reduction, DType dtype) {
+  check_same_device("mseLoss", input, target);
+  if (!is_float(dtype))
+    fail(ERR_DTYPE, "mseLoss: expected floating-point tensors, got ", dtype_name(input->dtype), " and ",
+         dtype_name(target->dtype));
+  const Shape shape = broadcast_shapes(input->shape, target->shape, "mseLoss");
+  TensorPtr x = to_dtype(input, dtype), y = to_dtype(target, dtype);
+  if (reduction == Reduction::None) {
+    TensorPtr out = empty(shape, dtype, input->device());
+    cpu::squared_error(out, x, y);
+    return out;
+  }
+  // The reduction reads both operands flat: broadcast or strided ones are copied first.
+  auto flat = [&shape](const TensorPtr& t) { return t->shape == shape ? contiguous(t) : contiguous_copy(expand(t, shape)); };
+  const double total = cpu::sum_squared_error(flat(x), flat(y));
+  const double value = reduction == Reduction::Mean ? total / double(shape_numel(shape)) : total;
+  return scalar_tensor(value, dtype, input->device());
+}
+
+}  // namespace ignis

@@ -1,0 +1,96 @@
+#include "cpu/indexing.h"
+
+#include <algorithm>
+#include <cstring>
+#include "core/loop.h"
+
+namespace ignis::cpu {
+namespace {
+
+// Calls f(U{}) with U an unsigned integer as wide as one element: the copying kernels move
+// bits, whatever the dtype.
+template <typename F>
+void dispatch_element_size(size_t size, F&& f) {
+  switch (size) {
+    case 1: return f(uint8_t{});
+    case 2: return f(uint16_t{});
+    case 4: return f(uint32_t{});
+    case 8: return f(uint64_t{});
+  }
+  fail(ERR_INTERNAL, "no copy kernel for elements of ", size, " bytes");
+}
+
+}  // namespace
+
+IndexScan scan_indices(const TensorPtr& index, int64_t bound, bool has_ignore, int64_t ignore) {
+  IndexScan scan;
+  auto loop = make_loop<1>(index->shape, {LoopOperand{index->data(), index->strides.data(), index->element_size()}});
+  dispatch_index(index->dtype, "index scan", [&](auto tag) {
+    using I = decltype(tag);
+    // One thread (a grain of numel), in row-major order, so that the value reported is the first bad one.
+    for_each_strided(loop, loop.numel, [&](char* const* p, const int64_t* s, int64_t n) {
+      for (int64_t i = 0; i < n; i++) {
+        int64_t v = *reinterpret_cast<const I*>(p[0] + i * s[0]);
+        if (has_ignore && v == ignore) continue;
+        scan.counted++;
+        if ((v < 0 || v >= bound) && scan.all_in_range) {
+          scan.all_in_range = false;
+          scan.first_bad = v;
+        }
+      }
+    });
+  });
+  return scan;
+}
+
+void embedding(const TensorPtr& out, const TensorPtr& indices, const TensorPtr& weight) {
+  const int64_t n = indices->numel(), dim = weight->shape[1];
+  const int64_t row_stride = weight->strides[0], col_stride = weight->strides[1];
+  const int64_t grain = dim > 0 ? std::max<int64_t>(1, kElementwiseGrain / dim) : n;
+  dispatch_index(indices->dtype, "embedding", [&](auto itag) {
+    using I = decltype(itag);
+    const I* idx = indices->data_as<I>();
+    dispatch_element_size(weight->element_size(), [&](auto etag) {
+      using U = decltype(etag);
+      const U* w = weight->data_as<U>();
+      U* o = out->data_as<U>();
+      parallel_for(n, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; i++) {
+          const U* __restrict src = w + int64_t(idx[i]) * row_stride;
+          U* __restrict dst = o + i * dim;
+          if (col_stride == 1) {
+            std::memcpy(dst, src, size_t(dim) * sizeof(U));
+          } else {
+            for (int64_t j = 0; j < dim; j++) dst[j] = src[j * col_stride];
+          }
+        }
+      });
+    });
+  });
+}
+
+void gather(const TensorPtr& out, const TensorPtr& t, int64_t dim, const TensorPtr& index) {
+  // t is walked with index's shape and stride 0 along `dim`; each element then steps
+  // index * t.strides[dim] from there.
+  Shape t_strides = t->strides;
+  t_strides[dim] = 0;
+  const int64_t dim_stride = t->strides[dim];
+  const size_t es = t->element_size();
+  auto loop = make_loop<3>(index->shape, {LoopOperand{out->data(), out->strides.data(), es},
+                                          LoopOperand{index->data(), index->strides.data(), index->element_size()},
+                                          LoopOperand{t->data(), t_strides.data(), es}});
+  dispatch_index(index->dtype, "gather", [&](auto itag) {
+    using I = decltype(itag);
+    dispatch_element_size(es, [&](auto etag) {
+      using U = decltype(etag);
+      for_each_strided(loop, kElementwiseGrain, [dim_stride](char* const* p, const int64_t* s, int64_t n) {
+        for (int64_t i = 0; i < n; i++) {
+          int64_t k = *reinterpret_cast<const I*>(p[1] + i * s[1]);
+          *reinterpret_cast<U*>(p[0] + i * s[0]) = reinterpret_cast<const U*>(p[2] + i * s[2])[k * dim_stride];
+        }
+      });
+    });
+  });
+}
+
+}  // namespace ignis::cpu
