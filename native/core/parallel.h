@@ -20,7 +20,7 @@ void parallel_for(int64_t n, int64_t grain, F&& fn) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
   int threads = num_threads();
-  if (n < 2 * grain || threads <= 1 || in_parallel_region()) {
+  if (n / 2 < grain || threads <= 1 || in_parallel_region()) {  // n / 2: 2 * grain may overflow
     fn(int64_t(0), n);
     return;
   }
