@@ -43,14 +43,21 @@ A lanes_reduce(const T* x, int64_t n, int64_t s, A init, C combine, F f) {
   A lane[kLanes];
   for (int k = 0; k < kLanes; k++) lane[k] = init;
   int64_t i = 0;
+  // The lane loops stay loops (no unrolling) so that they are vectorised as loops: once
+  // unrolled, compilers vectorise some combiners (max with NaN) poorly or not at all.
   if (s == 1) {
-    for (; i + kLanes <= n; i += kLanes)
+    for (; i + kLanes <= n; i += kLanes) {
+#pragma GCC unroll 1
       for (int k = 0; k < kLanes; k++) lane[k] = combine(lane[k], f(A(x[i + k])));
+    }
   } else {
-    for (; i + kLanes <= n; i += kLanes)
+    for (; i + kLanes <= n; i += kLanes) {
+#pragma GCC unroll 1
       for (int k = 0; k < kLanes; k++) lane[k] = combine(lane[k], f(A(x[(i + k) * s])));
+    }
   }
-  for (int k = 0; i < n; i++, k++) lane[k] = combine(lane[k], f(A(x[i * s])));
+  const int tail = int(n - i);  // < kLanes
+  for (int k = 0; k < tail; k++) lane[k] = combine(lane[k], f(A(x[(i + k) * s])));
   for (int width = kLanes / 2; width > 0; width /= 2)
     for (int k = 0; k < width; k++) lane[k] = combine(lane[k], lane[k + width]);
   return lane[0];
