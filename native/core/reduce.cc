@@ -1,6 +1,8 @@
 #include "core/reduce.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include "core/views.h"
 #include "cpu/reduce.h"
 
@@ -21,8 +23,16 @@ static DType output_dtype(ReduceOp op, DType in) {
   return in;
 }
 
-// Dims of one kind (kept or reduced) in order; a dim joins the previous one of its kind when
-// their strides make the two one dim.
+std::vector<int> memory_order(const TensorImpl& t) {
+  std::vector<int> order(t.ndim());
+  for (int d = 0; d < t.ndim(); d++) order[d] = d;
+  auto key = [&t](int d) { return t.shape[d] == 1 ? std::numeric_limits<int64_t>::max() : t.strides[d]; };
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key(a) > key(b); });
+  return order;
+}
+
+// Dims of one kind (kept or reduced) in walking order; a dim joins the previous one of its kind
+// when their strides make the two one dim.
 struct DimList {
   Shape sizes, strides;
   void add(int64_t size, int64_t stride) {
@@ -36,34 +46,31 @@ struct DimList {
   }
 };
 
-static ReducePlan make_plan(const TensorPtr& x, const std::vector<bool>& reduced) {
-  DimList kept, red;
-  for (int d = 0; d < x->ndim(); d++) {
-    if (x->shape[d] == 1) continue;
-    (reduced[d] ? red : kept).add(x->shape[d], x->strides[d]);
-  }
+// `kept` and `reduced`: the dims of x of size > 1 of each kind, in walking order.
+static ReducePlan make_plan(const TensorPtr& x, const std::vector<int>& kept, const std::vector<int>& reduced) {
+  DimList k, r;
+  for (int d : kept) k.add(x->shape[d], x->strides[d]);
+  for (int d : reduced) r.add(x->shape[d], x->strides[d]);
   ReducePlan plan;
-  if (red.sizes.size() > 1) {
+  if (r.sizes.size() > 1) {
     // Reduced dims that no stride joins: a contiguous copy with them last makes them one dim.
-    // (Keeping their order keeps argmax's flat index row-major.)
-    Shape perm;
+    Shape perm(kept.begin(), kept.end());
+    perm.insert(perm.end(), reduced.begin(), reduced.end());
     for (int d = 0; d < x->ndim(); d++)
-      if (!reduced[d]) perm.push_back(d);
-    for (int d = 0; d < x->ndim(); d++)
-      if (reduced[d]) perm.push_back(d);
+      if (x->shape[d] == 1) perm.push_back(d);
     plan.input = contiguous_copy(permute(x, perm));
-    plan.n = shape_numel(red.sizes);
-    if (!kept.sizes.empty()) {
-      plan.kept_sizes = {shape_numel(kept.sizes)};
+    plan.n = shape_numel(r.sizes);
+    if (!k.sizes.empty()) {
+      plan.kept_sizes = {shape_numel(k.sizes)};
       plan.kept_strides = {plan.n};
     }
   } else {
     plan.input = x;
-    plan.kept_sizes = kept.sizes;
-    plan.kept_strides = kept.strides;
-    if (!red.sizes.empty()) {
-      plan.n = red.sizes[0];
-      plan.stride = red.strides[0];
+    plan.kept_sizes = k.sizes;
+    plan.kept_strides = k.strides;
+    if (!r.sizes.empty()) {
+      plan.n = r.sizes[0];
+      plan.stride = r.strides[0];
     }
   }
   plan.out_strides = contiguous_strides(plan.kept_sizes);
@@ -88,15 +95,28 @@ TensorPtr reduce(ReduceOp op, const TensorPtr& x, const std::optional<Shape>& di
     }
   }
   Shape out_shape;
+  std::vector<int> out_position(nd);  // of each kept dim in the output
   for (int d = 0; d < nd; d++) {
     if (needs_elements(op) && reduced[d] && x->shape[d] == 0)
       fail(ERR_SHAPE, name, ": cannot reduce dim ", d, " of size 0 (input shape ", shape_str(x->shape), ")");
+    out_position[d] = int(out_shape.size());
     if (!reduced[d]) out_shape.push_back(x->shape[d]);
     else if (keepdim) out_shape.push_back(1);
   }
-  TensorPtr out = empty(out_shape, output_dtype(op, x->dtype), x->device());
-  if (out->numel() == 0) return out;
-  cpu::reduce(op, out, make_plan(x, reduced), correction);
+  // Walk x in memory order. Argmax/argmin over all dims keep the reduced dims in index order, so
+  // that their position in the walk is the flat index.
+  std::vector<int> kept, red;
+  for (int d : memory_order(*x))
+    if (x->shape[d] != 1) (reduced[d] ? red : kept).push_back(d);
+  if (is_arg(op)) std::sort(red.begin(), red.end());
+  // The output is laid out like x's kept dims (a buffer in walking order), viewed in dim order.
+  Shape buffer_shape;
+  for (int d : kept) buffer_shape.push_back(x->shape[d]);
+  TensorPtr buffer = empty(buffer_shape, output_dtype(op, x->dtype), x->device());
+  Shape buffer_strides = contiguous_strides(buffer_shape), out_strides(out_shape.size(), 1);
+  for (size_t i = 0; i < kept.size(); i++) out_strides[out_position[kept[i]]] = buffer_strides[i];
+  TensorPtr out = make_view(buffer, out_shape, out_strides, 0);
+  if (out->numel() > 0) cpu::reduce(op, buffer, make_plan(x, kept, red), correction);
   return out;
 }
 

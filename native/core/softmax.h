@@ -5,8 +5,7 @@
 namespace ignis {
 
 // softmax (or log-softmax when `log`) of a float tensor along `dim` (negatives count from the
-// end). When the input is contiguous along `dim`, the output is too (its dims keep the input's
-// memory order); otherwise the output is contiguous.
+// end). The output keeps the memory order of x's dims (contiguous when x is).
 TensorPtr softmax(const TensorPtr& x, int64_t dim, bool log);
 
 }  // namespace ignis

@@ -3,7 +3,6 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include "kernels/half.h"
 
 namespace ignis {
@@ -11,8 +10,8 @@ namespace ignis {
 // The numeric values are part of the JS <-> C++ contract (lib/ops/reduce.ts).
 enum class ReduceOp : int { Sum = 0, Mean, Var, LogSumExp, Max, Min, ArgMax, ArgMin };
 
-// max/min that propagate NaN, as PyTorch's reductions do; written as selects so loops vectorise.
-// (`a != a` is false for integers and bool, where this is the plain max.)
+// max/min that propagate NaN, as PyTorch's reductions do. (`a != a` is false for integers and
+// bool, where this is the plain max.)
 template <typename T>
 IGNIS_HD T max_nan(T a, T b) {
   return (a > b || a != a) ? a : b;
@@ -30,8 +29,8 @@ IGNIS_HD float select_bits(bool c, float a, float b) {
 }
 
 // exp for float without a libm call, so that loops over it vectorise: Cody-Waite reduction
-// x = k ln2 + r, a degree-6 polynomial for exp(r) (Cephes expf, about 1 ulp), and 2^k built in
-// the exponent field. NaN stays NaN, overflow gives inf; results below e^-87 (about 1.6e-38,
+// x = k ln2 + r, a degree-6 polynomial for exp(r) (Cephes expf; within 2 ulp), and 2^k built
+// in the exponent field. NaN stays NaN, overflow gives inf; results below e^-87 (about 1.6e-38,
 // near the smallest normal float) are flushed to 0, so no denormal is ever computed.
 IGNIS_HD float exp_fast(float x) {
   const float max_x = 89.0f, min_x = -87.0f;
@@ -43,8 +42,8 @@ IGNIS_HD float exp_fast(float x) {
   float r = (xc - k * 0.693359375f) - k * -2.12194440e-4f;
   float p = ((((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
                1.6666665459e-1f) * r + 5.0000001201e-1f) * r) * r + r + 1.0f;
-  // 2^k as 2^(k/2) * 2^(k - k/2): both halves are normal floats for k in [-126, 129], and
-  // their product overflows to inf when exp(x) does
+  // 2^k as 2^(k/2) * 2^(k - k/2): both halves are normal floats for k in [-126, 128] (x in
+  // [-87, 89]), and their product overflows to inf when exp(x) does
   int32_t ki = int32_t(float_bits(shifted) - float_bits(magic));
   int32_t half = ki >> 1;
   float y = p * bits_float(uint32_t(half + 127) << 23) * bits_float(uint32_t(ki - half + 127) << 23);

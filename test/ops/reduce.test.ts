@@ -10,6 +10,7 @@ import {
   assertCode,
   makeTensor,
   numel,
+  permutedTensor,
   randomShape,
   randomTensor,
   refFromFn,
@@ -142,6 +143,25 @@ for (const [name, op, ref, isArg] of EXTREMES) {
     }
   });
 }
+
+test('permuted inputs are walked in memory order', (t) => {
+  const rng = new Rng(23);
+  for (let trial = 0; trial < 40; trial++) {
+    const a = permutedTensor(rng, randomShape(rng, 4, 9, 2), rng.pick<DType>(['float32', 'float64']));
+    const dim = randomDims(rng, a.t.ndim);
+    const keepdim = rng.next() < 0.5;
+    const dims = dimList(dim);
+    const what = `${JSON.stringify(a.t.shape)} strides ${JSON.stringify(a.t.strides)} dim ${JSON.stringify(dim)}`;
+    for (const [name, op, ref, kind] of MULTI) {
+      assertClose(t, op(a.t, dim, keepdim), refReduce(a.ref, dims, keepdim, ref), reduceTolerance(a.t.dtype, a.ref, dims, kind), `${name} ${what}`);
+    }
+    const one = typeof dim === 'number' ? dim : undefined;
+    for (const [name, op, ref] of EXTREMES) {
+      assertClose(t, op(a.t, one, keepdim), refReduce(a.ref, dimList(one), keepdim, ref), [0, 0], `${name} ${what}`);
+    }
+    a.t.dispose();
+  }
+});
 
 test('medium shapes take the column, copy and parallel paths', (t) => {
   const rng = new Rng(11);

@@ -1,7 +1,7 @@
 import test from 'ava';
 import * as ig from '../../lib';
 import { DType } from '../../lib';
-import { LAYOUTS, Ref, Rng, assertClose, assertCode, randomShape, randomTensor, rowMajorStrides, tolerance } from '../helpers';
+import { LAYOUTS, Ref, Rng, assertClose, assertCode, permutedTensor, randomShape, randomTensor, rowMajorStrides, tolerance } from '../helpers';
 
 const FLOATS: DType[] = ['float32', 'float64', 'bfloat16', 'float16'];
 
@@ -63,6 +63,16 @@ for (const [name, op, log] of [
         assertClose(t, op(a.t, dim), refSoftmax(a.ref, dim, log), undefined, `${name} ${shape} dim ${dim} ${layout}`);
         a.t.dispose();
       }
+    }
+  });
+
+  test(`${name}: permuted inputs`, (t) => {
+    const rng = new Rng(log ? 29 : 31);
+    for (let trial = 0; trial < 30; trial++) {
+      const a = permutedTensor(rng, randomShape(rng, 4, 9, 2), 'float32');
+      const dim = rng.int(0, a.t.ndim - 1);
+      assertClose(t, op(a.t, dim), refSoftmax(a.ref, dim, log), undefined, `${name} ${JSON.stringify(a.t.shape)} strides ${JSON.stringify(a.t.strides)} dim ${dim}`);
+      a.t.dispose();
     }
   });
 
