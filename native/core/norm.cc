@@ -51,13 +51,30 @@ static TensorPtr as_rows(const TensorPtr& x, size_t k, int64_t n) {
   return make_view(t, shape, strides, t->offset);
 }
 
-// Allocates the statistics of the rows of x (shape: its leading dims) when asked for.
-static void make_stats(NormStats* stats, bool with_mean, const TensorPtr& x, size_t k) {
-  if (!stats) return;
-  Shape rows(x->shape.begin(), x->shape.end() - k);
-  DType acc = x->dtype == DType::Float64 ? DType::Float64 : DType::Float32;
-  stats->mean = with_mean ? empty(rows, acc, x->device()) : nullptr;
-  stats->rstd = empty(rows, acc, x->device());
+// The output of a norm of x over its trailing `k` dims (n elements per row), and its per-row
+// statistics when asked for: NaN when rows are empty.
+static TensorPtr norm_outputs(const TensorPtr& x, size_t k, int64_t n, bool with_mean, NormStats* stats) {
+  if (stats) {
+    Shape rows(x->shape.begin(), x->shape.end() - k);
+    DType acc = x->dtype == DType::Float64 ? DType::Float64 : DType::Float32;
+    stats->mean = with_mean ? empty(rows, acc, x->device()) : nullptr;
+    stats->rstd = empty(rows, acc, x->device());
+    if (n == 0) {
+      if (with_mean) fill(stats->mean, NAN);
+      fill(stats->rstd, NAN);
+    }
+  }
+  return empty(x->shape, x->dtype, x->device());
+}
+
+// The gap between 1 and the next value of a float dtype.
+static double machine_epsilon(DType dtype) {
+  switch (dtype) {
+    case DType::Float64: return std::numeric_limits<double>::epsilon();
+    case DType::BFloat16: return std::ldexp(1.0, -7);
+    case DType::Float16: return std::ldexp(1.0, -10);
+    default: return std::numeric_limits<float>::epsilon();
+  }
 }
 
 TensorPtr layer_norm(const TensorPtr& x, const Shape& normalized_shape, const TensorPtr& weight, const TensorPtr& bias,
@@ -66,42 +83,25 @@ TensorPtr layer_norm(const TensorPtr& x, const Shape& normalized_shape, const Te
   check_norm_args(op, x, normalized_shape, eps);
   TensorPtr w = affine_arg(op, "weight", weight, x, normalized_shape);
   TensorPtr b = affine_arg(op, "bias", bias, x, normalized_shape);
-  TensorPtr out = empty(x->shape, x->dtype, x->device());
-  make_stats(stats, true, x, normalized_shape.size());
-  int64_t n = shape_numel(normalized_shape);
-  if (n == 0) {  // no elements per row: statistics of nothing
-    if (stats) {
-      fill(stats->mean, NAN);
-      fill(stats->rstd, NAN);
-    }
-    return out;
-  }
-  size_t k = normalized_shape.size();
-  cpu::layer_norm(as_rows(out, k, n), stats ? stats->mean : nullptr, stats ? stats->rstd : nullptr, as_rows(x, k, n), w, b,
-                  eps);
+  const size_t k = normalized_shape.size();
+  const int64_t n = shape_numel(normalized_shape);
+  TensorPtr out = norm_outputs(x, k, n, true, stats);
+  if (n > 0)
+    cpu::layer_norm(as_rows(out, k, n), stats ? stats->mean : nullptr, stats ? stats->rstd : nullptr, as_rows(x, k, n), w,
+                    b, eps);
   return out;
 }
 
 TensorPtr rms_norm(const TensorPtr& x, const Shape& normalized_shape, const TensorPtr& weight, std::optional<double> eps,
                    NormStats* stats) {
   const char* op = "rmsNorm";
-  double e = 0;
-  if (eps) e = *eps;
-  else if (x->dtype == DType::Float64) e = std::numeric_limits<double>::epsilon();
-  else if (x->dtype == DType::BFloat16) e = 0.0078125;      // 2^-7
-  else if (x->dtype == DType::Float16) e = 0.0009765625;    // 2^-10
-  else e = std::numeric_limits<float>::epsilon();
+  const double e = eps ? *eps : machine_epsilon(x->dtype);
   check_norm_args(op, x, normalized_shape, e);
   TensorPtr w = affine_arg(op, "weight", weight, x, normalized_shape);
-  TensorPtr out = empty(x->shape, x->dtype, x->device());
-  make_stats(stats, false, x, normalized_shape.size());
-  int64_t n = shape_numel(normalized_shape);
-  if (n == 0) {
-    if (stats) fill(stats->rstd, NAN);
-    return out;
-  }
-  size_t k = normalized_shape.size();
-  cpu::rms_norm(as_rows(out, k, n), stats ? stats->rstd : nullptr, as_rows(x, k, n), w, e);
+  const size_t k = normalized_shape.size();
+  const int64_t n = shape_numel(normalized_shape);
+  TensorPtr out = norm_outputs(x, k, n, false, stats);
+  if (n > 0) cpu::rms_norm(as_rows(out, k, n), stats ? stats->rstd : nullptr, as_rows(x, k, n), w, e);
   return out;
 }
 

@@ -1,5 +1,8 @@
 #include "cpu/softmax.h"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <type_traits>
 #include "cpu/reduce.h"
 
