@@ -15,8 +15,8 @@ void reduce(ReduceOp op, const TensorPtr& out, const ReducePlan& plan, double co
 constexpr int kLanes = 16;
 // Elements per leaf of a pairwise tree over a row.
 constexpr int64_t kTreeLeaf = 2048;
-// Rows below this many elements are reduced on one thread.
-constexpr int64_t kParallelRow = 65536;
+// Rows shorter than this are reduced on one thread.
+constexpr int64_t kParallelRow = 131072;
 // Columns per block of a column reduction (their partial results live on the stack) and rows
 // per leaf of its pairwise tree.
 constexpr int64_t kColumnWidth = 256;
@@ -84,7 +84,7 @@ A tree_reduce(const T* x, int64_t n, int64_t s, A init, C combine, F f) {
 template <typename A, typename T, typename C, typename F>
 A row_reduce(const T* x, int64_t n, int64_t s, A init, C combine, F f) {
   int threads = num_threads();
-  if (n < 2 * kParallelRow || threads <= 1 || in_parallel_region()) return tree_reduce(x, n, s, init, combine, f);
+  if (n < kParallelRow || threads <= 1 || in_parallel_region()) return tree_reduce(x, n, s, init, combine, f);
   int levels = 0;
   while ((1 << levels) < threads) levels++;
   struct Leaf {
