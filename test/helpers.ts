@@ -157,6 +157,19 @@ export function randomTensor(rng: Rng, shape: number[], dtype: DType = 'float32'
   return makeTensor(refFromFn(shape, () => rng.uniform(lo, hi)), dtype, layout);
 }
 
+/** Random values in a contiguous tensor of `baseShape` seen through a random permutation of its dims. */
+export function permutedTensor(rng: Rng, baseShape: number[], dtype: DType = 'float32'): { t: Tensor; ref: Ref } {
+  const perm = baseShape.map((_, i) => i);
+  for (let i = perm.length - 1; i > 0; i--) {
+    const j = rng.int(0, i);
+    [perm[i], perm[j]] = [perm[j], perm[i]];
+  }
+  const base = randomTensor(rng, baseShape, dtype);
+  const t = base.t.permute(...perm);
+  base.t.dispose();
+  return { t, ref: refOf(t) };
+}
+
 /** Reference elementwise op with NumPy broadcasting. */
 export function refBroadcast(a: Ref, b: Ref, f: (x: number, y: number) => number): Ref {
   const n = Math.max(a.shape.length, b.shape.length);
