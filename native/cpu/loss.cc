@@ -6,7 +6,7 @@
 #include <vector>
 #include "core/loop.h"
 #include "cpu/indexing.h"
-#include "kernels/fast_exp.h"
+#include "kernels/reduce.h"
 #include "kernels/loss.h"
 
 namespace ignis::cpu {
@@ -61,9 +61,7 @@ int64_t row_offset(int64_t r, const Shape& sizes, const Shape& strides) {
 #define IGNIS_VECTOR_CLONES
 #endif
 
-// exp and max in the accumulation type; exp in a form the compiler vectorises for float.
-inline float exp_acc(float x) { return fast_exp(x); }
-inline double exp_acc(double x) { return std::exp(x); }
+// max in the accumulation type (exp_acc, the vectorisable exp, is in kernels/reduce.h).
 inline float max_acc(float m, float v) { return v > m ? v : m; }
 inline double max_acc(double m, double v) { return v > m ? v : m; }
 
