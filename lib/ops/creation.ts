@@ -61,8 +61,9 @@ function nestedShape(data: TensorData): number[] {
 
 function flatten(data: TensorData, shape: number[], out: (number | boolean)[], depth = 0): void {
   if (depth === shape.length) {
+    if (Array.isArray(data)) fail('ERR_SHAPE', `tensor: nested arrays are ragged: an array where depth ${depth} holds values`);
     if (typeof data !== 'number' && typeof data !== 'boolean') {
-      fail('ERR_ARG', `tensor: expected numbers or booleans, found ${Array.isArray(data) ? 'a deeper array' : typeof data}`);
+      fail('ERR_ARG', `tensor: expected numbers or booleans, found ${data === null ? 'null' : typeof data}`);
     }
     out.push(data);
     return;
@@ -73,13 +74,32 @@ function flatten(data: TensorData, shape: number[], out: (number | boolean)[], d
   for (const item of data) flatten(item, shape, out, depth + 1);
 }
 
-/** Fills a typed array of `dtype` from JS values (bool: non-zero is true). */
+const INT_RANGES = { int32: [-(2 ** 31), 2 ** 31 - 1], int64: [-(2 ** 63), 2 ** 63] } as const;
+
+/**
+ * A typed array of `dtype` (float32 for the 16-bit floats) from JS values. Integer dtypes
+ * truncate fractions and reject NaN, infinities and values out of range (ERR_ARG), as PyTorch;
+ * bool takes non-zero as true.
+ */
 function typedFrom(values: ArrayLike<number | boolean | bigint>, dtype: DType): ArrayBufferView {
-  if (dtype === 'int64') return BigInt64Array.from(values as ArrayLike<number>, (v) => BigInt(Math.trunc(Number(v))));
-  if (dtype === 'bool') return Uint8Array.from(values as ArrayLike<number>, (v) => (Number(v) !== 0 ? 1 : 0));
-  if (dtype === 'int32') return Int32Array.from(values as ArrayLike<number>, (v) => Math.trunc(Number(v)));
-  if (dtype === 'float64') return Float64Array.from(values as ArrayLike<number>, Number);
-  return Float32Array.from(values as ArrayLike<number>, Number);
+  const n = values.length;
+  if (dtype === 'int32' || dtype === 'int64') {
+    const out = dtype === 'int64' ? new BigInt64Array(n) : new Int32Array(n);
+    const [lo, hi] = INT_RANGES[dtype];
+    for (let i = 0; i < n; i++) {
+      const v = values[i];
+      const x = typeof v === 'bigint' ? v : Math.trunc(Number(v));
+      // int64's top is exclusive: 2^63 - 1 is not a double
+      if (!(x >= lo && (dtype === 'int64' ? x < hi : x <= hi))) fail('ERR_ARG', `tensor: ${v} cannot be converted to ${dtype} without overflow`);
+      if (out instanceof BigInt64Array) out[i] = BigInt(x);
+      else out[i] = Number(x);
+    }
+    return out;
+  }
+  if (dtype === 'bool') return Uint8Array.from(values as ArrayLike<number>, (v) => (v ? 1 : 0));
+  const out = dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Number(values[i]);
+  return out;
 }
 
 /** A tensor from bytes/values already laid out for `dtype` (16-bit floats go through float32). */
@@ -97,9 +117,11 @@ function fromValues(values: ArrayBufferView, shape: number[], dtype: DType, devi
 
 /**
  * A tensor from a number, a boolean, nested arrays or a typed array (copied).
- * Nested numbers default to float32, booleans to bool; a typed array keeps its type
+ * Nested numbers default to float32, booleans (when all are) to bool; a typed array keeps its type
  * (Float32Array, Float64Array, Int32Array, BigInt64Array; others become float32). With
  * dtype bfloat16/float16, a Uint16Array is taken as raw 16-bit patterns, as `data()` returns them.
+ * Integer dtypes truncate fractions; NaN, infinities and values out of range are ERR_ARG.
+ * Ragged nested arrays are ERR_SHAPE.
  */
 export function tensor(data: TensorData, opts?: TensorOptions): Tensor {
   if (ArrayBuffer.isView(data)) {
@@ -112,18 +134,16 @@ export function tensor(data: TensorData, opts?: TensorOptions): Tensor {
       fail('ERR_SHAPE', `tensor: ${length} elements do not fill shape ${fmtShape(shape)}`);
     }
     const rawHalf = (dtype === 'bfloat16' || dtype === 'float16') && data instanceof Uint16Array;
-    const values =
-      own === dtype || rawHalf || (dtype === 'bool' && data instanceof Uint8Array)
-        ? data
-        : typedFrom(data as unknown as ArrayLike<number>, isFloat(dtype) && dtype !== 'float64' ? 'float32' : dtype);
+    const values = own === dtype || rawHalf ? data : typedFrom(data as unknown as ArrayLike<number>, dtype);
     return fromValues(values, shape, dtype, device);
   }
   if (data instanceof Tensor) fail('ERR_ARG', 'tensor: data is already a Tensor; use clone() or to()');
   const shape = nestedShape(data);
   const flat: (number | boolean)[] = [];
   flatten(data, shape, flat);
-  const { dtype, device } = options('tensor', opts, typeof flat[0] === 'boolean' ? 'bool' : 'float32');
-  const values = typedFrom(flat, isFloat(dtype) && dtype !== 'float64' ? 'float32' : dtype);
+  const allBool = flat.length > 0 && flat.every((v) => typeof v === 'boolean');
+  const { dtype, device } = options('tensor', opts, allBool ? 'bool' : 'float32');
+  const values = typedFrom(flat, dtype);
   return fromValues(values, shape, dtype, device);
 }
 
