@@ -147,27 +147,34 @@ export function tensor(data: TensorData, opts?: TensorOptions): Tensor {
   return fromValues(values, shape, dtype, device);
 }
 
-/** An uninitialised tensor. */
-export function empty(shape: number[], opts?: CreationOptions): Tensor {
-  checkShape(shape, 'empty');
-  const { dtype, device } = options('empty', opts, 'float32');
-  return wrap(core.empty(shape, dtypeCode(dtype)), shape.slice(), dtype, device);
-}
-
-/** A tensor filled with `value`. */
-export function full(shape: number[], value: number | boolean, opts?: CreationOptions): Tensor {
-  if (typeof value !== 'number' && typeof value !== 'boolean') fail('ERR_ARG', `full: value must be a number, got ${typeof value}`);
-  const t = empty(shape, { dtype: opts?.dtype ?? (typeof value === 'boolean' ? 'bool' : 'float32'), device: opts?.device });
-  core.fill(t.handle('full'), Number(value));
+/** A new tensor of `shape`, checked for `op`; filled with `value` unless it is undefined. */
+function allocate(op: string, shape: number[], opts: CreationOptions | undefined, fallback: DType, value?: number): Tensor {
+  checkShape(shape, op);
+  const { dtype, device } = options(op, opts, fallback);
+  const t = wrap(core.empty(shape, dtypeCode(dtype)), shape.slice(), dtype, device);
+  if (value !== undefined) core.fill(t.handle(op), value);
   return t;
 }
 
-export function zeros(shape: number[], opts?: CreationOptions): Tensor {
-  return full(shape, 0, opts);
+/** An uninitialised tensor. */
+export function empty(shape: number[], opts?: CreationOptions): Tensor {
+  return allocate('empty', shape, opts, 'float32');
 }
 
+/** A tensor filled with `value` (default dtype: bool for a boolean, float32 otherwise). */
+export function full(shape: number[], value: number | boolean, opts?: CreationOptions): Tensor {
+  if (typeof value !== 'number' && typeof value !== 'boolean') fail('ERR_ARG', `full: value must be a number, got ${typeof value}`);
+  return allocate('full', shape, opts, typeof value === 'boolean' ? 'bool' : 'float32', Number(value));
+}
+
+/** A tensor of zeros. */
+export function zeros(shape: number[], opts?: CreationOptions): Tensor {
+  return allocate('zeros', shape, opts, 'float32', 0);
+}
+
+/** A tensor of ones. */
 export function ones(shape: number[], opts?: CreationOptions): Tensor {
-  return full(shape, 1, opts);
+  return allocate('ones', shape, opts, 'float32', 1);
 }
 
 function likeOptions(t: Tensor, op: string, opts?: CreationOptions): CreationOptions {
@@ -285,7 +292,7 @@ export function linspace(start: number, end: number, steps: number, opts?: Creat
 
 /** The n x m (default n x n) identity matrix: ones on the diagonal, zeros elsewhere. */
 export function eye(n: number, m?: number | CreationOptions, opts?: CreationOptions): Tensor {
-  if (isOptions(m)) return eye(n, n, m);
+  if (isOptions(m)) [m, opts] = [n, m];
   const rows = checkInt(n, 'eye', 'n');
   const cols = checkInt(m, 'eye', 'm');
   checkShape([rows, cols], 'eye');
@@ -358,9 +365,9 @@ export function randnLike(t: Tensor, opts?: CreationOptions): Tensor {
 
 /** {@link randint} with t's shape, dtype and device: `randintLike(t, high)` or `randintLike(t, low, high)`. */
 export function randintLike(t: Tensor, lowOrHigh: number, high?: number | CreationOptions, opts?: CreationOptions): Tensor {
-  if (isOptions(high)) return randintLike(t, 0, lowOrHigh, high);
-  const o = likeOptions(t, 'randintLike', opts);
-  return randint(lowOrHigh, high, t.shape.slice(), o);
+  const [low, top, given] = isOptions(high) ? [0, lowOrHigh, high] : [lowOrHigh, high, opts];
+  const o = likeOptions(t, 'randintLike', given);
+  return randint(low, top, t.shape.slice(), o);
 }
 
 /**
