@@ -135,6 +135,23 @@ test('rand, randn and randint follow the documented stream layout exactly', (t) 
   }
 });
 
+test('randn float32 (polynomial log and sincos) stays within a few ulp of float64 Box-Muller', (t) => {
+  const seed = 4242n;
+  const n = 100_000;
+  ig.setRngState({ seed, offset: 0n });
+  const got = ig.randn([n]).data() as Float32Array;
+  const [perBlock, draw] = DRAWS.randn.float32;
+  const expected = streamValues(seed, 0n, n, perBlock, draw);
+  let worst = 0;
+  for (let i = 0; i < n; i++) {
+    // in units of the float32 spacing at the value's size (at least that of 1)
+    const ulp = 2 ** (Math.max(0, Math.floor(Math.log2(Math.abs(expected[i])))) - 23);
+    worst = Math.max(worst, Math.abs(got[i] - expected[i]) / ulp);
+  }
+  t.true(worst < 8, `largest error ${worst.toFixed(2)} ulp`);
+  t.log(`randn float32: largest error ${worst.toFixed(2)} ulp of max(|z|, 1) over ${n} draws`);
+});
+
 test('manualSeed makes runs repeat, seeds and calls differ, state save/restore resumes the stream', (t) => {
   ig.manualSeed(1234);
   t.deepEqual(ig.getRngState(), { seed: 1234n, offset: 0n });

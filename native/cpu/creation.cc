@@ -1,5 +1,6 @@
 #include "cpu/creation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include "core/parallel.h"
@@ -18,21 +19,34 @@ inline T from_double(double v) {
   else return static_cast<T>(v);
 }
 
-// out[i] for i in [0, n) from the draws of consecutive Philox blocks: draw(block, values) fills
-// PerBlock values from one block; element i takes value i % PerBlock of block offset + i / PerBlock.
+// Blocks generated together, stored word by word (words[k][j] = word k of block j), so that
+// the rounds run on several blocks at once in vector registers.
+constexpr int kBatch = 64;
+using Words = uint32_t[4][kBatch];
+
+void philox_batch(uint64_t seed, uint64_t first, int count, Words& words) {
+  for (int j = 0; j < count; j++) {
+    PhiloxBlock r = philox_block(seed, first + uint64_t(j));
+    for (int k = 0; k < 4; k++) words[k][j] = r.w[k];
+  }
+}
+
+// out[i] for i in [0, n) from consecutive Philox blocks: element i takes value i % PerBlock of
+// block offset + i / PerBlock. draw(words, count, values) turns a batch of `count` blocks into
+// count * PerBlock values in that order.
 template <int PerBlock, typename T, typename Draw>
 void fill_from_blocks(T* out, int64_t n, uint64_t seed, uint64_t offset, Draw draw) {
   int64_t blocks = (n + PerBlock - 1) / PerBlock;
   parallel_for(blocks, kPhiloxGrain, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; b++) {
-      T values[PerBlock];
-      draw(philox_block(seed, offset + uint64_t(b)), values);
-      T* dst = out + b * PerBlock;
-      if (b * PerBlock + PerBlock <= n) {
-        for (int k = 0; k < PerBlock; k++) dst[k] = values[k];
-      } else {
-        for (int64_t k = 0; k < n - b * PerBlock; k++) dst[k] = values[k];
-      }
+    alignas(64) Words words;
+    T values[kBatch * PerBlock];
+    for (int64_t b = begin; b < end; b += kBatch) {
+      int count = int(std::min<int64_t>(kBatch, end - b));
+      philox_batch(seed, offset + uint64_t(b), count, words);
+      draw(words, count, values);
+      int64_t first = b * PerBlock;
+      int64_t last = std::min(n, (b + count) * PerBlock);
+      std::copy(values, values + (last - first), out + first);
     }
   });
 }
@@ -102,13 +116,16 @@ void uniform(const TensorPtr& out, uint64_t seed, uint64_t offset) {
     using T = decltype(tag);
     T* dst = out->data_as<T>();
     if constexpr (std::is_same_v<T, double>) {
-      fill_from_blocks<kUniformDoublePerBlock>(dst, n, seed, offset, [](PhiloxBlock r, double* v) {
-        v[0] = uniform_double(r.w[0], r.w[1]);
-        v[1] = uniform_double(r.w[2], r.w[3]);
+      fill_from_blocks<kUniformDoublePerBlock>(dst, n, seed, offset, [](const Words& w, int count, double* v) {
+        for (int j = 0; j < count; j++) {
+          v[2 * j] = uniform_double(w[0][j], w[1][j]);
+          v[2 * j + 1] = uniform_double(w[2][j], w[3][j]);
+        }
       });
     } else {
-      fill_from_blocks<kUniformFloatPerBlock>(dst, n, seed, offset, [](PhiloxBlock r, T* v) {
-        for (int k = 0; k < 4; k++) v[k] = T(uniform_float(r.w[k], uniform_bits<T>()));
+      fill_from_blocks<kUniformFloatPerBlock>(dst, n, seed, offset, [](const Words& w, int count, T* v) {
+        for (int j = 0; j < count; j++)
+          for (int k = 0; k < 4; k++) v[4 * j + k] = T(uniform_float(w[k][j], uniform_bits<T>()));
       });
     }
   });
@@ -120,16 +137,29 @@ void normal(const TensorPtr& out, uint64_t seed, uint64_t offset) {
     using T = decltype(tag);
     T* dst = out->data_as<T>();
     if constexpr (std::is_same_v<T, double>) {
-      fill_from_blocks<kNormalDoublePerBlock>(dst, n, seed, offset, [](PhiloxBlock r, double* v) {
+      fill_from_blocks<kNormalDoublePerBlock>(dst, n, seed, offset, [](const Words& w, int count, double* v) {
         // 1 - u keeps log away from 0
-        box_muller(1.0 - uniform_double(r.w[0], r.w[1]), uniform_double(r.w[2], r.w[3]), v[0], v[1]);
+        for (int j = 0; j < count; j++)
+          box_muller(1.0 - uniform_double(w[0][j], w[1][j]), uniform_double(w[2][j], w[3][j]), v[2 * j], v[2 * j + 1]);
       });
     } else {
-      fill_from_blocks<kNormalFloatPerBlock>(dst, n, seed, offset, [](PhiloxBlock r, T* v) {
-        float z[4];
-        box_muller(1.0f - uniform_float(r.w[0], 24), uniform_float(r.w[1], 24), z[0], z[1]);
-        box_muller(1.0f - uniform_float(r.w[2], 24), uniform_float(r.w[3], 24), z[2], z[3]);
-        for (int k = 0; k < 4; k++) v[k] = T(z[k]);
+      // Box-Muller (kernels/philox.h) on words (0, 1) and (2, 3) of each block, in passes: the
+      // library sqrt keeps errno, so a loop over it cannot vectorise, while the others can.
+      fill_from_blocks<kNormalFloatPerBlock>(dst, n, seed, offset, [](const Words& w, int count, T* v) {
+        float radius[2][kBatch], sin_t[2][kBatch], cos_t[2][kBatch];
+        for (int h = 0; h < 2; h++) {
+          for (int j = 0; j < count; j++) {
+            radius[h][j] = -2.0f * log_poly(1.0f - uniform_float(w[2 * h][j], 24));
+            sincos_turns(uniform_float(w[2 * h + 1][j], 24), sin_t[h][j], cos_t[h][j]);
+          }
+          for (int j = 0; j < count; j++) radius[h][j] = sqrtf(radius[h][j]);
+        }
+        for (int j = 0; j < count; j++) {
+          for (int h = 0; h < 2; h++) {
+            v[4 * j + 2 * h] = T(radius[h][j] * cos_t[h][j]);
+            v[4 * j + 2 * h + 1] = T(radius[h][j] * sin_t[h][j]);
+          }
+        }
       });
     }
   });
@@ -139,12 +169,14 @@ void random_int(const TensorPtr& out, int64_t low, uint64_t range, uint64_t seed
   int64_t n = out->numel();
   dispatch_numeric(out->dtype, "randint", [&](auto tag) {
     using T = decltype(tag);
-    fill_from_blocks<kIntPerBlock>(out->data_as<T>(), n, seed, offset, [low, range](PhiloxBlock r, T* v) {
-      for (int k = 0; k < 2; k++) {
-        // unsigned addition wraps where int64 would overflow; the result is in [low, high)
-        auto value = int64_t(uint64_t(low) + bounded_u64(r.w[2 * k], r.w[2 * k + 1], range));
-        if constexpr (std::is_integral_v<T>) v[k] = T(value);
-        else v[k] = from_double<T>(double(value));
+    fill_from_blocks<kIntPerBlock>(out->data_as<T>(), n, seed, offset, [low, range](const Words& w, int count, T* v) {
+      for (int j = 0; j < count; j++) {
+        for (int k = 0; k < 2; k++) {
+          // unsigned addition wraps where int64 would overflow; the result is in [low, high)
+          auto value = int64_t(uint64_t(low) + bounded_u64(w[2 * k][j], w[2 * k + 1][j], range));
+          if constexpr (std::is_integral_v<T>) v[2 * j + k] = T(value);
+          else v[2 * j + k] = from_double<T>(double(value));
+        }
       }
     });
   });
