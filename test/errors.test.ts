@@ -123,6 +123,12 @@ test('NaN, negative and non-integer sizes: ERR_ARG', (t) => {
   assertCode(t, () => x.narrow(0, 0, NaN), 'ERR_ARG');
   assertCode(t, () => x.split(1.5), 'ERR_ARG');
   assertCode(t, () => core.empty([2 ** 40, 2 ** 30], 0), 'ERR_ARG', /too large/);
+  // values an integer dtype cannot hold
+  for (const [value, dtype] of [[NaN, 'int32'], [2 ** 31, 'int32'], [-Infinity, 'int64'], [2 ** 63, 'int64']] as const) {
+    assertCode(t, () => ig.full([2], value, { dtype }), 'ERR_ARG', /full.*overflow/);
+    assertCode(t, () => core.fill(ig.zeros([2], { dtype }).handle('t'), value), 'ERR_ARG', /fill/);
+  }
+  t.deepEqual(ig.full([2], -2.7, { dtype: 'int32' }).toArray(), [-2, -2]);
 });
 
 test('non-integer dims: ERR_ARG', (t) => {

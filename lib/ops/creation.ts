@@ -31,6 +31,7 @@ export interface TensorOptions extends CreationOptions {
   shape?: number[];
 }
 
+/** What {@link tensor} takes: a number, a boolean, nested arrays of them, or a typed array. */
 export type TensorData = number | boolean | TensorData[] | ArrayBufferView;
 
 function options(op: string, opts: CreationOptions | undefined, fallback: DType): { dtype: DType; device: Device } {
@@ -76,26 +77,24 @@ function flatten(data: TensorData, shape: number[], out: (number | boolean)[], d
 
 const INT_RANGES = { int32: [-(2 ** 31), 2 ** 31 - 1], int64: [-(2 ** 63), 2 ** 63] } as const;
 
+/** v truncated to an integer of `dtype`; NaN, infinities and values out of range are ERR_ARG, as in PyTorch. */
+function toInteger(v: number | boolean | bigint, dtype: 'int32' | 'int64', op: string): number | bigint {
+  const x = typeof v === 'bigint' ? v : Math.trunc(Number(v));
+  const [lo, hi] = INT_RANGES[dtype];
+  // int64's top is exclusive: 2^63 - 1 is not a double
+  if (!(x >= lo && (dtype === 'int64' ? x < hi : x <= hi))) fail('ERR_ARG', `${op}: ${v} cannot be converted to ${dtype} without overflow`);
+  return x;
+}
+
 /**
  * A typed array of `dtype` (float32 for the 16-bit floats) from JS values. Integer dtypes
- * truncate fractions and reject NaN, infinities and values out of range (ERR_ARG), as PyTorch;
- * bool takes non-zero as true.
+ * truncate fractions and reject NaN, infinities and values out of range; bool takes non-zero
+ * as true.
  */
 function typedFrom(values: ArrayLike<number | boolean | bigint>, dtype: DType): ArrayBufferView {
   const n = values.length;
-  if (dtype === 'int32' || dtype === 'int64') {
-    const out = dtype === 'int64' ? new BigInt64Array(n) : new Int32Array(n);
-    const [lo, hi] = INT_RANGES[dtype];
-    for (let i = 0; i < n; i++) {
-      const v = values[i];
-      const x = typeof v === 'bigint' ? v : Math.trunc(Number(v));
-      // int64's top is exclusive: 2^63 - 1 is not a double
-      if (!(x >= lo && (dtype === 'int64' ? x < hi : x <= hi))) fail('ERR_ARG', `tensor: ${v} cannot be converted to ${dtype} without overflow`);
-      if (out instanceof BigInt64Array) out[i] = BigInt(x);
-      else out[i] = Number(x);
-    }
-    return out;
-  }
+  if (dtype === 'int64') return BigInt64Array.from({ length: n }, (_, i) => BigInt(toInteger(values[i], dtype, 'tensor')));
+  if (dtype === 'int32') return Int32Array.from({ length: n }, (_, i) => Number(toInteger(values[i], dtype, 'tensor')));
   if (dtype === 'bool') return Uint8Array.from(values as ArrayLike<number>, (v) => (v ? 1 : 0));
   const out = dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = Number(values[i]);
@@ -164,6 +163,8 @@ export function empty(shape: number[], opts?: CreationOptions): Tensor {
 /** A tensor filled with `value` (default dtype: bool for a boolean, float32 otherwise). */
 export function full(shape: number[], value: number | boolean, opts?: CreationOptions): Tensor {
   if (typeof value !== 'number' && typeof value !== 'boolean') fail('ERR_ARG', `full: value must be a number, got ${typeof value}`);
+  const dtype = opts?.dtype === undefined ? undefined : checkDType(opts.dtype, 'full');
+  if (dtype === 'int32' || dtype === 'int64') toInteger(value, dtype, 'full');
   return allocate('full', shape, opts, typeof value === 'boolean' ? 'bool' : 'float32', Number(value));
 }
 
@@ -182,21 +183,25 @@ function likeOptions(t: Tensor, op: string, opts?: CreationOptions): CreationOpt
   return { dtype: opts?.dtype ?? t.dtype, device: opts?.device ?? t.device };
 }
 
+/** {@link empty} with t's shape, dtype and device (unless overridden). */
 export function emptyLike(t: Tensor, opts?: CreationOptions): Tensor {
   const o = likeOptions(t, 'emptyLike', opts);
   return empty(t.shape.slice(), o);
 }
 
+/** {@link zeros} with t's shape, dtype and device (unless overridden). */
 export function zerosLike(t: Tensor, opts?: CreationOptions): Tensor {
   const o = likeOptions(t, 'zerosLike', opts);
   return zeros(t.shape.slice(), o);
 }
 
+/** {@link ones} with t's shape, dtype and device (unless overridden). */
 export function onesLike(t: Tensor, opts?: CreationOptions): Tensor {
   const o = likeOptions(t, 'onesLike', opts);
   return ones(t.shape.slice(), o);
 }
 
+/** {@link full} with t's shape, dtype and device (unless overridden). */
 export function fullLike(t: Tensor, value: number | boolean, opts?: CreationOptions): Tensor {
   const o = likeOptions(t, 'fullLike', opts);
   return full(t.shape.slice(), value, o);

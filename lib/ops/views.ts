@@ -44,6 +44,7 @@ export function reshape(t: Tensor, shape: readonly number[] | readonly [readonly
   return wrap(core.reshape(t.handle('reshape'), s), s, t.dtype, t.device);
 }
 
+/** The dims reordered: dim i of the result is dim dims[i] of t (a view). */
 export function permute(t: Tensor, dims: readonly number[] | readonly [readonly number[]]): Tensor {
   checkTensor(t, 'permute');
   const list = (dims.length === 1 && Array.isArray(dims[0]) ? dims[0] : dims) as number[];
@@ -53,6 +54,7 @@ export function permute(t: Tensor, dims: readonly number[] | readonly [readonly 
   return wrap(core.permute(t.handle('permute'), norm), norm.map((d) => t.shape[d]), t.dtype, t.device);
 }
 
+/** dim0 and dim1 swapped (a view). */
 export function transpose(t: Tensor, dim0: number, dim1: number): Tensor {
   checkTensor(t, 'transpose');
   const a = normalizeDim(dim0, t.ndim, 'transpose');
@@ -134,6 +136,7 @@ export function squeeze(t: Tensor, dim?: number): Tensor {
   return wrap(core.squeeze(t.handle('squeeze'), d), shape, t.dtype, t.device);
 }
 
+/** A size-1 dim inserted at `dim` (in [-ndim - 1, ndim]; a view). */
 export function unsqueeze(t: Tensor, dim: number): Tensor {
   checkTensor(t, 'unsqueeze');
   const d = normalizeDim(dim, t.ndim + 1, 'unsqueeze');
