@@ -32,52 +32,65 @@ export function format(t: Tensor): string {
   return addSuffixes(prefix + body, suffixes, prefix.length);
 }
 
-/** The elements, row-major, as JS numbers (booleans for bool). */
-function cellsOf(t: Tensor): (i: number) => Cell {
+/** Appends t's elements, row-major, as JS numbers (booleans for bool). */
+function appendCells(t: Tensor, out: Cell[]): void {
   if (t.dtype === 'bfloat16' || t.dtype === 'float16') {
     const wide = t.to('float32');
-    try {
-      return cellsOf(wide);
-    } finally {
-      wide.dispose();
-    }
+    appendCells(wide, out);
+    wide.dispose();
+    return;
   }
   const data = t.data();
-  if (t.dtype === 'bool') return (i) => data[i] !== 0;
-  if (t.dtype === 'int64') return (i) => Number(data[i]);
-  return (i) => data[i] as number;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    out.push(t.dtype === 'bool' ? v !== 0 : Number(v));
+  }
+}
+
+/**
+ * The elements a summarised print shows (EDGE at each end of every longer dim), row-major,
+ * read through views so that a large tensor is never copied whole.
+ */
+function appendShown(t: Tensor, out: Cell[]): void {
+  if (t.ndim === 0) return appendCells(t, out);
+  const size = t.shape[0];
+  const parts = size > 2 * EDGE ? [t.narrow(0, 0, EDGE), t.narrow(0, size - EDGE, EDGE)] : [t];
+  for (const part of parts) {
+    if (t.ndim === 1) {
+      appendCells(part, out);
+    } else {
+      for (let i = 0; i < part.shape[0]; i++) {
+        const row = part.select(0, i);
+        appendShown(row, out);
+        row.dispose();
+      }
+    }
+    if (part !== t) part.dispose();
+  }
 }
 
 function formatElements(t: Tensor, indent: number): string {
-  const cell = cellsOf(t);
-  const shape = t.shape;
   const summarize = t.numel > SUMMARIZE_ABOVE;
+  // the shown elements form a tensor of `shape`; `elided` dims hide a middle after index EDGE - 1
+  const elided = t.shape.map((size) => summarize && size > 2 * EDGE);
+  const shape = t.shape.map((size, d) => (elided[d] ? 2 * EDGE : size));
+  const cells: Cell[] = [];
+  if (summarize) appendShown(t, cells);
+  else appendCells(t, cells);
+  const fmt = formatter(cells, t.dtype);
   const strides = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
-  // indices shown along a dim; null marks the elided middle
-  const shown = (size: number): (number | null)[] => {
-    const all = Array.from({ length: size }, (_, i) => i);
-    if (!summarize || size <= 2 * EDGE) return all;
-    return [...all.slice(0, EDGE), null, ...all.slice(size - EDGE)];
+  const items = (dim: number): (number | null)[] => {
+    const all = Array.from({ length: shape[dim] }, (_, i) => i);
+    return elided[dim] ? [...all.slice(0, EDGE), null, ...all.slice(EDGE)] : all;
   };
-  const visible: Cell[] = [];
-  const collect = (dim: number, offset: number): void => {
-    if (dim === shape.length) {
-      visible.push(cell(offset));
-      return;
-    }
-    for (const i of shown(shape[dim])) if (i !== null) collect(dim + 1, offset + i * strides[dim]);
-  };
-  collect(0, 0);
-  const fmt = formatter(visible, t.dtype);
 
   const render = (dim: number, offset: number, depth: number): string => {
-    if (dim === shape.length) return fmt.format(cell(offset));
-    const items = shown(shape[dim]);
+    if (dim === shape.length) return fmt.format(cells[offset]);
     if (dim === shape.length - 1) {
-      const cells = items.map((i) => (i === null ? ' ...' : fmt.format(cell(offset + i * strides[dim]))));
-      return `[${wrapLines(cells, fmt.width, depth)}]`;
+      const row = items(dim).map((i) => (i === null ? ' ...' : fmt.format(cells[offset + i])));
+      return `[${wrapLines(row, fmt.width, depth)}]`;
     }
-    const rows = items.map((i) => (i === null ? '...' : render(dim + 1, offset + i * strides[dim], depth + 1)));
+    const rows = items(dim).map((i) => (i === null ? '...' : render(dim + 1, offset + i * strides[dim], depth + 1)));
     const nested = shape.length - dim;
     return `[${rows.join(',' + '\n'.repeat(nested - 1) + ' '.repeat(depth + 1))}]`;
   };

@@ -409,6 +409,40 @@ test('printing matches PyTorch for a set of tensors', (t) => {
   t.is(gone.toString(), 'tensor(<disposed>, shape=[2], dtype=float32)');
 });
 
+test('printing a large or strided tensor reads only what it shows and leaves nothing behind', (t) => {
+  const big = ig.tidy(() => ig.arange(4_000_000).reshape(2000, 2000));
+  const strided = ig.tidy(() => ig.arange(24000, { dtype: 'float32' }).reshape(2, 3, 4000).slice(2, 0, undefined, 2));
+  const before = ig.memory();
+  const started = process.hrtime.bigint();
+  const text = big.toString();
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  // PyTorch 1.13: str(torch.arange(4000000).reshape(2000, 2000)) and of the strided view
+  t.is(
+    text,
+    'tensor([[      0,       1,       2,  ...,    1997,    1998,    1999],\n' +
+      '        [   2000,    2001,    2002,  ...,    3997,    3998,    3999],\n' +
+      '        [   4000,    4001,    4002,  ...,    5997,    5998,    5999],\n' +
+      '        ...,\n' +
+      '        [3994000, 3994001, 3994002,  ..., 3995997, 3995998, 3995999],\n' +
+      '        [3996000, 3996001, 3996002,  ..., 3997997, 3997998, 3997999],\n' +
+      '        [3998000, 3998001, 3998002,  ..., 3999997, 3999998, 3999999]])',
+  );
+  t.is(
+    strided.toString(),
+    'tensor([[[0.0000e+00, 2.0000e+00, 4.0000e+00,  ..., 3.9940e+03,\n          3.9960e+03, 3.9980e+03],\n' +
+      '         [4.0000e+03, 4.0020e+03, 4.0040e+03,  ..., 7.9940e+03,\n          7.9960e+03, 7.9980e+03],\n' +
+      '         [8.0000e+03, 8.0020e+03, 8.0040e+03,  ..., 1.1994e+04,\n          1.1996e+04, 1.1998e+04]],\n\n' +
+      '        [[1.2000e+04, 1.2002e+04, 1.2004e+04,  ..., 1.5994e+04,\n          1.5996e+04, 1.5998e+04],\n' +
+      '         [1.6000e+04, 1.6002e+04, 1.6004e+04,  ..., 1.9994e+04,\n          1.9996e+04, 1.9998e+04],\n' +
+      '         [2.0000e+04, 2.0002e+04, 2.0004e+04,  ..., 2.3994e+04,\n          2.3996e+04, 2.3998e+04]]])',
+  );
+  t.deepEqual(ig.memory(), before, 'the views it made are gone');
+  t.log(`printed a 4M-element tensor in ${ms.toFixed(1)} ms`);
+  // and inside tidy, where the scope also sees those views
+  t.is(ig.tidy(() => big.toString()), text);
+  t.deepEqual(ig.memory(), before);
+});
+
 const TORCH_PYTHON = process.env.IGNIS_BENCH_TORCH_PYTHON || '/usr/bin/python3';
 const hasTorch = spawnSync(TORCH_PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
 
