@@ -45,8 +45,8 @@ bool fits(double v, DType dtype) {
   }
 }
 
-}  // namespace
-
+// Number of elements of arange(start, end, step) in `dtype`; ERR_ARG for NaN, infinities, a zero
+// step or a step whose sign points away from end.
 int64_t arange_length(double start, double end, double step, DType dtype) {
   if (std::isnan(start) || std::isnan(end) || std::isnan(step)) fail(ERR_ARG, "arange: arguments must not be NaN");
   if (!std::isfinite(start) || !std::isfinite(end) || !std::isfinite(step))
@@ -63,6 +63,8 @@ int64_t arange_length(double start, double end, double step, DType dtype) {
   if (!(length < 9007199254740992.0)) fail(ERR_ARG, "arange: ", length, " elements are too many");
   return int64_t(length);
 }
+
+}  // namespace
 
 TensorPtr arange(double start, double end, double step, DType dtype, Device device) {
   check_not_bool(dtype, "arange");

@@ -6,10 +6,8 @@ namespace ignis {
 
 // start, start + step, ... up to (not including) end: ceil((end - start) / step) elements.
 // For integer dtypes start, end and step are truncated to integers first, as PyTorch does.
+// ERR_ARG for NaN, infinities, a zero step or a step whose sign points away from end.
 TensorPtr arange(double start, double end, double step, DType dtype, Device device);
-// Number of elements of arange(start, end, step) in `dtype`; ERR_ARG for NaN, a zero step or a
-// step whose sign points away from end.
-int64_t arange_length(double start, double end, double step, DType dtype);
 // `steps` evenly spaced values from start to end inclusive (integer dtypes: start and end truncated).
 TensorPtr linspace(double start, double end, int64_t steps, DType dtype, Device device);
 // n x m with ones on the diagonal.
