@@ -59,6 +59,15 @@ constexpr int uniform_bits() {
   else return 24;
 }
 
+// Calls piece(first, count) over [begin, end) in pieces of at most 2^30 elements, so that
+// loops inside count with a 32-bit int: its conversion to double vectorises, a 64-bit one's
+// does not. first + j is exactly double(first) + double(j) below 2^53.
+template <typename F>
+void in_int_pieces(int64_t begin, int64_t end, F piece) {
+  constexpr int64_t kPiece = int64_t(1) << 30;
+  for (int64_t first = begin; first < end; first += kPiece) piece(first, int(std::min(kPiece, end - first)));
+}
+
 }  // namespace
 
 void arange(const TensorPtr& out, double start, double step) {
@@ -73,7 +82,11 @@ void arange(const TensorPtr& out, double start, double step) {
       });
     } else {
       parallel_for(n, kFillGrain, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; i++) dst[i] = from_double<T>(start + double(i) * step);
+        in_int_pieces(begin, end, [&](int64_t first, int count) {
+          T* d = dst + first;
+          double base = double(first);
+          for (int j = 0; j < count; j++) d[j] = from_double<T>(start + (base + double(j)) * step);
+        });
       });
     }
   });
@@ -88,8 +101,16 @@ void linspace(const TensorPtr& out, double start, double end) {
     using T = decltype(tag);
     T* dst = out->data_as<T>();
     parallel_for(n, kFillGrain, [&](int64_t begin, int64_t stop) {
-      for (int64_t i = begin; i < stop; i++)
-        dst[i] = from_double<T>(i < halfway ? start + double(i) * step : end - double(n - 1 - i) * step);
+      in_int_pieces(begin, std::min(stop, halfway), [&](int64_t first, int count) {
+        T* d = dst + first;
+        double base = double(first);
+        for (int j = 0; j < count; j++) d[j] = from_double<T>(start + (base + double(j)) * step);
+      });
+      in_int_pieces(std::max(begin, halfway), stop, [&](int64_t first, int count) {
+        T* d = dst + first;
+        double back = double(n - 1 - first);  // steps from the end
+        for (int j = 0; j < count; j++) d[j] = from_double<T>(end - (back - double(j)) * step);
+      });
     });
   });
 }
