@@ -70,7 +70,7 @@ IGNIS_HD uint64_t mulhi64(uint64_t a, uint64_t b) {
 
 // An integer in [0, range) from 64 random bits: floor(x * range / 2^64). Each value has
 // floor or ceil of 2^64 / range preimages, so its probability is off by at most range / 2^64
-// relative (below 2.4e-7 for ranges up to 2^40). range 0 stands for 2^64.
+// relative (at most 6e-8 for ranges up to 2^40). range 0 stands for 2^64.
 IGNIS_HD uint64_t bounded_u64(uint32_t hi, uint32_t lo, uint64_t range) {
   uint64_t x = uint64_t(hi) << 32 | lo;
   return range == 0 ? x : mulhi64(x, range);
