@@ -1,3 +1,4 @@
+import { fail } from './errors';
 import { core, NativeHandle } from './native';
 import type { Tensor } from './tensor';
 
@@ -119,9 +120,11 @@ export function memory(): MemoryInfo {
 
 /** Threads used by CPU kernels (at most the number of cores; `IGNIS_NUM_THREADS` sets the start value). */
 export function setNumThreads(n: number): void {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) fail('ERR_ARG', `setNumThreads: expected an integer >= 1, got ${String(n)}`);
   core.setNumThreads(n);
 }
 
+/** Threads CPU kernels use now. */
 export function getNumThreads(): number {
   return core.getNumThreads();
 }

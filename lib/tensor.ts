@@ -123,16 +123,19 @@ export class Tensor {
   }
 
   // --- views and conversions (ops/views.ts) ---
-  view(...shape: number[]): Tensor { return views.view(this, shape); }
-  reshape(...shape: number[]): Tensor { return views.reshape(this, shape); }
-  permute(...dims: number[]): Tensor { return views.permute(this, dims); }
+  view(...shape: number[] | [readonly number[]]): Tensor { return views.view(this, shape); }
+  reshape(...shape: number[] | [readonly number[]]): Tensor { return views.reshape(this, shape); }
+  permute(...dims: number[] | [readonly number[]]): Tensor { return views.permute(this, dims); }
   transpose(dim0: number, dim1: number): Tensor { return views.transpose(this, dim0, dim1); }
-  /** Transpose of the last two dims. */
-  get mT(): Tensor { return views.transpose(this, -2, -1); }
+  /** Transpose of the last two dims (ERR_SHAPE below 2 dims). */
+  get mT(): Tensor {
+    if (this.ndim < 2) fail('ERR_SHAPE', `mT: expected at least 2 dims, got shape [${this.shape.join(', ')}]`);
+    return views.transpose(this, -2, -1);
+  }
   narrow(dim: number, start: number, length: number): Tensor { return views.narrow(this, dim, start, length); }
   slice(dim: number, start?: number, end?: number, step?: number): Tensor { return views.slice(this, dim, start, end, step); }
   select(dim: number, index: number): Tensor { return views.select(this, dim, index); }
-  expand(...shape: number[]): Tensor { return views.expand(this, shape); }
+  expand(...shape: number[] | [readonly number[]]): Tensor { return views.expand(this, shape); }
   squeeze(dim?: number): Tensor { return views.squeeze(this, dim); }
   unsqueeze(dim: number): Tensor { return views.unsqueeze(this, dim); }
   flatten(startDim = 0, endDim = -1): Tensor { return views.flatten(this, startDim, endDim); }

@@ -44,6 +44,7 @@ export function reshape(t: Tensor, shape: readonly number[] | readonly [readonly
   return wrap(core.reshape(t.handle('reshape'), s), s, t.dtype, t.device);
 }
 
+/** The dims reordered: dim i of the result is dim dims[i] of t (a view). */
 export function permute(t: Tensor, dims: readonly number[] | readonly [readonly number[]]): Tensor {
   checkTensor(t, 'permute');
   const list = (dims.length === 1 && Array.isArray(dims[0]) ? dims[0] : dims) as number[];
@@ -53,13 +54,13 @@ export function permute(t: Tensor, dims: readonly number[] | readonly [readonly 
   return wrap(core.permute(t.handle('permute'), norm), norm.map((d) => t.shape[d]), t.dtype, t.device);
 }
 
+/** dim0 and dim1 swapped (a view). */
 export function transpose(t: Tensor, dim0: number, dim1: number): Tensor {
   checkTensor(t, 'transpose');
   const a = normalizeDim(dim0, t.ndim, 'transpose');
   const b = normalizeDim(dim1, t.ndim, 'transpose');
   const dims = Array.from({ length: t.ndim }, (_, i) => i);
-  dims[a] = b;
-  dims[b] = a;
+  if (t.ndim > 0) [dims[a], dims[b]] = [b, a];
   return permute(t, dims);
 }
 
@@ -135,6 +136,7 @@ export function squeeze(t: Tensor, dim?: number): Tensor {
   return wrap(core.squeeze(t.handle('squeeze'), d), shape, t.dtype, t.device);
 }
 
+/** A size-1 dim inserted at `dim` (in [-ndim - 1, ndim]; a view). */
 export function unsqueeze(t: Tensor, dim: number): Tensor {
   checkTensor(t, 'unsqueeze');
   const d = normalizeDim(dim, t.ndim + 1, 'unsqueeze');
@@ -157,6 +159,8 @@ export function flatten(t: Tensor, startDim = 0, endDim = -1): Tensor {
 /** Views of consecutive pieces along `dim`: equal pieces of `sizeOrSizes` (the last may be smaller), or the listed sizes. */
 export function split(t: Tensor, sizeOrSizes: number | readonly number[], dim = 0): Tensor[] {
   checkTensor(t, 'split');
+  if (t.ndim === 0) fail('ERR_SHAPE', 'split: cannot split a 0-dim tensor');
+  if (typeof sizeOrSizes !== 'number' && !Array.isArray(sizeOrSizes)) fail('ERR_ARG', 'split: expected a size or an array of sizes');
   const d = normalizeDim(dim, t.ndim, 'split');
   const total = t.shape[d];
   let sizes: number[];
@@ -181,13 +185,18 @@ export function split(t: Tensor, sizeOrSizes: number | readonly number[], dim = 
   });
 }
 
-/** `chunks` pieces of (nearly) equal size along `dim`, as PyTorch's chunk. */
+/**
+ * Pieces of ceil(size / chunks) along `dim` (the last may be smaller, and there may be fewer
+ * than `chunks`), as PyTorch's chunk; a dim of size 0 gives `chunks` empty pieces.
+ */
 export function chunk(t: Tensor, chunks: number, dim = 0): Tensor[] {
   checkTensor(t, 'chunk');
   const n = checkInt(chunks, 'chunk', 'chunks');
   if (n <= 0) fail('ERR_ARG', `chunk: chunks must be positive, got ${n}`);
+  if (t.ndim === 0) fail('ERR_SHAPE', 'chunk: cannot chunk a 0-dim tensor');
   const d = normalizeDim(dim, t.ndim, 'chunk');
-  return split(t, Math.max(1, Math.ceil(t.shape[d] / n)), d);
+  if (t.shape[d] === 0) return split(t, new Array<number>(n).fill(0), d);
+  return split(t, Math.ceil(t.shape[d] / n), d);
 }
 
 /** A contiguous tensor with the same elements (an alias when already contiguous). */
@@ -205,6 +214,9 @@ export function clone(t: Tensor): Tensor {
 /** Converts to a dtype, or moves to a device. */
 export function to(t: Tensor, target: DType | Device): Tensor {
   checkTensor(t, 'to');
+  if (typeof target !== 'string' || !((DTYPES as readonly string[]).includes(target) || /^(cpu|cuda(:\d+)?)$/.test(target))) {
+    fail('ERR_ARG', `to: expected a dtype (${DTYPES.join(', ')}) or a device ('cpu', 'cuda', 'cuda:N'), got ${String(target)}`);
+  }
   if ((DTYPES as readonly string[]).includes(target)) {
     const dtype = checkDType(target, 'to');
     return wrap(core.toDtype(t.handle('to'), dtypeCode(dtype)), t.shape, dtype, t.device);

@@ -161,6 +161,13 @@ void copy_into(const TensorPtr& dst, const TensorPtr& src) {
   cpu::copy(dst, src);
 }
 
-void fill(const TensorPtr& dst, double value) { cpu::fill(dst, value); }
+void fill(const TensorPtr& dst, double value) {
+  // converting a double outside an integer type's range is undefined behaviour
+  bool fits = dst->dtype == DType::Int32   ? value > -2147483649.0 && value < 2147483648.0
+              : dst->dtype == DType::Int64 ? value >= -9223372036854775808.0 && value < 9223372036854775808.0
+                                           : true;
+  if (!fits) fail(ERR_ARG, "fill: ", value, " cannot be converted to ", dtype_name(dst->dtype), " without overflow");
+  cpu::fill(dst, value);
+}
 
 }  // namespace ignis
