@@ -1,7 +1,30 @@
+#include "core/matmul.h"
 #include "napi/napi.h"
 
 namespace ignis::napi {
+namespace {
 
-void register_matmul(Napi::Env env, Napi::Object exports) {}
+// matmul(a, b)
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  return wrap(info.Env(), matmul(tensor_arg(info, 0), tensor_arg(info, 1)));
+}
+
+// linear(x, w, bias | null)
+Napi::Value Linear(const Napi::CallbackInfo& info) {
+  return wrap(info.Env(), linear(tensor_arg(info, 0), tensor_arg(info, 1), optional_tensor_arg(info, 2)));
+}
+
+// matmulOperandCopies(): operands copied so far because their layout had no BLAS form.
+Napi::Value MatmulOperandCopies(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(matmul_operand_copies()));
+}
+
+}  // namespace
+
+void register_matmul(Napi::Env env, Napi::Object exports) {
+  define(env, exports, "matmul", Matmul);
+  define(env, exports, "linear", Linear);
+  define(env, exports, "matmulOperandCopies", MatmulOperandCopies);
+}
 
 }  // namespace ignis::napi

@@ -1,0 +1,89 @@
+#include "cpu/matmul.h"
+
+#include <cblas.h>
+#include <algorithm>
+#include <mutex>
+#include "core/parallel.h"
+
+namespace ignis::cpu {
+namespace {
+
+// OpenBLAS's thread count when the library started (OPENBLAS_NUM_THREADS, else the core count):
+// ignis never asks it for more.
+int blas_thread_limit() {
+  static const int limit = openblas_get_num_threads();
+  return limit;
+}
+
+// openblas_set_num_threads is process-wide: set it only when the wanted count changes. Calls
+// from other threads at the same time stay correct (OpenBLAS serialises its threaded calls).
+void use_blas_threads(int n) {
+  static std::mutex mutex;
+  static int current = -1;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (current != n) {
+    openblas_set_num_threads(n);
+    current = n;
+  }
+}
+
+CBLAS_TRANSPOSE blas_trans(bool trans) { return trans ? CblasTrans : CblasNoTrans; }
+
+void blas_gemm(const Gemm& g, const float* a, const float* b, float* out) {
+  cblas_sgemm(CblasRowMajor, blas_trans(g.a.trans), blas_trans(g.b.trans), int(g.m), int(g.n), int(g.k), 1.0f, a, int(g.a.ld), b,
+              int(g.b.ld), g.accumulate ? 1.0f : 0.0f, out, int(g.n));
+}
+
+void blas_gemm(const Gemm& g, const double* a, const double* b, double* out) {
+  cblas_dgemm(CblasRowMajor, blas_trans(g.a.trans), blas_trans(g.b.trans), int(g.m), int(g.n), int(g.k), 1.0, a, int(g.a.ld), b,
+              int(g.b.ld), g.accumulate ? 1.0 : 0.0, out, int(g.n));
+}
+
+// Multiply-adds per product below which a batch is spread over the thread pool (OpenBLAS on one
+// thread per product) rather than each product over OpenBLAS's threads.
+constexpr double kBatchParallelWork = double(1 << 24);
+// Multiply-adds a pool task should hold at least.
+constexpr double kTaskWork = double(1 << 16);
+
+template <typename T>
+void gemm_typed(const Gemm& g) {
+  const T* a = static_cast<const T*>(g.a.data);
+  const T* b = static_cast<const T*>(g.b.data);
+  T* out = static_cast<T*>(g.out);
+  const int64_t nbatch = shape_numel(g.batch);
+  const int batch_dims = int(g.batch.size());
+  auto run = [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) {
+      int64_t offset_a = 0, offset_b = 0, rest = i;
+      for (int d = batch_dims - 1; d >= 0; d--) {
+        int64_t index = rest % g.batch[d];
+        rest /= g.batch[d];
+        offset_a += index * g.a.batch_strides[d];
+        offset_b += index * g.b.batch_strides[d];
+      }
+      blas_gemm(g, a + offset_a, b + offset_b, out + i * g.m * g.n);
+    }
+  };
+  const double work = double(g.m) * double(g.n) * double(g.k);
+  // Inside a pool task already: one thread, as nested threading would only queue.
+  const int threads = in_parallel_region() ? 1 : std::min(num_threads(), blas_thread_limit());
+  if (threads > 1 && nbatch >= threads && work < kBatchParallelWork) {
+    use_blas_threads(1);
+    parallel_for(nbatch, std::max<int64_t>(1, int64_t(kTaskWork / work)), run);
+  } else {
+    use_blas_threads(threads);
+    run(0, nbatch);
+  }
+}
+
+}  // namespace
+
+void gemm(DType dtype, const Gemm& g) {
+  switch (dtype) {
+    case DType::Float32: return gemm_typed<float>(g);
+    case DType::Float64: return gemm_typed<double>(g);
+    default: fail(ERR_INTERNAL, "gemm: ", dtype_name(dtype), " must be computed in float32");
+  }
+}
+
+}  // namespace ignis::cpu
