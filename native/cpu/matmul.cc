@@ -86,4 +86,8 @@ void gemm(DType dtype, const Gemm& g) {
   }
 }
 
+std::string blas_config() { return openblas_get_config(); }
+
+int blas_threads() { return openblas_get_num_threads(); }
+
 }  // namespace ignis::cpu

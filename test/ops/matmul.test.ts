@@ -1,4 +1,6 @@
 import test from 'ava';
+import { spawnSync } from 'child_process';
+import * as path from 'path';
 import * as ig from '../../lib';
 import { DType } from '../../lib';
 import { addon } from '../../lib/native';
@@ -20,7 +22,8 @@ import {
 } from '../helpers';
 
 const FLOATS: DType[] = ['float32', 'float64', 'bfloat16', 'float16'];
-const operandCopies = (): number => (addon as { matmulOperandCopies(): number }).matmulOperandCopies();
+const diagnostics = addon as { matmulOperandCopies(): number; blasInfo(): { config: string; threads: number } };
+const operandCopies = (): number => diagnostics.matmulOperandCopies();
 
 /** matmul in float64 with PyTorch's semantics, as plain loops. */
 function refMatmul(a: Ref, b: Ref): Ref {
@@ -60,6 +63,15 @@ function refMatmul(a: Ref, b: Ref): Ref {
 function refTranspose(w: Ref): Ref {
   const [rows, cols] = w.shape;
   return refFromFn([cols, rows], (i) => w.data[(i % rows) * cols + Math.floor(i / rows)]);
+}
+
+/** The last two dims of a 3-D Ref swapped. */
+function refTranspose3(x: Ref): Ref {
+  const [nb, rows, cols] = x.shape;
+  return refFromFn([nb, cols, rows], (i) => {
+    const [bi, c, r] = unravel(i, [nb, cols, rows]);
+    return x.data[bi * rows * cols + r * cols + c];
+  });
 }
 
 /**
@@ -227,6 +239,58 @@ test('matmul: transposed and vector views reach BLAS without a copy', (t) => {
   const s = randomTensor(rng, [30, 20], 'float32', 'strided');
   assertClose(t, ig.matmul(a.t, s.t), refMatmul(a.ref, s.ref), productTolerance('float32', 30));
   t.is(operandCopies(), before + 1);
+});
+
+test('matmul: narrowed views (rows longer than the columns) reach BLAS without a copy', (t) => {
+  const rng = new Rng(21);
+  const big = randomTensor(rng, [12, 20], 'float32');
+  const other = randomTensor(rng, [3, 9, 16], 'float32');
+  // columns 4..10 of rows 2..9, and a batch of column blocks
+  const a = big.t.narrow(0, 2, 7).narrow(1, 4, 6);
+  const b = other.t.narrow(2, 5, 8).narrow(1, 0, 6);
+  const aRef = refFromFn([7, 6], (i) => big.ref.data[(2 + Math.floor(i / 6)) * 20 + 4 + (i % 6)]);
+  const bRef = refFromFn([3, 6, 8], (i) => {
+    const [bi, r, c] = unravel(i, [3, 6, 8]);
+    return other.ref.data[bi * 144 + r * 16 + 5 + c];
+  });
+  const before = operandCopies();
+  assertClose(t, ig.matmul(a, b), refMatmul(aRef, bRef), productTolerance('float32', 6));
+  assertClose(t, ig.matmul(b.mT, a.mT), refMatmul(refTranspose3(bRef), refTranspose(aRef)), productTolerance('float32', 6));
+  t.is(operandCopies(), before);
+});
+
+test('matmul: an operand repeated over the batch with a layout BLAS cannot take', (t) => {
+  const rng = new Rng(4);
+  const small = randomTensor(rng, [1, 5, 6], 'float32', 'strided');
+  const a = small.t.expand(4, 5, 6);
+  const b = randomTensor(rng, [4, 6, 3], 'float32', 'transposed');
+  const aRef = refFromFn([4, 5, 6], (i) => small.ref.data[i % 30]);
+  const before = ig.memory().bytes.cpu;
+  assertClose(t, ig.matmul(a, b.t), refMatmul(aRef, b.ref), productTolerance('float32', 6));
+  t.is(ig.memory().bytes.cpu, before + 4 * 5 * 3 * 4, 'the copy is freed; only the result remains');
+});
+
+test('setNumThreads and IGNIS_NUM_THREADS cap the threads of OpenBLAS', (t) => {
+  const rng = new Rng(6);
+  const a = randomTensor(rng, [300, 300], 'float32');
+  const threads = ig.getNumThreads();
+  try {
+    ig.setNumThreads(1);
+    ig.matmul(a.t, a.t).dispose();
+    t.is(diagnostics.blasInfo().threads, 1);
+  } finally {
+    ig.setNumThreads(threads);
+  }
+  ig.matmul(a.t, a.t).dispose();
+  t.true(diagnostics.blasInfo().threads <= threads);
+  const script = `const ig = require(${JSON.stringify(path.join(__dirname, '..', '..', 'lib'))});
+    const { addon } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'lib', 'native'))});
+    const a = ig.ones([300, 300]);
+    const p = ig.matmul(a, a);
+    process.stdout.write(JSON.stringify([addon.blasInfo().threads, p.toArray()[0][0]]));`;
+  const res = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, IGNIS_NUM_THREADS: '1' } });
+  t.is(res.status, 0, res.stderr);
+  t.deepEqual(JSON.parse(res.stdout), [1, 300]);
 });
 
 test('linear: random shapes, layouts and dtypes, with and without bias', (t) => {
