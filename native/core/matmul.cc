@@ -119,7 +119,9 @@ TensorPtr product(const char* op, const TensorPtr& a, const TensorPtr& b, const 
   if (m > kBlasMax || n > kBlasMax || k > kBlasMax)
     fail(ERR_SHAPE, op, ": shapes ", shape_str(a->shape), " and ", shape_str(b->shape), " exceed BLAS's 32-bit sizes");
   DType dtype = a->dtype;
-  DType compute = dtype == DType::Float64 ? DType::Float64 : DType::Float32;  // 16-bit floats in float32
+  // 16-bit floats are computed in float32: Debian's OpenBLAS 0.3.21 is built without bfloat16
+  // support, so cblas_sbgemm is declared in cblas.h but missing from the library.
+  DType compute = dtype == DType::Float64 ? DType::Float64 : DType::Float32;
   TensorPtr out = empty(out_shape, compute, a->device());
   if (bias) copy_into(out, bias);
   if (out->numel() > 0) {

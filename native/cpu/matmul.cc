@@ -15,8 +15,9 @@ int blas_thread_limit() {
   return limit;
 }
 
-// openblas_set_num_threads is process-wide: set it only when the wanted count changes. Calls
-// from other threads at the same time stay correct (OpenBLAS serialises its threaded calls).
+// openblas_set_num_threads is process-wide: set it only when the wanted count changes. Products
+// running on other threads meanwhile stay correct (the pthread build queues concurrent threaded
+// calls); they may only run on fewer or more threads than they asked for.
 void use_blas_threads(int n) {
   static std::mutex mutex;
   static int current = -1;

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { spawnSync } from 'child_process';
 import * as path from 'path';
+import { Worker } from 'worker_threads';
 import * as ig from '../../lib';
 import { DType } from '../../lib';
 import { addon } from '../../lib/native';
@@ -291,6 +292,47 @@ test('setNumThreads and IGNIS_NUM_THREADS cap the threads of OpenBLAS', (t) => {
   const res = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, IGNIS_NUM_THREADS: '1' } });
   t.is(res.status, 0, res.stderr);
   t.deepEqual(JSON.parse(res.stdout), [1, 300]);
+});
+
+/**
+ * Batches of small products (OpenBLAS set to one thread) and large products (OpenBLAS threads),
+ * interleaved; returns the sum of each result. Runs in the main thread and, from its source
+ * text, in workers.
+ */
+function mixedProducts(lib: string): number[] {
+  const ig = require(lib) as typeof import('../../lib');
+  const fill = (shape: number[], seed: number) => {
+    const data = new Float32Array(shape.reduce((x, y) => x * y, 1));
+    for (let i = 0; i < data.length; i++) data[i] = Math.sin(seed + i * 0.37);
+    return ig.tensor(data, { shape });
+  };
+  const small = [fill([32, 24, 20], 1), fill([32, 20, 16], 2)];
+  const large = [fill([200, 300], 3), fill([300, 250], 4)];
+  const sums: number[] = [];
+  for (let r = 0; r < 12; r++) {
+    const [x, y] = r % 2 ? small : large;
+    const out = ig.matmul(x, y);
+    sums.push((out.data() as Float32Array).reduce((s, v) => s + v, 0));
+    out.dispose();
+  }
+  return sums;
+}
+
+test('matmul from worker threads at the same time as the main thread', async (t) => {
+  const lib = path.join(__dirname, '..', '..', 'lib');
+  const source = `require('worker_threads').parentPort.postMessage((${mixedProducts.toString()})(${JSON.stringify(lib)}))`;
+  const runWorker = () =>
+    new Promise<number[]>((resolve, reject) => {
+      const worker = new Worker(source, { eval: true });
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+  const workers = Promise.all([runWorker(), runWorker()]);
+  const expected = mixedProducts(lib);
+  for (const sums of await workers) {
+    t.is(sums.length, expected.length);
+    sums.forEach((s, i) => t.true(Math.abs(s - expected[i]) <= 1e-3 * Math.max(1, Math.abs(expected[i])), `product ${i}: ${s} vs ${expected[i]}`));
+  }
 });
 
 test('linear: random shapes, layouts and dtypes, with and without bias', (t) => {
