@@ -227,6 +227,20 @@ test('matmul: zero sizes', (t) => {
   }
 });
 
+test('matmul: results do not depend on what the reused output memory held', (t) => {
+  const rng = new Rng(12);
+  const cases: [number[], number[]][] = [[[1, 40], [40, 30]], [[30, 40], [40, 1]], [[30, 40], [40, 30]], [[30, 0], [0, 30]]];
+  for (const [sa, sb] of cases) {
+    const a = randomTensor(rng, sa, 'float32', 'transposed');
+    const b = randomTensor(rng, sb, 'float32');
+    const expected = refMatmul(a.ref, b.ref);
+    for (let r = 0; r < 3; r++) {
+      ig.full([numel(expected.shape)], NaN).dispose();  // freed memory of the result's size, full of NaN
+      assertClose(t, ig.matmul(a.t, b.t), expected, productTolerance('float32', sa[1]), JSON.stringify([sa, sb]));
+    }
+  }
+});
+
 test('matmul: transposed and vector views reach BLAS without a copy', (t) => {
   const rng = new Rng(5);
   const a = randomTensor(rng, [3, 40, 30], 'float32', 'transposed');
