@@ -2,12 +2,19 @@
 // float32 matmul against numpy and PyTorch (CPU) in the same run: square products at
 // n = 256..2048 (target: at least 0.9x numpy's GFLOP/s at 1024), a transposed first operand, a
 // batch of small products and a linear layer with bias.
-// Usage: node bench/matmul.js [--quick]   (build first: node-gyp build && tsc -p .)
+// Usage: node bench/matmul.js [--quick] [--threads N]   (build first: node-gyp build && tsc -p .)
+// --threads N runs every library on N threads (numpy through OPENBLAS_NUM_THREADS).
 const ig = require('..');
 const { addon } = require('../dist/lib/native');
 const { median, timeit, runPeer, report } = require('./common');
 
 const quick = process.argv.includes('--quick');
+const threadsFlag = process.argv.indexOf('--threads');
+if (threadsFlag > 0) {
+  const n = Number(process.argv[threadsFlag + 1]);
+  ig.setNumThreads(n);
+  process.env.OPENBLAS_NUM_THREADS = String(n);
+}
 const sizes = quick ? [256, 512] : [256, 512, 1024, 2048];
 const cases = [
   ...sizes.map((n) => ({ name: `square ${n}`, a: [n, n], b: [n, n] })),
@@ -34,30 +41,31 @@ function rand(shape) {
 function timeIgnis(c) {
   const x = rand(c.a);
   const y = rand(c.b);
+  const bias = c.linear ? rand([c.b[0]]) : null;
   const a = c.transA ? x.mT : x;
-  let fn;
-  if (c.linear) {
-    const bias = rand([c.b[0]]);
-    fn = () => ig.linear(a, y, bias).dispose();
-  } else {
-    fn = () => ig.matmul(a, y).dispose();
-  }
-  return timeit(fn).median;
+  const fn = c.linear ? () => ig.linear(a, y, bias).dispose() : () => ig.matmul(a, y).dispose();
+  const seconds = timeit(fn).median;
+  for (const t of [x, y, a, bias]) t?.dispose();
+  return seconds;
 }
 
 // Rounds alternate ignis and the peers so that load from other processes falls on all of them;
 // each figure is the median over the rounds.
-const rounds = quick ? 1 : 3;
+const rounds = quick ? 1 : 5;
 const threads = ig.getNumThreads();
 const seconds = { ignis: [], numpy: [], torch: [] };
 let numpy;
 let torch;
-for (let r = 0; r < rounds; r++) {
-  seconds.ignis.push(cases.map(timeIgnis));
+const runPeers = () => {
   numpy = runPeer('numpy', 'matmul', { threads, cases, lib: 'numpy' });
   torch = runPeer('torch', 'matmul', { threads, cases, lib: 'torch' });
   seconds.numpy.push(numpy.rows?.map((row) => row.seconds));
   seconds.torch.push(torch.rows?.map((row) => row.seconds));
+};
+for (let r = 0; r < rounds; r++) {
+  if (r % 2) runPeers();
+  seconds.ignis.push(cases.map(timeIgnis));
+  if (r % 2 === 0) runPeers();
 }
 
 const rows = cases.map((c, i) => {
