@@ -1,6 +1,7 @@
 // Matrix products with PyTorch's matmul semantics, and linear (x @ w^T + bias), through BLAS.
 // Operands whose last two dims are row- or column-major go to BLAS as they are (a transpose flag
-// and a leading dim); only other layouts are copied. Batch dims broadcast and are never copied.
+// and a leading dim); only other layouts are copied. Batch dims broadcast through per-matrix
+// offsets, so no batch layout forces a copy.
 #pragma once
 #include "core/tensor.h"
 
