@@ -1,8 +1,84 @@
-/** Matrix products through BLAS. */
+/** Matrix products through BLAS: matmul (PyTorch semantics) and linear. */
+import { isFloat } from '../dtype';
 import { fail } from '../errors';
-import { Tensor } from '../tensor';
+import { addon, NativeHandle } from '../native';
+import { Tensor, wrap } from '../tensor';
+import { broadcastShapes, checkSameDevice, checkTensor, fmtShape } from './check';
 
-// UNWRITTEN (matmul family, in progress)
-const pending = (name: string): never => fail('ERR_INTERNAL', `${name}: not implemented yet`);
-export const matmul = (_a: Tensor, _b: Tensor): Tensor => pending('matmul');
-export const linear = (_x: Tensor, _w: Tensor, _b?: Tensor | null): Tensor => pending('linear');
+interface MatmulNative {
+  matmul(a: NativeHandle, b: NativeHandle): NativeHandle;
+  linear(x: NativeHandle, w: NativeHandle, bias: NativeHandle | null): NativeHandle;
+}
+const native = addon as MatmulNative;
+
+/** Both operands floating-point, of one dtype. */
+function checkFloatPair(op: string, a: Tensor, b: Tensor, what: string): void {
+  if (!isFloat(a.dtype) || !isFloat(b.dtype)) {
+    fail('ERR_DTYPE', `${op}: expected floating-point tensors, got ${a.dtype} and ${b.dtype}`);
+  }
+  if (a.dtype !== b.dtype) fail('ERR_DTYPE', `${op}: ${what} must have one dtype, got ${a.dtype} and ${b.dtype}`);
+}
+
+/** The shape of matmul(a, b), or ERR_SHAPE naming both shapes. */
+function matmulShape(a: readonly number[], b: readonly number[]): number[] {
+  if (a.length === 0 || b.length === 0) {
+    fail('ERR_SHAPE', `matmul: operands need at least 1 dim, got shapes ${fmtShape(a)} and ${fmtShape(b)}`);
+  }
+  const k = a[a.length - 1];
+  const kb = b.length === 1 ? b[0] : b[b.length - 2];
+  if (k !== kb) fail('ERR_SHAPE', `matmul: shapes ${fmtShape(a)} and ${fmtShape(b)} do not match (inner dims ${k} and ${kb})`);
+  const batchA = a.slice(0, Math.max(a.length - 2, 0));
+  const batchB = b.slice(0, Math.max(b.length - 2, 0));
+  let batch: number[];
+  try {
+    batch = broadcastShapes(batchA, batchB, 'matmul');
+  } catch {
+    fail('ERR_SHAPE', `matmul: the batch dims of shapes ${fmtShape(a)} and ${fmtShape(b)} cannot be broadcast together`);
+  }
+  if (a.length > 1) batch.push(a[a.length - 2]);
+  if (b.length > 1) batch.push(b[b.length - 1]);
+  return batch;
+}
+
+/**
+ * Matrix product with PyTorch's `matmul` semantics: 1-D x 1-D is a dot product (0-dim result);
+ * 2-D x 2-D a matrix product; a 1-D first operand gets a dim prepended and a 1-D second operand a
+ * dim appended, which the result drops; with more dims, all but the last two are batch dims and
+ * broadcast. Operands are floating-point of one dtype (bfloat16 and float16 are computed in
+ * float32). Transposed views are passed to BLAS without a copy.
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  checkTensor(a, 'matmul', 'first operand');
+  checkTensor(b, 'matmul', 'second operand');
+  checkSameDevice('matmul', a, b);
+  checkFloatPair('matmul', a, b, 'operands');
+  const shape = matmulShape(a.shape, b.shape);
+  return wrap(native.matmul(a.handle('matmul'), b.handle('matmul')), shape, a.dtype, a.device);
+}
+
+/**
+ * `x @ w^T + bias`, as PyTorch's `F.linear`: x [..., in], weight w [out, in], optional bias
+ * [out]; the result is [..., out]. One GEMM with w transposed by a BLAS flag (never copied), the
+ * bias written into the result first and the product added to it.
+ */
+export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
+  checkTensor(x, 'linear', 'input');
+  checkTensor(w, 'linear', 'weight');
+  const hasBias = bias !== undefined && bias !== null;
+  if (hasBias) checkTensor(bias, 'linear', 'bias');
+  checkSameDevice('linear', x, w, ...(hasBias ? [bias] : []));
+  checkFloatPair('linear', x, w, 'input and weight');
+  if (hasBias && bias.dtype !== x.dtype) fail('ERR_DTYPE', `linear: bias must have the input's dtype ${x.dtype}, got ${bias.dtype}`);
+  if (x.ndim === 0) fail('ERR_SHAPE', 'linear: input must have at least 1 dim, got shape []');
+  if (w.ndim !== 2) fail('ERR_SHAPE', `linear: weight must have 2 dims [out, in], got shape ${fmtShape(w.shape)}`);
+  const [outFeatures, inFeatures] = w.shape;
+  if (x.shape[x.ndim - 1] !== inFeatures) {
+    fail('ERR_SHAPE', `linear: input of shape ${fmtShape(x.shape)} does not match weight of shape ${fmtShape(w.shape)} (in_features ${inFeatures})`);
+  }
+  if (hasBias && (bias.ndim !== 1 || bias.shape[0] !== outFeatures)) {
+    fail('ERR_SHAPE', `linear: bias of shape ${fmtShape(bias.shape)} does not match weight of shape ${fmtShape(w.shape)} (expected [${outFeatures}])`);
+  }
+  const shape = [...x.shape.slice(0, -1), outFeatures];
+  const h = native.linear(x.handle('linear'), w.handle('linear'), hasBias ? bias.handle('linear') : null);
+  return wrap(h, shape, x.dtype, x.device);
+}
