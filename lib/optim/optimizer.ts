@@ -45,6 +45,7 @@ export function checkRange(value: unknown, op: string, name: string, min: number
   return value;
 }
 
+/** Whether `value` is a plain object (`{...}`), not an array, class instance or null. */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype;
 }
@@ -113,7 +114,7 @@ export abstract class Optimizer<O extends object> {
     const op = this.name;
     const where = `paramGroups[${this.paramGroups.length}]`;
     if (!isPlainObject(group) || !Array.isArray(group.params)) {
-      fail('ERR_ARG', `${op}: ${where} must be a Tensor or an object { params: Tensor[], ...options }`);
+      fail('ERR_ARG', `${op}: ${where} must be an object { params: Tensor[], ...options } (or pass a plain array of Tensors)`);
     }
     const { params, ...rest } = group;
     const overrides = this.checkOverrides(rest, where);
@@ -133,8 +134,8 @@ export abstract class Optimizer<O extends object> {
 
   /**
    * Updates every param that has a grad, in place, one native call per group. Everything is
-   * validated first (each group's options, each grad's shape, dtype and device): a step that
-   * throws has changed nothing.
+   * validated before the first update (each group's options, each grad's shape, dtype and
+   * device), so a step that fails validation has changed nothing.
    */
   step(): void {
     const op = `${this.name}.step`;
@@ -144,17 +145,18 @@ export abstract class Optimizer<O extends object> {
       const params: Tensor[] = [];
       const grads: Tensor[] = [];
       group.params.forEach((p, i) => {
-        const what = `param ${i} of group ${g}`;
-        checkTensor(p, op, what);
-        if (p.grad === null) return;
+        // messages are built only on failure: this loop runs for every param at every step
+        const what = () => `param ${i} of group ${g}`;
+        if (p.isDisposed) fail('ERR_DISPOSED', `${op}: ${what()} was disposed`);
         const grad = p.grad;
-        if (!(grad instanceof Tensor)) fail('ERR_ARG', `${op}: the grad of ${what} must be a Tensor or null`);
-        checkTensor(grad, op, `the grad of ${what}`);
+        if (grad === null) return;
+        if (!(grad instanceof Tensor)) fail('ERR_ARG', `${op}: the grad of ${what()} must be a Tensor or null`);
+        if (grad.isDisposed) fail('ERR_DISPOSED', `${op}: the grad of ${what()} was disposed`);
         if (!sameShape(grad.shape, p.shape)) {
-          fail('ERR_SHAPE', `${op}: the grad of ${what} has shape ${fmtShape(grad.shape)}, the param ${fmtShape(p.shape)}`);
+          fail('ERR_SHAPE', `${op}: the grad of ${what()} has shape ${fmtShape(grad.shape)}, the param ${fmtShape(p.shape)}`);
         }
-        if (grad.dtype !== p.dtype) fail('ERR_DTYPE', `${op}: the grad of ${what} is ${grad.dtype}, the param ${p.dtype}`);
-        if (grad.device !== p.device) fail('ERR_DEVICE', `${op}: the grad of ${what} is on ${grad.device}, the param on ${p.device}`);
+        if (grad.dtype !== p.dtype) fail('ERR_DTYPE', `${op}: the grad of ${what()} is ${grad.dtype}, the param ${p.dtype}`);
+        if (grad.device !== p.device) fail('ERR_DEVICE', `${op}: the grad of ${what()} is on ${grad.device}, the param on ${p.device}`);
         params.push(p);
         grads.push(grad);
       });

@@ -63,6 +63,7 @@ export class LRScheduler {
     return this.lastLrs.slice();
   }
 
+  /** The step count and base lrs (the lambdas are code: the resumed scheduler must be made the same way). */
   stateDict(): LRSchedulerStateDict {
     return { lastStep: this.step_, baseLrs: this.baseLrs.slice() };
   }

@@ -35,6 +35,7 @@ void parallel_parts(const TensorList& tensors, F&& part) {
   parallel_for(starts.back(), kElementwiseGrain, [&](int64_t begin, int64_t end) { for_each_part(starts, begin, end, part); });
 }
 
+// Vectorises because the build passes -fno-math-errno: otherwise std::sqrt branches to set errno.
 template <typename P, typename A = acc_t<P>>
 void adamw_span(P* __restrict p, const P* __restrict g, A* __restrict m, A* __restrict v, int64_t n, const AdamWScalars<A> s) {
   for (int64_t i = 0; i < n; i++) {
