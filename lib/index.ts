@@ -19,3 +19,7 @@ export * from './ops/softmax';
 export * from './ops/norm';
 export * from './ops/indexing';
 export * from './ops/loss';
+/** Optimizers, gradient clipping and learning-rate schedules. */
+export * as optim from './optim';
+/** The optimizers and clipGradNorm, also found in {@link optim}. */
+export { SGD, AdamW, clipGradNorm } from './optim';

@@ -1,0 +1,17 @@
+#pragma once
+#include "core/optim.h"
+
+namespace ignis::cpu {
+
+// The kernels behind core/optim.h, on arguments it has validated; every tensor of a step is
+// contiguous. Parameters and optimizer state are overwritten in place (=) with their new values.
+void adamw_step(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
+                const TensorList& exp_avg_sqs, const std::vector<int64_t>& steps, const AdamWOptions& options);
+void sgd_step(const TensorList& params, const TensorList& grads, const TensorList& momentum_buffers,
+              const std::vector<bool>& fresh, const SgdOptions& options);
+// The norm of the elements of contiguous float tensors, taken together.
+double total_norm(const TensorList& tensors, double norm_type);
+// t = t * factor in place (=), any layout without broadcast dims.
+void scale_in_place(const TensorList& tensors, double factor);
+
+}  // namespace ignis::cpu
