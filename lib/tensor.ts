@@ -29,6 +29,10 @@ export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
   readonly device: Device;
+  /** Whether gradients flow to this tensor. */
+  requiresGrad = false;
+  /** The gradient accumulated by backward(), for leaves that require grad. */
+  grad: Tensor | null = null;
 
   /** @internal Use the creation functions ({@link tensor}, {@link zeros}, ...) instead. */
   constructor(handle: NativeHandle, shape: readonly number[], dtype: DType, device: Device = 'cpu') {
