@@ -166,8 +166,14 @@ export abstract class Module {
     if (typeof name !== 'string' || name === '' || name.includes('.')) {
       fail('ERR_ARG', `registerBuffer: name must be a non-empty string without '.', got ${String(name)}`);
     }
+    const current: unknown = (this as Record<string, unknown>)[name];
+    if (!this.#buffers.has(name) && (current instanceof Module || isParameter(current))) {
+      fail('ERR_ARG', `registerBuffer: '${name}' already holds a ${current instanceof Module ? 'submodule' : 'parameter'}`);
+    }
+    const persistent = opts.persistent ?? true;
+    if (typeof persistent !== 'boolean') fail('ERR_ARG', `registerBuffer: persistent must be a boolean, got ${typeof persistent}`);
     if (t !== null) keep(checkTensor(t, 'registerBuffer', `buffer '${name}'`));
-    this.#buffers.set(name, opts.persistent ?? true);
+    this.#buffers.set(name, persistent);
     (this as Record<string, unknown>)[name] = t;
   }
 

@@ -68,6 +68,11 @@ test('members: own parameters before submodules, buffers (persistent or not), pa
   t.deepEqual(m.namedBuffers().map(([n]) => n), ['table']);
   assertCode(t, () => m.registerBuffer('a.b', ig.zeros([1])), 'ERR_ARG');
   assertCode(t, () => m.registerBuffer('x', 3 as unknown as Tensor), 'ERR_ARG');
+  const extra = ig.zeros([1]);
+  assertCode(t, () => m.registerBuffer('scale', extra), 'ERR_ARG', /parameter/);
+  assertCode(t, () => m.registerBuffer('inner', extra), 'ERR_ARG', /submodule/);
+  assertCode(t, () => m.registerBuffer('y', extra, { persistent: 1 as unknown as boolean }), 'ERR_ARG');
+  extra.dispose();
   m.dispose();
   m.plain.dispose();
   m.options.weight.dispose();
