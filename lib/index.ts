@@ -23,3 +23,4 @@ export * from './ops/loss';
 export * as optim from './optim';
 /** The optimizers and clipGradNorm, also found in {@link optim}. */
 export { SGD, AdamW, clipGradNorm } from './optim';
+export * as nn from './nn';

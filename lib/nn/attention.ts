@@ -1,0 +1,259 @@
+/**
+ * Causal self-attention as LLaMA computes it (Hugging Face's LlamaAttention, eager path):
+ * rotary position embeddings with the rotate_half convention, grouped-query heads, scaled
+ * dot-product scores with an additive causal mask, softmax, and the output projection. Composed
+ * from existing ops.
+ */
+import { DType, isFloat, isInt } from '../dtype';
+import { fail } from '../errors';
+import { tidy } from '../memory';
+import { checkNumber, checkTensor, fmtShape, sameShape } from '../ops/check';
+import { tensor } from '../ops/creation';
+import { add, mul } from '../ops/elementwise';
+import { cat, embedding } from '../ops/indexing';
+import { matmul } from '../ops/matmul';
+import { max, min } from '../ops/reduce';
+import { softmax } from '../ops/softmax';
+import { Tensor } from '../tensor';
+import { Linear } from './layers';
+import { checkSize, floatDtype, Module } from './module';
+
+/** The cos and sin tables of {@link RotaryEmbedding}, each [..., dim] for positions [...]. */
+export interface PositionEmbeddings {
+  cos: Tensor;
+  sin: Tensor;
+}
+
+/** Options of {@link RotaryEmbedding}. */
+export interface RotaryOptions {
+  /** The base of the frequencies (`rope_theta`, default 10000). */
+  theta?: number;
+}
+
+/**
+ * Rotary position embeddings as Hugging Face's LlamaRotaryEmbedding computes them (default rope
+ * type): inverse frequencies 1 / theta^(2i / dim) for i < dim / 2, angles position * invFreq,
+ * each angle used twice (`cat(freqs, freqs)`) so that the tables pair element j with element
+ * j + dim / 2 ({@link rotateHalf}). Everything is computed in float32 with HF's roundings, then
+ * converted to the requested dtype. The tables are cached per position (non-persistent buffers
+ * `cos_cached` and `sin_cached`, grown on demand).
+ */
+export class RotaryEmbedding extends Module {
+  readonly dim: number;
+  readonly theta: number;
+  /** The inverse frequencies (float32 values), dim / 2 of them. */
+  readonly invFreq: Float32Array;
+  /** Rows cached in the tables. */
+  #length = 0;
+
+  constructor(dim: number, opts: RotaryOptions = {}) {
+    super();
+    this.dim = checkSize(dim, 'RotaryEmbedding', 'dim');
+    if (dim === 0 || dim % 2 !== 0) fail('ERR_ARG', `RotaryEmbedding: dim must be a positive even number, got ${dim}`);
+    const theta = checkNumber(opts.theta ?? 10000, 'RotaryEmbedding', 'theta');
+    if (!(theta > 0) || !Number.isFinite(theta)) fail('ERR_ARG', `RotaryEmbedding: theta must be a finite positive number, got ${theta}`);
+    this.theta = theta;
+    // HF: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), each step in float32
+    const f = Math.fround;
+    this.invFreq = Float32Array.from({ length: dim / 2 }, (_, i) => f(1 / f(theta ** f((2 * i) / dim))));
+    this.registerBuffer('cos_cached', null, { persistent: false });
+    this.registerBuffer('sin_cached', null, { persistent: false });
+  }
+
+  /** Makes the tables hold at least `length` positions. */
+  #grow(length: number): void {
+    if (length <= this.#length) return;
+    const rows = Math.max(length, 2 * this.#length);
+    const { dim } = this;
+    const half = dim / 2;
+    const cosData = new Float32Array(rows * dim);
+    const sinData = new Float32Array(rows * dim);
+    for (let p = 0; p < rows; p++) {
+      for (let i = 0; i < half; i++) {
+        const angle = Math.fround(p * this.invFreq[i]);  // the float32 product HF's matmul gives
+        const c = Math.cos(angle);
+        const s = Math.sin(angle);
+        cosData[p * dim + i] = cosData[p * dim + half + i] = c;
+        sinData[p * dim + i] = sinData[p * dim + half + i] = s;
+      }
+    }
+    const holder = this as unknown as Record<'cos_cached' | 'sin_cached', Tensor | null>;
+    const old = [holder.cos_cached, holder.sin_cached];
+    this.registerBuffer('cos_cached', tensor(cosData, { shape: [rows, dim] }), { persistent: false });
+    this.registerBuffer('sin_cached', tensor(sinData, { shape: [rows, dim] }), { persistent: false });
+    for (const t of old) t?.dispose();
+    this.#length = rows;
+  }
+
+  /**
+   * The cos and sin tables for integer positions of any shape (LLaMA: [batch, seq]): each
+   * [...positions.shape, dim], of `dtype` (default float32). Positions must be >= 0 (ERR_INDEX).
+   */
+  forward(positionIds: Tensor, dtype: DType = 'float32'): PositionEmbeddings {
+    const op = 'RotaryEmbedding';
+    checkTensor(positionIds, op, 'positionIds');
+    if (!isInt(positionIds.dtype)) fail('ERR_DTYPE', `${op}: positionIds must be int32 or int64, got ${positionIds.dtype}`);
+    floatDtype(dtype, op);
+    if (positionIds.numel > 0) {
+      const [lowest, highest] = tidy(() => [min(positionIds).item(), max(positionIds).item()]);
+      if (lowest < 0) fail('ERR_INDEX', `${op}: positions must be >= 0, got ${lowest}`);
+      this.#grow(highest + 1);
+    } else {
+      this.#grow(1);
+    }
+    const holder = this as unknown as Record<'cos_cached' | 'sin_cached', Tensor>;
+    return tidy(() => ({
+      cos: embedding(positionIds, holder.cos_cached).to(dtype),
+      sin: embedding(positionIds, holder.sin_cached).to(dtype),
+    }));
+  }
+}
+
+/** `cat(-x2, x1)` of the two halves x1, x2 of the last dim (even; ERR_SHAPE otherwise), as HF's rotate_half. */
+export function rotateHalf(x: Tensor): Tensor {
+  checkTensor(x, 'rotateHalf');
+  const d = x.ndim === 0 ? 0 : x.shape[x.ndim - 1];
+  if (x.ndim === 0 || d % 2 !== 0) fail('ERR_SHAPE', `rotateHalf: the last dim must be even, got shape ${fmtShape(x.shape)}`);
+  return tidy(() => cat([mul(x.narrow(-1, d / 2, d / 2), -1), x.narrow(-1, 0, d / 2)], -1));
+}
+
+/** `x * cos + rotateHalf(x) * sin`: HF's apply_rotary_pos_emb for one tensor; cos and sin broadcast to x. */
+export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  return tidy(() => add(mul(x, cos), mul(rotateHalf(x), sin)));
+}
+
+/** The additive causal mask [seqLen, seqLen]: 0 where key j <= query i, -Infinity above the diagonal. */
+export function causalMask(seqLen: number, opts: { dtype?: DType } = {}): Tensor {
+  const n = checkSize(seqLen, 'causalMask', 'seqLen');
+  const dtype = floatDtype(opts.dtype, 'causalMask');
+  const data = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) data.fill(-Infinity, i * n + i + 1, (i + 1) * n);
+  return tidy(() => tensor(data, { shape: [n, n] }).to(dtype));
+}
+
+/** Options of {@link CausalSelfAttention} (Hugging Face's LlamaConfig fields, camelCased). */
+export interface AttentionOptions {
+  hiddenSize: number;
+  numAttentionHeads: number;
+  /** Key/value heads, dividing numAttentionHeads (default numAttentionHeads; 1 is multi-query attention). */
+  numKeyValueHeads?: number;
+  /** Size of a head (default hiddenSize / numAttentionHeads); even, for the rotary embedding. */
+  headDim?: number;
+  /** Whether the four projections have a bias (default false). */
+  attentionBias?: boolean;
+  /** The parameters' dtype (default float32). */
+  dtype?: DType;
+}
+
+/**
+ * Causal multi-head self-attention with grouped-query heads and rotary position embeddings, as
+ * LLaMA's (parameters `q_proj`, `k_proj`, `v_proj`, `o_proj`). Each group of
+ * numAttentionHeads / numKeyValueHeads query heads shares one key/value head (query head h uses
+ * key/value head floor(h / group), as HF's repeat_kv); the sharing is a broadcast in the
+ * batched matmuls, not a copy.
+ */
+export class CausalSelfAttention extends Module {
+  readonly hiddenSize: number;
+  readonly numAttentionHeads: number;
+  readonly numKeyValueHeads: number;
+  readonly headDim: number;
+  q_proj: Linear;
+  k_proj: Linear;
+  v_proj: Linear;
+  o_proj: Linear;
+
+  constructor(opts: AttentionOptions) {
+    super();
+    const op = 'CausalSelfAttention';
+    if (typeof opts !== 'object' || opts === null) fail('ERR_ARG', `${op}: expected options { hiddenSize, numAttentionHeads, ... }`);
+    const hidden = checkSize(opts.hiddenSize, op, 'hiddenSize');
+    const heads = checkSize(opts.numAttentionHeads, op, 'numAttentionHeads');
+    const kvHeads = checkSize(opts.numKeyValueHeads ?? heads, op, 'numKeyValueHeads');
+    if (heads === 0 || kvHeads === 0 || heads % kvHeads !== 0) {
+      fail('ERR_ARG', `${op}: numKeyValueHeads (${kvHeads}) must be positive and divide numAttentionHeads (${heads})`);
+    }
+    if (opts.headDim === undefined && hidden % heads !== 0) {
+      fail('ERR_ARG', `${op}: hiddenSize (${hidden}) must be divisible by numAttentionHeads (${heads}), or give headDim`);
+    }
+    const headDim = checkSize(opts.headDim ?? hidden / heads, op, 'headDim');
+    if (headDim === 0 || headDim % 2 !== 0) fail('ERR_ARG', `${op}: headDim must be a positive even number, got ${headDim}`);
+    this.hiddenSize = hidden;
+    this.numAttentionHeads = heads;
+    this.numKeyValueHeads = kvHeads;
+    this.headDim = headDim;
+    const linearOpts = { bias: opts.attentionBias ?? false, dtype: floatDtype(opts.dtype, op) };
+    this.q_proj = new Linear(hidden, heads * headDim, linearOpts);
+    this.k_proj = new Linear(hidden, kvHeads * headDim, linearOpts);
+    this.v_proj = new Linear(hidden, kvHeads * headDim, linearOpts);
+    this.o_proj = new Linear(heads * headDim, hidden, linearOpts);
+  }
+
+  /**
+   * x [batch, seq, hiddenSize] -> [batch, seq, hiddenSize]. `positionEmbeddings`: the cos and
+   * sin tables of the positions ([seq, headDim] or [batch or 1, seq, headDim]), from a
+   * {@link RotaryEmbedding} of dim headDim. `attentionMask`: an additive float mask that
+   * replaces the causal one (so it must hide the future itself), [seq, seq] or
+   * [batch or 1, 1 or numAttentionHeads, seq, seq]; by default {@link causalMask} is built for
+   * each call (a model with many layers builds it once and passes it).
+   */
+  forward(x: Tensor, positionEmbeddings: PositionEmbeddings, attentionMask: Tensor | null = null): Tensor {
+    const op = 'CausalSelfAttention';
+    checkTensor(x, op);
+    if (x.ndim !== 3 || x.shape[2] !== this.hiddenSize) {
+      fail('ERR_SHAPE', `${op}: expected input [batch, seq, ${this.hiddenSize}], got ${fmtShape(x.shape)}`);
+    }
+    const [batch, seq] = x.shape;
+    const { cos, sin } = this.#checkPositions(positionEmbeddings, batch, seq, op);
+    if (attentionMask !== null) this.#checkMask(attentionMask, batch, seq, op);
+    const groups = this.numKeyValueHeads;
+    const perGroup = this.numAttentionHeads / groups;
+    const hd = this.headDim;
+    return tidy(() => {
+      // heads as [batch, kv head, heads sharing it, seq, headDim]
+      const split = (t: Tensor, heads: number) => t.view(batch, seq, groups, heads, hd).permute(0, 2, 3, 1, 4);
+      const table = (t: Tensor) => t.to(x.dtype).reshape(t.ndim === 2 ? 1 : t.shape[0], 1, 1, seq, hd);
+      const [c, s] = [table(cos), table(sin)];
+      const q = applyRotary(split(this.q_proj.call(x), perGroup), c, s);
+      const k = applyRotary(split(this.k_proj.call(x), 1), c, s);
+      const v = split(this.v_proj.call(x), 1);
+      const scores = mul(matmul(q, k.mT), hd ** -0.5);
+      const mask = attentionMask === null ? causalMask(seq, { dtype: x.dtype }) : this.#groupedMask(attentionMask, x.dtype);
+      const probs = softmax(add(scores, mask), -1);
+      const out = matmul(probs, v).permute(0, 3, 1, 2, 4).reshape(batch, seq, this.numAttentionHeads * hd);
+      return this.o_proj.call(out);
+    });
+  }
+
+  #checkPositions(pe: PositionEmbeddings, batch: number, seq: number, op: string): PositionEmbeddings {
+    if (typeof pe !== 'object' || pe === null) fail('ERR_ARG', `${op}: positionEmbeddings must be { cos, sin } from a RotaryEmbedding`);
+    for (const name of ['cos', 'sin'] as const) {
+      const t = checkTensor(pe[name], op, `positionEmbeddings.${name}`);
+      if (!isFloat(t.dtype)) fail('ERR_DTYPE', `${op}: positionEmbeddings.${name} must be floating-point, got ${t.dtype}`);
+      const ok = (t.ndim === 2 || (t.ndim === 3 && (t.shape[0] === batch || t.shape[0] === 1))) && sameShape(t.shape.slice(-2), [seq, this.headDim]);
+      if (!ok) {
+        fail('ERR_SHAPE', `${op}: positionEmbeddings.${name} must be [${seq}, ${this.headDim}] or [${batch} or 1, ${seq}, ${this.headDim}], got ${fmtShape(t.shape)}`);
+      }
+    }
+    return pe;
+  }
+
+  #checkMask(mask: Tensor, batch: number, seq: number, op: string): void {
+    checkTensor(mask, op, 'attentionMask');
+    if (!isFloat(mask.dtype)) fail('ERR_DTYPE', `${op}: attentionMask must be an additive float mask, got ${mask.dtype}`);
+    const s = mask.shape;
+    const ok =
+      (mask.ndim === 2 && sameShape(s, [seq, seq])) ||
+      (mask.ndim === 4 && (s[0] === batch || s[0] === 1) && (s[1] === 1 || s[1] === this.numAttentionHeads) && sameShape(s.slice(2), [seq, seq]));
+    if (!ok) {
+      fail('ERR_SHAPE', `${op}: attentionMask must be [${seq}, ${seq}] or [${batch} or 1, 1 or ${this.numAttentionHeads}, ${seq}, ${seq}], got ${fmtShape(s)}`);
+    }
+  }
+
+  /** A checked mask in the grouped layout of the scores, [.., kv head, heads sharing it, seq, seq]. */
+  #groupedMask(mask: Tensor, dtype: DType): Tensor {
+    const m = mask.to(dtype);
+    if (m.ndim === 2) return m;
+    const [b, h, seq] = m.shape;
+    return h === 1 ? m.unsqueeze(1) : m.reshape(b, this.numKeyValueHeads, h / this.numKeyValueHeads, seq, seq);
+  }
+}

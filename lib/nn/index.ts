@@ -1,0 +1,15 @@
+/**
+ * Modules: the {@link Module} base (named parameters and buffers, modes, state dicts), basic
+ * layers, and the parts of a LLaMA-style decoder. Exported as the `nn` namespace.
+ * @packageDocumentation
+ */
+export { Module, parameter, isParameter } from './module';
+export type { StateDict, LoadStateDictOptions, LoadStateDictResult, BufferOptions } from './module';
+export { Linear, Embedding, LayerNorm, RMSNorm, Dropout } from './layers';
+export type { LinearOptions, EmbeddingOptions, LayerNormOptions, RMSNormOptions } from './layers';
+export { RotaryEmbedding, CausalSelfAttention, rotateHalf, applyRotary, causalMask } from './attention';
+export type { PositionEmbeddings, RotaryOptions, AttentionOptions } from './attention';
+export { SwiGLU } from './mlp';
+export type { SwiGLUOptions } from './mlp';
+export { DecoderBlock } from './decoder';
+export type { DecoderBlockOptions } from './decoder';
