@@ -6,6 +6,7 @@
 #include <limits>
 #include <type_traits>
 #include "kernels/common.h"
+#include "kernels/half.h"
 
 namespace ignis {
 
@@ -66,6 +67,86 @@ auto dispatch_binary_op(BinaryOp op, F&& f) {
   return f(MinimumOp{});
 }
 
+// --- float exp and tanh in plain arithmetic ---------------------------------------------------
+// libm's expf/tanhf are calls the compiler cannot vectorise; these are branch-free (selects
+// only), within ~2 ulp, with the same special values (NaN, +-inf, overflow, subnormal results).
+// float64 keeps libm.
+
+constexpr float kLog2e = 1.44269504088896341f;
+// ln 2 split so that n * kLn2Hi is exact for |n| < 2^15 (kLn2Hi has 9 significant bits).
+constexpr float kLn2Hi = 0.693359375f;
+constexpr float kLn2Lo = -2.12194440e-4f;
+// Adding 1.5 * 2^23 to a float below 2^22 in magnitude rounds it to an integer, which then sits
+// in the low mantissa bits: both the rounded float and the integer come out without a
+// float -> int conversion (undefined for NaN).
+constexpr float kRoundMagic = 12582912.0f;
+
+// 2^n for an integer n in [-126, 127].
+IGNIS_HD float pow2i(int32_t n) { return bits_float(uint32_t(n + 127) << 23); }
+
+// x = n ln2 + r, |r| <= ln2 / 2: returns r and sets n.
+IGNIS_HD float reduce_ln2(float x, int32_t& n) {
+  float shifted = x * kLog2e + kRoundMagic;
+  float fn = shifted - kRoundMagic;
+  n = int32_t(float_bits(shifted) - float_bits(kRoundMagic));
+  return (x - fn * kLn2Hi) - fn * kLn2Lo;
+}
+
+// e^r - 1 for |r| <= ln2 / 2: Taylor terms to r^8 (the next is below 1e-9 relative).
+IGNIS_HD float expm1_reduced(float r) {
+  float p = 1.0f / 40320;
+  p = p * r + 1.0f / 5040;
+  p = p * r + 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  return (p * r) * r + r;
+}
+
+IGNIS_HD float exp_float(float x) {
+  // Clamped where the result is already 0 or inf (NaN passes both tests and stays NaN).
+  x = x < -110.0f ? -110.0f : x;
+  x = x > 90.0f ? 90.0f : x;
+  int32_t n;
+  float r = reduce_ln2(x, n);
+  // 2^n as two powers of two: n reaches -159 (subnormal results) and 130 (overflow to inf)
+  int32_t half = n >> 1;
+  return (expm1_reduced(r) + 1.0f) * pow2i(half) * pow2i(n - half);
+}
+
+IGNIS_HD float tanh_float(float x) {
+  // tanh|x| = -m / (2 + m) with m = expm1(-2|x|): no cancellation near 0; 1 beyond |x| = 10
+  float a = std::fabs(x);
+  a = a > 10.0f ? 10.0f : a;
+  int32_t n;
+  float r = reduce_ln2(-2.0f * a, n);  // n in [-29, 0]
+  float scale = pow2i(n);
+  float m = expm1_reduced(r) * scale + (scale - 1.0f);
+  return std::copysign(-m / (2.0f + m), x);
+}
+
+template <typename T>
+IGNIS_HD T exp_of(T x) {
+  if constexpr (std::is_same_v<T, float>) return exp_float(x);
+  else return std::exp(x);
+}
+
+// 1 / (1 + e^-x) without overflow: exp only ever sees -|x|, so the result is exact to rounding
+// in both tails (sigmoid(-1000) = 0, sigmoid(1000) = 1, never inf / inf).
+template <typename T>
+IGNIS_HD T stable_sigmoid(T x) {
+  T e = exp_of(-std::fabs(x));
+  T s = T(1) / (T(1) + e);
+  return x >= T(0) ? s : e * s;
+}
+
+// x * s where s -> 0 as x -> -inf: the product is 0 there, not -inf * 0 = NaN.
+template <typename T>
+IGNIS_HD T times_vanishing(T x, T s) {
+  return s == T(0) ? T(0) : x * s;
+}
+
 // --- unary ---------------------------------------------------------------------------------
 
 // The numeric values are part of the JS <-> C++ contract (lib/ops/elementwise.ts).
@@ -109,7 +190,7 @@ struct RsqrtOp {
 };
 struct ExpOp {
   static constexpr bool integers = false;
-  template <typename T> IGNIS_HD T operator()(T x) const { return std::exp(x); }
+  template <typename T> IGNIS_HD T operator()(T x) const { return exp_of(x); }
 };
 struct LogOp {
   static constexpr bool integers = false;
@@ -117,23 +198,11 @@ struct LogOp {
 };
 struct TanhOp {
   static constexpr bool integers = false;
-  template <typename T> IGNIS_HD T operator()(T x) const { return std::tanh(x); }
+  template <typename T> IGNIS_HD T operator()(T x) const {
+    if constexpr (std::is_same_v<T, float>) return tanh_float(x);
+    else return std::tanh(x);
+  }
 };
-
-// 1 / (1 + e^-x) without overflow: exp only ever sees -|x|, so the result is exact to rounding
-// in both tails (sigmoid(-1000) = 0, sigmoid(1000) = 1, never inf / inf).
-template <typename T>
-IGNIS_HD T stable_sigmoid(T x) {
-  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-  T e = std::exp(x);
-  return e / (T(1) + e);
-}
-
-// x * s where s -> 0 as x -> -inf: the product is 0 there, not -inf * 0 = NaN.
-template <typename T>
-IGNIS_HD T times_vanishing(T x, T s) {
-  return s == T(0) ? T(0) : x * s;
-}
 
 struct SigmoidOp {
   static constexpr bool integers = false;
