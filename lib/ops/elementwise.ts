@@ -13,7 +13,14 @@ interface ElementwiseNative {
   clamp(a: NativeHandle, lo: number, hi: number): NativeHandle;
   compare(op: number, a: NativeHandle, b: NativeHandle): NativeHandle;
   compareScalar(op: number, a: NativeHandle, scalar: number): NativeHandle;
-  where(condition: NativeHandle, a: NativeHandle | null, aValue: number, b: NativeHandle | null, bValue: number, dtype: number): NativeHandle;
+  where(
+    condition: NativeHandle,
+    a: NativeHandle | null,
+    aValue: number,
+    b: NativeHandle | null,
+    bValue: number,
+    dtype: number,
+  ): NativeHandle;
   maskedFill(t: NativeHandle, mask: NativeHandle, value: number): NativeHandle;
 }
 const native = addon as ElementwiseNative;
@@ -59,7 +66,12 @@ const enum CompareOp {
  * Runs fn on the handles of `operands` converted to `dtype` (no copy for those already of it;
  * numbers give null), disposing the conversions afterwards.
  */
-function withDtype<R>(operands: readonly (Tensor | number)[], dtype: DType, op: string, fn: (handles: (NativeHandle | null)[]) => R): R {
+function withDtype<R>(
+  operands: readonly (Tensor | number)[],
+  dtype: DType,
+  op: string,
+  fn: (handles: (NativeHandle | null)[]) => R,
+): R {
   const converted: Tensor[] = [];
   try {
     const handles = operands.map((x) => {
@@ -78,10 +90,8 @@ function withDtype<R>(operands: readonly (Tensor | number)[], dtype: DType, op: 
 /** A number stored into an integer (or bool) dtype must fit it exactly, as PyTorch requires. */
 function checkScalarFits(value: number, dtype: DType, op: string): void {
   if (isFloat(dtype)) return;
-  const fits =
-    dtype === 'bool'
-      ? value === 0 || value === 1
-      : Number.isInteger(value) && (dtype === 'int32' ? value >= -(2 ** 31) && value < 2 ** 31 : value >= -(2 ** 63) && value < 2 ** 63);
+  const limit = dtype === 'int32' ? 2 ** 31 : 2 ** 63;
+  const fits = dtype === 'bool' ? value === 0 || value === 1 : Number.isInteger(value) && value >= -limit && value < limit;
   if (!fits) fail('ERR_ARG', `${op}: value ${value} cannot be converted to ${dtype} without overflow or rounding`);
 }
 
@@ -363,8 +373,9 @@ export function where(condition: Tensor, a: Tensor | number, b: Tensor | number)
   else if (tensors.length === 1) dtype = promoteWithScalar(tensors[0].dtype, (typeof a === 'number' ? a : b) as number);
   else dtype = Number.isInteger(a) && Number.isInteger(b) ? 'int64' : 'float32';
   for (const x of operands) if (typeof x === 'number') checkScalarFits(x, dtype, 'where');
+  const [aValue, bValue] = operands.map((x) => (typeof x === 'number' ? x : 0));
   const h = withDtype(operands, dtype, 'where', ([ha, hb]) =>
-    native.where(condition.handle('where'), ha, typeof a === 'number' ? a : 0, hb, typeof b === 'number' ? b : 0, dtypeCode(dtype)),
+    native.where(condition.handle('where'), ha, aValue, hb, bValue, dtypeCode(dtype)),
   );
   return wrap(h, shape, dtype, condition.device);
 }
@@ -381,7 +392,8 @@ export function maskedFill(t: Tensor, mask: Tensor, value: number): Tensor {
   checkScalarFits(value, t.dtype, 'maskedFill');
   if (t.device !== mask.device) checkSameDevice('maskedFill', t, mask);
   if (!sameShape(broadcastShapes(t.shape, mask.shape, 'maskedFill'), t.shape)) {
-    fail('ERR_SHAPE', `maskedFill: mask of shape ${fmtShape(mask.shape)} cannot be broadcast to the input's shape ${fmtShape(t.shape)}`);
+    const shapes = `mask of shape ${fmtShape(mask.shape)} cannot be broadcast to the input's shape ${fmtShape(t.shape)}`;
+    fail('ERR_SHAPE', `maskedFill: ${shapes}`);
   }
   return wrap(native.maskedFill(t.handle('maskedFill'), mask.handle('maskedFill'), value), t.shape, t.dtype, t.device);
 }

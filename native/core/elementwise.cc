@@ -13,7 +13,8 @@ static const char* binary_name(BinaryOp op) {
 }
 
 static const char* unary_name(UnaryOp op) {
-  static const char* names[] = {"neg", "abs", "sqrt", "rsqrt", "exp", "log", "tanh", "sigmoid", "relu", "gelu", "gelu", "silu"};
+  static const char* names[] = {"neg",  "abs",     "sqrt", "rsqrt", "exp",  "log",
+                                "tanh", "sigmoid", "relu", "gelu",  "gelu", "silu"};
   return names[int(op)];
 }
 
@@ -33,7 +34,8 @@ static void check_scalar_fits(double v, DType dtype, const char* op) {
     if constexpr (std::is_floating_point_v<acc_t<T>>) return true;
     else return representable_as<T>(v);
   });
-  if (!fits) fail(ERR_ARG, op, ": value ", v, " cannot be converted to ", dtype_name(dtype), " without overflow or rounding");
+  if (!fits)
+    fail(ERR_ARG, op, ": value ", v, " cannot be converted to ", dtype_name(dtype), " without overflow or rounding");
 }
 
 // A 0-dim tensor holding `value`.
@@ -47,7 +49,8 @@ static TensorPtr scalar_tensor(double value, DType dtype, Device device, const c
 static void check_binary_dtype(BinaryOp op, DType dtype) {
   if (dtype == DType::Bool) fail(ERR_DTYPE, binary_name(op), ": not supported for bool tensors");
   // Integer division by zero traps; div is true division on floats (lib/ops/elementwise.ts promotes).
-  if (op == BinaryOp::Div && !is_float(dtype)) fail(ERR_DTYPE, "div: integer tensors must be converted to a float dtype first");
+  if (op == BinaryOp::Div && !is_float(dtype))
+    fail(ERR_DTYPE, "div: integer tensors must be converted to a float dtype first");
 }
 
 TensorPtr binary(BinaryOp op, const TensorPtr& a, const TensorPtr& b) {
@@ -97,7 +100,8 @@ TensorPtr clamp(const TensorPtr& a, double lo, double hi) {
   if (is_int(a->dtype)) {
     for (double bound : {lo, hi})
       if (std::isfinite(bound) && bound != std::floor(bound))
-        fail(ERR_DTYPE, "clamp: ", dtype_name(a->dtype), " tensor with fractional bound ", bound, " (convert to a float dtype first)");
+        fail(ERR_DTYPE, "clamp: ", dtype_name(a->dtype), " tensor with fractional bound ", bound,
+             " (convert to a float dtype first)");
   }
   TensorPtr out = empty(a->shape, a->dtype, a->device());
   cpu::clamp(out, a, lo, hi);
@@ -120,7 +124,8 @@ TensorPtr compare_scalar(CompareOp op, const TensorPtr& a, double s) {
 }
 
 static void check_mask(const TensorPtr& mask, const char* op, const char* what) {
-  if (mask->dtype != DType::Bool) fail(ERR_DTYPE, op, ": ", what, " must be a bool tensor, got ", dtype_name(mask->dtype));
+  if (mask->dtype != DType::Bool)
+    fail(ERR_DTYPE, op, ": ", what, " must be a bool tensor, got ", dtype_name(mask->dtype));
 }
 
 TensorPtr where(const TensorPtr& condition, const TensorPtr& a, double a_value, const TensorPtr& b, double b_value,

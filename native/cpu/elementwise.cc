@@ -62,7 +62,8 @@ template <typename Out, typename In, typename F>
 void map_binary(const TensorPtr& out, const TensorPtr& a, const TensorPtr& b, const char* op, F f) {
   Shape sa = broadcast_strides(*a, out->shape, op), sb = broadcast_strides(*b, out->shape, op);
   auto loop = make_loop<3>(out->shape, {operand(out), operand(a, sa), operand(b, sb)});
-  for_each_strided(loop, kElementwiseGrain, [f](char* const* p, const int64_t* s, int64_t n) { map_row2<Out, In>(p, s, n, f); });
+  for_each_strided(loop, kElementwiseGrain,
+                   [f](char* const* p, const int64_t* s, int64_t n) { map_row2<Out, In>(p, s, n, f); });
 }
 
 // v (an integer or +-inf) as the nearest value of the integer type T.
@@ -102,7 +103,9 @@ void binary(BinaryOp op, const TensorPtr& out, const TensorPtr& a, const TensorP
   dispatch_numeric(out->dtype, "binary", [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
-    dispatch_binary_op(op, [&](auto f) { map_binary<T, T>(out, a, b, "binary", [f](T x, T y) { return T(f(A(x), A(y))); }); });
+    dispatch_binary_op(op, [&](auto f) {
+      map_binary<T, T>(out, a, b, "binary", [f](T x, T y) { return T(f(A(x), A(y))); });
+    });
   });
 }
 
@@ -155,7 +158,9 @@ void compare(CompareOp op, const TensorPtr& out, const TensorPtr& a, const Tenso
   dispatch_all(a->dtype, "compare", [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
-    dispatch_compare_op(op, [&](auto f) { map_binary<bool, T>(out, a, b, "compare", [f](T x, T y) { return f(A(x), A(y)); }); });
+    dispatch_compare_op(op, [&](auto f) {
+      map_binary<bool, T>(out, a, b, "compare", [f](T x, T y) { return f(A(x), A(y)); });
+    });
   });
 }
 

@@ -67,9 +67,9 @@ auto dispatch_binary_op(BinaryOp op, F&& f) {
   return f(MinimumOp{});
 }
 
-// --- float exp and tanh in plain arithmetic ---------------------------------------------------
-// libm's expf/tanhf are calls the compiler cannot vectorise; these are branch-free (selects
-// only), within ~2 ulp, with the same special values (NaN, +-inf, overflow, subnormal results).
+// --- float exp, tanh and normal CDF in plain arithmetic ------------------------------------
+// libm's expf/tanhf/erfcf are calls the compiler cannot vectorise; these are branch-free (selects
+// only), within a few ulp, with the same special values (NaN, +-inf, overflow, subnormal results).
 // float64 keeps libm.
 
 constexpr float kLog2e = 1.44269504088896341f;
@@ -104,16 +104,19 @@ IGNIS_HD float expm1_reduced(float r) {
   return (p * r) * r + r;
 }
 
-IGNIS_HD float exp_float(float x) {
+// e^(x + lo) for a small correction |lo| < 0.01 carried beside x (see normal_cdf_float).
+IGNIS_HD float exp_float_plus(float x, float lo) {
   // Clamped where the result is already 0 or inf (NaN passes both tests and stays NaN).
   x = x < -110.0f ? -110.0f : x;
   x = x > 90.0f ? 90.0f : x;
   int32_t n;
-  float r = reduce_ln2(x, n);
+  float r = reduce_ln2(x, n) + lo;
   // 2^n as two powers of two: n reaches -159 (subnormal results) and 130 (overflow to inf)
   int32_t half = n >> 1;
   return (expm1_reduced(r) + 1.0f) * pow2i(half) * pow2i(n - half);
 }
+
+IGNIS_HD float exp_float(float x) { return exp_float_plus(x, 0.0f); }
 
 IGNIS_HD float tanh_float(float x) {
   // tanh|x| = -m / (2 + m) with m = expm1(-2|x|): no cancellation near 0; 1 beyond |x| = 10
@@ -124,6 +127,50 @@ IGNIS_HD float tanh_float(float x) {
   float scale = pow2i(n);
   float m = expm1_reduced(r) * scale + (scale - 1.0f);
   return std::copysign(-m / (2.0f + m), x);
+}
+
+// The normal CDF Phi(x) = erfc(z) / 2 with z = -x / sqrt 2, a branch-free composition:
+//  |z| < 0.5:  erfc|z| = 1 - erf|z|, erf by its Taylor series to z^13 (error below 1e-9);
+//  |z| >= 0.5: erfc|z| = e^(-z^2) t G(u), t = 1 / (2 + |z|), u = 6.25 t - 1.5 in [-1, 1] for |z|
+//              in [0.5, 10.5], G = erfc(z) e^(z^2) (2 + z) (between 0.67 and 1.54) fitted by a
+//              degree-9 polynomial (a least-squares Chebyshev fit, error 3e-9);
+//  z < 0:      erfc(z) = 2 - erfc|z|.
+// e^(-z^2) is taken from x, as e^(-h^2 / 2 - (x - h)(x + h) / 2) with h = |x| cut to 12 bits (h^2
+// exact) and the small rest added after range reduction: rounding z, or z^2, would cost relative
+// error 2 z^2 eps in the tail. Within ~7 ulp.
+IGNIS_HD float normal_cdf_float(float x) {
+  float a = std::fabs(x) * 0.70710678118654752f;
+  constexpr float k = 1.12837916709551257f;  // 2 / sqrt(pi)
+  float a2 = a * a;
+  float erf_poly = k / 9360;  // Taylor coefficients 2/sqrt(pi) (-1)^n / (n! (2n + 1))
+  erf_poly = erf_poly * a2 - k / 1320;
+  erf_poly = erf_poly * a2 + k / 216;
+  erf_poly = erf_poly * a2 - k / 42;
+  erf_poly = erf_poly * a2 + k / 10;
+  erf_poly = erf_poly * a2 - k / 3;
+  erf_poly = erf_poly * a2 + k;
+  float near = 1.0f - a * erf_poly;
+
+  // beyond |z| = 10.5, erfc is 0 in float (NaN passes the caps and stays NaN)
+  float b = a > 10.5f ? 10.5f : a;
+  float bx = std::fabs(x) > 14.8492424f ? 14.8492424f : std::fabs(x);
+  float t = 1.0f / (2.0f + b);
+  float u = t * 6.25f - 1.5f;
+  float g = -2.493824699e-06f;
+  g = g * u - 1.429004952e-05f;
+  g = g * u + 4.735151854e-05f;
+  g = g * u + 1.913757842e-04f;
+  g = g * u - 7.729393111e-04f;
+  g = g * u - 3.378462550e-03f;
+  g = g * u + 1.042735991e-02f;
+  g = g * u + 1.125976235e-01f;
+  g = g * u + 4.255892729e-01f;
+  g = g * u + 9.945410482e-01f;
+  float h = bits_float(float_bits(bx) & 0xfffff000u);
+  float far = exp_float_plus(-0.5f * (h * h), -0.5f * ((bx - h) * (bx + h))) * t * g;
+
+  float r = a < 0.5f ? near : far;  // erfc|z|
+  return 0.5f * (x > 0.0f ? 2.0f - r : r);
 }
 
 template <typename T>
@@ -218,7 +265,8 @@ struct SiluOp {
 struct GeluOp {
   static constexpr bool integers = false;
   template <typename T> IGNIS_HD T operator()(T x) const {
-    return times_vanishing(x, T(0.5) * std::erfc(-x * T(0.70710678118654752440)));
+    if constexpr (std::is_same_v<T, float>) return times_vanishing(x, normal_cdf_float(x));
+    else return times_vanishing(x, T(0.5) * std::erfc(-x * T(0.70710678118654752440)));
   }
 };
 // PyTorch's approximate='tanh': 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed
