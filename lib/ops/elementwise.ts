@@ -1,4 +1,8 @@
-/** Elementwise ops with NumPy broadcasting and PyTorch's type promotion. */
+/**
+ * Elementwise ops with NumPy broadcasting and PyTorch's type promotion: arithmetic, unary math
+ * and activations, clamp, comparisons, where and maskedFill. A number that ends up stored in an
+ * integer dtype must fit it exactly (ERR_ARG otherwise: nothing wraps silently).
+ */
 import { DType, dtypeCode, isFloat, promoteTypes, promoteWithScalar } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
@@ -87,7 +91,10 @@ function withDtype<R>(
   }
 }
 
-/** A number stored into an integer (or bool) dtype must fit it exactly, as PyTorch requires. */
+/**
+ * A number stored into an integer (or bool) dtype must fit it exactly: no silent wrapping or
+ * truncation (PyTorch refuses overflow in clamp and maskedFill, but wraps in arithmetic).
+ */
 function checkScalarFits(value: number, dtype: DType, op: string): void {
   if (isFloat(dtype)) return;
   const limit = dtype === 'int32' ? 2 ** 31 : 2 ** 63;
@@ -267,15 +274,16 @@ export function silu(t: Tensor): Tensor {
 
 /**
  * Limits t to [min, max]; either bound may be omitted (null or undefined), not both. When
- * min > max every element becomes max, as in PyTorch; NaN elements stay NaN. Integer tensors
- * stay integers with integer bounds (a fractional or infinite bound gives float32).
+ * min > max every element becomes max, as in PyTorch; NaN elements stay NaN; NaN bounds are
+ * refused. Integer tensors stay integers with integer bounds, which saturate to the dtype's
+ * range; a fractional or infinite bound gives float32. Bool tensors promote as in arithmetic
+ * (int64 with integer bounds).
  */
 export function clamp(t: Tensor, min?: number | null, max?: number | null): Tensor {
   checkTensor(t, 'clamp');
   const bounds = [min, max].filter((v): v is number => v !== undefined && v !== null);
   if (bounds.length === 0) fail('ERR_ARG', 'clamp: at least one of min and max must be given');
   let dtype = t.dtype;
-  if (dtype === 'bool') fail('ERR_DTYPE', 'clamp: not supported for bool tensors');
   for (const v of bounds) {
     checkNumber(v, 'clamp', 'a bound');
     if (Number.isNaN(v)) fail('ERR_ARG', 'clamp: bounds must not be NaN');

@@ -26,7 +26,7 @@ static const char* compare_name(CompareOp op) {
 static bool is_int(DType dtype) { return dtype == DType::Int32 || dtype == DType::Int64; }
 
 // A JS number stored into an integer or bool tensor must be representable there exactly
-// (converting anything else is undefined behaviour in C++; PyTorch refuses it too).
+// (converting anything else is undefined behaviour in C++).
 static void check_scalar_fits(double v, DType dtype, const char* op) {
   if (is_float(dtype)) return;
   bool fits = dispatch_all(dtype, op, [v](auto tag) {
