@@ -10,6 +10,7 @@
 namespace ignis {
 namespace {
 
+constexpr size_t kAlign = 64;  // for vector loads
 constexpr size_t kLargeBlock = size_t(4) << 20;
 constexpr size_t kHugePage = size_t(2) << 20;
 
@@ -95,8 +96,13 @@ class LargeBlockCache {
 
 void* host_alloc(size_t nbytes) {
   if (nbytes < kLargeBlock) {
-    size_t padded = nbytes == 0 ? 64 : (nbytes + 63) / 64 * 64;  // aligned_alloc wants a multiple
-    return std::aligned_alloc(64, padded);
+    // malloc, aligned by hand: aligned_alloc takes glibc's slow memalign path (~40 ns more per
+    // block, a tenth of a small op). The pointer malloc gave sits just below the block.
+    void* raw = std::malloc(nbytes + kAlign);
+    if (!raw) return nullptr;
+    uintptr_t block = (uintptr_t(raw) + kAlign) & ~uintptr_t(kAlign - 1);
+    reinterpret_cast<void**>(block)[-1] = raw;
+    return reinterpret_cast<void*>(block);
   }
   size_t size = large_size(nbytes);
   auto& cache = LargeBlockCache::get();
@@ -112,7 +118,7 @@ void* host_alloc(size_t nbytes) {
 void host_free(void* data, size_t nbytes) {
   if (!data) return;
   if (nbytes < kLargeBlock) {
-    std::free(data);
+    std::free(static_cast<void**>(data)[-1]);
     return;
   }
   LargeBlockCache::get().put(data, large_size(nbytes));

@@ -57,10 +57,20 @@ void map_unary(const TensorPtr& out, const TensorPtr& a, int64_t grain, F f) {
   for_each_strided(loop, grain, [f](char* const* p, const int64_t* s, int64_t n) { map_row<Out, In>(p, s, n, f); });
 }
 
+// t's strides seen with `shape`: its own when it has that shape (no copy), else broadcast into
+// `storage`.
+const Shape& strides_for(const TensorPtr& t, const Shape& shape, const char* op, Shape& storage) {
+  if (t->shape == shape) return t->strides;
+  storage = broadcast_strides(*t, shape, op);
+  return storage;
+}
+
 // out[i] = f(a[i], b[i]) with a and b broadcast to out's shape.
 template <typename Out, typename In, typename F>
 void map_binary(const TensorPtr& out, const TensorPtr& a, const TensorPtr& b, const char* op, F f) {
-  Shape sa = broadcast_strides(*a, out->shape, op), sb = broadcast_strides(*b, out->shape, op);
+  Shape broadcast_a, broadcast_b;
+  const Shape& sa = strides_for(a, out->shape, op, broadcast_a);
+  const Shape& sb = strides_for(b, out->shape, op, broadcast_b);
   auto loop = make_loop<3>(out->shape, {operand(out), operand(a, sa), operand(b, sb)});
   for_each_strided(loop, kElementwiseGrain,
                    [f](char* const* p, const int64_t* s, int64_t n) { map_row2<Out, In>(p, s, n, f); });
@@ -192,8 +202,10 @@ void compare_scalar(CompareOp op, const TensorPtr& out, const TensorPtr& a, doub
 }
 
 void where(const TensorPtr& out, const TensorPtr& condition, const TensorPtr& a, const TensorPtr& b) {
-  Shape sc = broadcast_strides(*condition, out->shape, "where");
-  Shape sa = broadcast_strides(*a, out->shape, "where"), sb = broadcast_strides(*b, out->shape, "where");
+  Shape broadcast_c, broadcast_a, broadcast_b;
+  const Shape& sc = strides_for(condition, out->shape, "where", broadcast_c);
+  const Shape& sa = strides_for(a, out->shape, "where", broadcast_a);
+  const Shape& sb = strides_for(b, out->shape, "where", broadcast_b);
   auto loop = make_loop<4>(out->shape, {operand(out), operand(condition, sc), operand(a, sa), operand(b, sb)});
   dispatch_element_size(out->element_size(), [&](auto tag) {
     using T = decltype(tag);
