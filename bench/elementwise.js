@@ -40,19 +40,19 @@ const torch = runPeer('torch', 'elementwise', { peer: 'torch', large: LARGE, sma
 for (const [name, p] of [['numpy', numpy], ['torch', torch]]) if (p.skipped) console.log(`skipped ${name}: ${p.skipped}`);
 
 const us = (s) => (s === undefined ? '' : s * 1e6);
-const ratio = (peer, ig_) => (peer === undefined ? '' : peer / ig_);
+// Each row: ignis's median time and the peers', with peer/ignis time ratios (> 1: ignis is faster).
+function row(label, ignis, key) {
+  const r = { case: label, ignis_us: us(ignis), numpy_us: us(numpy[key]), torch_us: us(torch[key]) };
+  if (numpy[key] !== undefined) r.numpy_over_ignis = numpy[key] / ignis;
+  if (torch[key] !== undefined) r.torch_over_ignis = torch[key] / ignis;
+  return r;
+}
 const rows = [
-  { case: 'add 4M f32', ignis_us: us(ours.add_large), numpy_us: us(numpy.add_large), torch_us: us(torch.add_large),
-    numpy_over_ignis: ratio(numpy.add_large, ours.add_large), torch_over_ignis: ratio(torch.add_large, ours.add_large) },
-  { case: 'exp 4M f32', ignis_us: us(ours.exp_large), numpy_us: us(numpy.exp_large), torch_us: us(torch.exp_large),
-    numpy_over_ignis: ratio(numpy.exp_large, ours.exp_large), torch_over_ignis: ratio(torch.exp_large, ours.exp_large) },
-  { case: 'tanh 4M f32', ignis_us: us(ours.tanh_large), numpy_us: us(numpy.tanh_large),
-    numpy_over_ignis: ratio(numpy.tanh_large, ours.tanh_large) },
-  { case: 'gelu 4M f32', ignis_us: us(ours.gelu_large), torch_us: us(torch.gelu_large),
-    torch_over_ignis: ratio(torch.gelu_large, ours.gelu_large) },
-  { case: 'add 8 f32 (dispose)', ignis_us: us(ours.add_small), numpy_us: us(numpy.add_small), torch_us: us(torch.add_small),
-    numpy_over_ignis: ratio(numpy.add_small, ours.add_small), torch_over_ignis: ratio(torch.add_small, ours.add_small) },
-  { case: 'add 8 f32 (tidy)', ignis_us: us(ours.add_small_tidy), numpy_us: us(numpy.add_small), torch_us: us(torch.add_small),
-    numpy_over_ignis: ratio(numpy.add_small, ours.add_small_tidy), torch_over_ignis: ratio(torch.add_small, ours.add_small_tidy) },
+  row('add 4M f32', ours.add_large, 'add_large'),
+  row('exp 4M f32', ours.exp_large, 'exp_large'),
+  row('tanh 4M f32', ours.tanh_large, 'tanh_large'),
+  row('gelu 4M f32', ours.gelu_large, 'gelu_large'),
+  row('add 8 f32 (dispose)', ours.add_small, 'add_small'),
+  row('add 8 f32 (tidy)', ours.add_small_tidy, 'add_small'),
 ];
 report('elementwise', rows, { threads, torch: torch.version, note: 'medians; *_over_ignis > 1 means ignis is faster' });

@@ -439,7 +439,6 @@ test('comparisons: bad arguments', (t) => {
 
 // --- where and maskedFill ---
 
-
 const WHERE_DTYPES: DType[] = [...FLOATS, 'int32', 'int64', 'bool'];
 
 test('where: random shapes, layouts and dtypes, broadcast over all three', (t) => {
