@@ -67,8 +67,8 @@ auto dispatch_binary_op(BinaryOp op, F&& f) {
   return f(MinimumOp{});
 }
 
-// --- float exp, tanh and normal CDF in plain arithmetic ------------------------------------
-// libm's expf/tanhf/erfcf are calls the compiler cannot vectorise; these are branch-free (selects
+// --- float exp, log, tanh and normal CDF in plain arithmetic -------------------------------
+// libm's expf/logf/tanhf/erfcf are calls the compiler cannot vectorise; these are branch-free (selects
 // only), within a few ulp, with the same special values (NaN, +-inf, overflow, subnormal results).
 // float64 keeps libm.
 
@@ -127,6 +127,35 @@ IGNIS_HD float tanh_float(float x) {
   float scale = pow2i(n);
   float m = expm1_reduced(r) * scale + (scale - 1.0f);
   return std::copysign(-m / (2.0f + m), x);
+}
+
+// log x = e ln2 + log m with x = m 2^e, m in [sqrt(1/2), sqrt 2); log m = 2 atanh(s) with
+// s = (m - 1) / (m + 1), |s| <= 0.172, by its series to s^13 (the next term is below 1e-10).
+IGNIS_HD float log_float(float x) {
+  // subnormals are scaled into the normal range first
+  bool subnormal = x < 1.17549435e-38f;
+  float scaled = subnormal ? x * 8388608.0f : x;  // 2^23
+  uint32_t bits = float_bits(scaled);
+  int32_t e = int32_t((bits >> 23) & 0xffu) - (subnormal ? 150 : 127);
+  float m = bits_float((bits & 0x007fffffu) | 0x3f800000u);  // [1, 2)
+  bool high = m > 1.41421356f;
+  m = high ? m * 0.5f : m;
+  e = high ? e + 1 : e;
+  float f = m - 1.0f;  // exact
+  float s = f / (2.0f + f);
+  float s2 = s * s;
+  float p = 1.0f / 13;
+  p = p * s2 + 1.0f / 11;
+  p = p * s2 + 1.0f / 9;
+  p = p * s2 + 1.0f / 7;
+  p = p * s2 + 1.0f / 5;
+  p = p * s2 + 1.0f / 3;
+  float log_m = 2.0f * s + 2.0f * s * s2 * p;
+  float fe = float(e);
+  float r = fe * kLn2Hi + (fe * kLn2Lo + log_m);
+  r = x == 0.0f ? -INFINITY : r;
+  r = x == INFINITY ? INFINITY : r;
+  return x < 0.0f || x != x ? NAN : r;
 }
 
 // The normal CDF Phi(x) = erfc(z) / 2 with z = -x / sqrt 2, a branch-free composition:
@@ -241,7 +270,10 @@ struct ExpOp {
 };
 struct LogOp {
   static constexpr bool integers = false;
-  template <typename T> IGNIS_HD T operator()(T x) const { return std::log(x); }
+  template <typename T> IGNIS_HD T operator()(T x) const {
+    if constexpr (std::is_same_v<T, float>) return log_float(x);
+    else return std::log(x);
+  }
 };
 struct TanhOp {
   static constexpr bool integers = false;

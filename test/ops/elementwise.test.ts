@@ -233,24 +233,26 @@ test('unary ops: special values and large magnitudes keep their accuracy', (t) =
   }
 });
 
-test('float32 exp, tanh, sigmoid, silu and gelu: dense sweeps within a few ulp', (t) => {
-  // float32 has its own exp, tanh and erfc (vectorised polynomials): check them densely, down
-  // into subnormal results, against float64 rounded to float32.
-  const sweeps: [string, number, number, number][] = [
-    ['exp', -105, 90, 1e-6],
-    ['tanh', -12, 12, 1e-6],
-    ['sigmoid', -105, 105, 1e-6],
+test('float32 exp, log, tanh, sigmoid, silu and gelu: dense sweeps within a few ulp', (t) => {
+  // float32 has its own exp, log, tanh and erfc (vectorised polynomials): check them densely,
+  // down into subnormal inputs and results, against float64 rounded to float32.
+  const n = 100003;
+  const linear = (lo: number, hi: number) => (i: number) => lo + ((hi - lo) * i) / (n - 1);
+  const sweeps: [string, (i: number) => number, number][] = [
+    ['exp', linear(-105, 90), 1e-6],
+    ['log', (i) => 2 ** linear(-149, 128)(i), 1e-6], // every binade, subnormals included
+    ['tanh', linear(-12, 12), 1e-6],
+    ['sigmoid', linear(-105, 105), 1e-6],
     // below -87 (gelu tanh: -10), x * sigmoid(.) multiplies a subnormal: few bits are left
-    ['silu', -87, 105, 1e-6],
-    ['gelu', -12.5, 30, 2e-6],
+    ['silu', linear(-87, 105), 1e-6],
+    ['gelu', linear(-12.5, 30), 2e-6],
     // the float32 argument 2u = 2 sqrt(2/pi) (x + 0.044715 x^3) carries a rounding error of a
     // few ulp of |2u|, which the exponential turns into relative error |2u| * eps
-    ['gelu tanh', -10, 30, GELU_TANH_F32_RTOL],
+    ['gelu tanh', linear(-10, 30), GELU_TANH_F32_RTOL],
   ];
-  for (const [name, lo, hi, rtol] of sweeps) {
+  for (const [name, at, rtol] of sweeps) {
     const { op, ref } = UNARY.find((u) => u.name === name)!;
-    const n = 100003;
-    const x = ig.tensor(Float32Array.from({ length: n }, (_, i) => lo + ((hi - lo) * i) / (n - 1)));
+    const x = ig.tensor(Float32Array.from({ length: n }, (_, i) => at(i)));
     assertClose(t, op(x), refMap(refOf(x), (v) => Math.fround(ref(v))), [rtol, 3e-45], `${name} sweep`);
     x.dispose();
   }
