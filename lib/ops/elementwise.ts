@@ -128,7 +128,10 @@ function binaryOp(op: BinaryOp, name: string, a: Tensor | number, b: Tensor | nu
     if (trueDivide && !isFloat(dtype)) dtype = 'float32';
     if (dtype === 'bool') dtype = 'int64';
     checkScalarFits(scalar, dtype, name);
-    const h = withDtype([t], dtype, name, ([x]) => native.binaryScalar(op, x!, scalar, reversed));
+    const h =
+      t.dtype === dtype
+        ? native.binaryScalar(op, t.handle(name), scalar, reversed)
+        : withDtype([t], dtype, name, ([x]) => native.binaryScalar(op, x!, scalar, reversed));
     return wrap(h, t.shape, dtype, t.device);
   }
   const shape = checkPair(a, b, name);
