@@ -1,7 +1,7 @@
 #include "core/tensor.h"
 
-#include <cstdlib>
 #include <limits>
+#include "core/allocator.h"
 
 namespace ignis {
 
@@ -12,10 +12,7 @@ MemoryCounters& memory_counters() {
 
 Storage::Storage(Device device, size_t nbytes) : device(device), nbytes(nbytes), data(nullptr) {
   if (!device.is_cpu()) fail(ERR_DEVICE, "device ", device.str(), " is not available in this build");
-  // 64-byte alignment for vector loads; aligned_alloc wants a multiple of the alignment.
-  size_t padded = (nbytes + 63) / 64 * 64;
-  if (padded == 0) padded = 64;
-  data = std::aligned_alloc(64, padded);
+  data = host_alloc(nbytes);
   if (!data) fail(ERR_OOM, "out of memory allocating ", nbytes, " bytes on ", device.str());
   auto& c = memory_counters();
   c.live_storages++;
@@ -24,7 +21,7 @@ Storage::Storage(Device device, size_t nbytes) : device(device), nbytes(nbytes),
 }
 
 Storage::~Storage() {
-  std::free(data);
+  host_free(data, nbytes);
   auto& c = memory_counters();
   c.live_storages--;
   c.live_bytes[int(device.type)] -= int64_t(nbytes);

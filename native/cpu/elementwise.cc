@@ -1,63 +1,227 @@
 #include "cpu/elementwise.h"
 
+#include <cmath>
+#include <limits>
+#include <type_traits>
 #include "core/loop.h"
 
 namespace ignis::cpu {
+namespace {
+
+LoopOperand operand(const TensorPtr& t) { return {t->data(), t->strides.data(), t->element_size()}; }
+LoopOperand operand(const TensorPtr& t, const Shape& strides) { return {t->data(), strides.data(), t->element_size()}; }
+
+// Transcendental functions cost ~10-50x an add per element: split them across threads sooner.
+constexpr int64_t kTranscendentalGrain = kElementwiseGrain / 8;
+
+// One row of out[i] = f(x[i]); a plain loop the compiler can vectorise when both are contiguous.
+template <typename Out, typename In, typename F>
+inline void map_row(char* const* p, const int64_t* s, int64_t n, F f) {
+  if (s[0] == sizeof(Out) && s[1] == sizeof(In)) {
+    Out* __restrict o = reinterpret_cast<Out*>(p[0]);
+    const In* __restrict x = reinterpret_cast<const In*>(p[1]);
+    for (int64_t i = 0; i < n; i++) o[i] = f(x[i]);
+    return;
+  }
+  for (int64_t i = 0; i < n; i++)
+    *reinterpret_cast<Out*>(p[0] + i * s[0]) = f(*reinterpret_cast<const In*>(p[1] + i * s[1]));
+}
+
+// One row of out[i] = f(x[i], y[i]), with fast paths for contiguous rows and for one side
+// broadcast (stride 0) over a contiguous other side.
+template <typename Out, typename In, typename F>
+inline void map_row2(char* const* p, const int64_t* s, int64_t n, F f) {
+  constexpr int64_t eo = sizeof(Out), ei = sizeof(In);
+  Out* __restrict o = reinterpret_cast<Out*>(p[0]);
+  const In* __restrict x = reinterpret_cast<const In*>(p[1]);
+  const In* __restrict y = reinterpret_cast<const In*>(p[2]);
+  if (s[0] == eo && s[1] == ei && s[2] == ei) {
+    for (int64_t i = 0; i < n; i++) o[i] = f(x[i], y[i]);
+  } else if (s[0] == eo && s[1] == ei && s[2] == 0) {
+    const In yv = *y;
+    for (int64_t i = 0; i < n; i++) o[i] = f(x[i], yv);
+  } else if (s[0] == eo && s[1] == 0 && s[2] == ei) {
+    const In xv = *x;
+    for (int64_t i = 0; i < n; i++) o[i] = f(xv, y[i]);
+  } else {
+    for (int64_t i = 0; i < n; i++)
+      *reinterpret_cast<Out*>(p[0] + i * s[0]) =
+          f(*reinterpret_cast<const In*>(p[1] + i * s[1]), *reinterpret_cast<const In*>(p[2] + i * s[2]));
+  }
+}
+
+// out[i] = f(a[i]) over out's shape; a has out's shape.
+template <typename Out, typename In, typename F>
+void map_unary(const TensorPtr& out, const TensorPtr& a, int64_t grain, F f) {
+  auto loop = make_loop<2>(out->shape, {operand(out), operand(a)});
+  for_each_strided(loop, grain, [f](char* const* p, const int64_t* s, int64_t n) { map_row<Out, In>(p, s, n, f); });
+}
+
+// t's strides seen with `shape`: its own when it has that shape (no copy), else broadcast into
+// `storage`.
+const Shape& strides_for(const TensorPtr& t, const Shape& shape, const char* op, Shape& storage) {
+  if (t->shape == shape) return t->strides;
+  storage = broadcast_strides(*t, shape, op);
+  return storage;
+}
+
+// out[i] = f(a[i], b[i]) with a and b broadcast to out's shape.
+template <typename Out, typename In, typename F>
+void map_binary(const TensorPtr& out, const TensorPtr& a, const TensorPtr& b, const char* op, F f) {
+  Shape broadcast_a, broadcast_b;
+  const Shape& sa = strides_for(a, out->shape, op, broadcast_a);
+  const Shape& sb = strides_for(b, out->shape, op, broadcast_b);
+  auto loop = make_loop<3>(out->shape, {operand(out), operand(a, sa), operand(b, sb)});
+  for_each_strided(loop, kElementwiseGrain,
+                   [f](char* const* p, const int64_t* s, int64_t n) { map_row2<Out, In>(p, s, n, f); });
+}
+
+// v (an integer or +-inf) as the nearest value of the integer type T.
+template <typename T>
+T saturate(double v) {
+  constexpr double lowest = double(std::numeric_limits<T>::lowest());
+  if (v <= lowest) return std::numeric_limits<T>::lowest();
+  if (v >= -lowest) return std::numeric_limits<T>::max();
+  return T(v);
+}
+
+// An unsigned type of each element size: where() moves bits, whatever the dtype.
+template <typename F>
+void dispatch_element_size(size_t size, F&& f) {
+  switch (size) {
+    case 1: return f(uint8_t{});
+    case 2: return f(uint16_t{});
+    case 4: return f(uint32_t{});
+    case 8: return f(uint64_t{});
+  }
+  fail(ERR_INTERNAL, "where: unexpected element size ", size);
+}
+
+// One row of out[i] = c[i] ? x[i * StepX] : y[i * StepY], Step 0 for a broadcast operand.
+template <typename T, int StepX, int StepY>
+void select_row(char* const* p, int64_t n) {
+  T* __restrict o = reinterpret_cast<T*>(p[0]);
+  const bool* __restrict c = reinterpret_cast<const bool*>(p[1]);
+  const T* __restrict x = reinterpret_cast<const T*>(p[2]);
+  const T* __restrict y = reinterpret_cast<const T*>(p[3]);
+  for (int64_t i = 0; i < n; i++) o[i] = c[i] ? x[i * StepX] : y[i * StepY];
+}
+
+}  // namespace
 
 void binary(BinaryOp op, const TensorPtr& out, const TensorPtr& a, const TensorPtr& b) {
-  Shape sa = broadcast_strides(*a, out->shape, "binary"), sb = broadcast_strides(*b, out->shape, "binary");
-  size_t es = out->element_size();
-  auto loop = make_loop<3>(out->shape, {LoopOperand{out->data(), out->strides.data(), es}, LoopOperand{a->data(), sa.data(), es},
-                                        LoopOperand{b->data(), sb.data(), es}});
   dispatch_numeric(out->dtype, "binary", [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
     dispatch_binary_op(op, [&](auto f) {
-      for_each_strided(loop, kElementwiseGrain, [f](char* const* p, const int64_t* s, int64_t n) {
-        T* __restrict o = reinterpret_cast<T*>(p[0]);
-        const T* __restrict x = reinterpret_cast<const T*>(p[1]);
-        const T* __restrict y = reinterpret_cast<const T*>(p[2]);
-        constexpr int64_t e = sizeof(T);
-        if (s[0] == e && s[1] == e && s[2] == e) {
-          for (int64_t i = 0; i < n; i++) o[i] = T(f(A(x[i]), A(y[i])));
-        } else if (s[0] == e && s[1] == e && s[2] == 0) {
-          const A yv = A(*y);
-          for (int64_t i = 0; i < n; i++) o[i] = T(f(A(x[i]), yv));
-        } else if (s[0] == e && s[1] == 0 && s[2] == e) {
-          const A xv = A(*x);
-          for (int64_t i = 0; i < n; i++) o[i] = T(f(xv, A(y[i])));
-        } else {
-          for (int64_t i = 0; i < n; i++)
-            *reinterpret_cast<T*>(p[0] + i * s[0]) =
-                T(f(A(*reinterpret_cast<const T*>(p[1] + i * s[1])), A(*reinterpret_cast<const T*>(p[2] + i * s[2]))));
-        }
-      });
+      map_binary<T, T>(out, a, b, "binary", [f](T x, T y) { return T(f(A(x), A(y))); });
     });
   });
 }
 
 void binary_scalar(BinaryOp op, const TensorPtr& out, const TensorPtr& a, double scalar, bool reversed) {
-  size_t es = out->element_size();
-  auto loop = make_loop<2>(out->shape, {LoopOperand{out->data(), out->strides.data(), es}, LoopOperand{a->data(), a->strides.data(), es}});
   dispatch_numeric(out->dtype, "binary", [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
     const A sv = A(scalar);
     dispatch_binary_op(op, [&](auto f) {
-      for_each_strided(loop, kElementwiseGrain, [f, sv, reversed](char* const* p, const int64_t* s, int64_t n) {
-        constexpr int64_t e = sizeof(T);
-        if (s[0] == e && s[1] == e) {
-          T* __restrict o = reinterpret_cast<T*>(p[0]);
-          const T* __restrict x = reinterpret_cast<const T*>(p[1]);
-          if (reversed) for (int64_t i = 0; i < n; i++) o[i] = T(f(sv, A(x[i])));
-          else for (int64_t i = 0; i < n; i++) o[i] = T(f(A(x[i]), sv));
-          return;
+      if (reversed) map_unary<T, T>(out, a, kElementwiseGrain, [f, sv](T x) { return T(f(sv, A(x))); });
+      else map_unary<T, T>(out, a, kElementwiseGrain, [f, sv](T x) { return T(f(A(x), sv)); });
+    });
+  });
+}
+
+void unary(UnaryOp op, const TensorPtr& out, const TensorPtr& a) {
+  dispatch_numeric(out->dtype, "unary", [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    dispatch_unary_op(op, [&](auto f) {
+      if constexpr (std::is_floating_point_v<A>) {
+        int64_t grain = decltype(f)::integers ? kElementwiseGrain : kTranscendentalGrain;
+        map_unary<T, T>(out, a, grain, [f](T x) { return T(f(A(x))); });
+      } else if constexpr (decltype(f)::integers) {
+        map_unary<T, T>(out, a, kElementwiseGrain, f);
+      } else {
+        fail(ERR_DTYPE, "unary: integer input for a float-only op");
+      }
+    });
+  });
+}
+
+void clamp(const TensorPtr& out, const TensorPtr& a, double lo, double hi) {
+  dispatch_numeric(out->dtype, "clamp", [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    A lo_v, hi_v;
+    if constexpr (std::is_floating_point_v<A>) {
+      lo_v = A(lo);
+      hi_v = A(hi);
+    } else {
+      lo_v = saturate<T>(lo);
+      hi_v = saturate<T>(hi);
+    }
+    map_unary<T, T>(out, a, kElementwiseGrain, [lo_v, hi_v](T x) { return T(clamp_value(A(x), lo_v, hi_v)); });
+  });
+}
+
+void compare(CompareOp op, const TensorPtr& out, const TensorPtr& a, const TensorPtr& b) {
+  dispatch_all(a->dtype, "compare", [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    dispatch_compare_op(op, [&](auto f) {
+      map_binary<bool, T>(out, a, b, "compare", [f](T x, T y) { return f(A(x), A(y)); });
+    });
+  });
+}
+
+void compare_scalar(CompareOp op, const TensorPtr& out, const TensorPtr& a, double s) {
+  dispatch_all(a->dtype, "compare", [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    dispatch_compare_op(op, [&](auto f) {
+      if constexpr (std::is_floating_point_v<A>) {
+        const A sv = A(T(s));  // s rounded to a's dtype first, as PyTorch compares
+        map_unary<bool, T>(out, a, kElementwiseGrain, [f, sv](T x) { return f(A(x), sv); });
+      } else if (representable_as<T>(s)) {
+        const T sv = T(s);
+        map_unary<bool, T>(out, a, kElementwiseGrain, [f, sv](T x) { return f(x, sv); });
+      } else {
+        // Fractional, NaN or beyond T's range: compare in double, exactly. A fractional s has
+        // |s| < 2^52, where rounding x to double keeps its order; beyond the range s becomes
+        // +-inf, since the largest int64 values round up to 2^63 itself.
+        double sv = s;
+        if constexpr (std::is_signed_v<T>) {
+          constexpr double lowest = double(std::numeric_limits<T>::lowest());
+          if (s >= -lowest) sv = INFINITY;
+          if (s < lowest) sv = -INFINITY;
         }
-        for (int64_t i = 0; i < n; i++) {
-          A x = A(*reinterpret_cast<const T*>(p[1] + i * s[1]));
-          *reinterpret_cast<T*>(p[0] + i * s[0]) = T(reversed ? f(sv, x) : f(x, sv));
-        }
-      });
+        map_unary<bool, T>(out, a, kElementwiseGrain, [f, sv](T x) { return f(double(x), sv); });
+      }
+    });
+  });
+}
+
+void where(const TensorPtr& out, const TensorPtr& condition, const TensorPtr& a, const TensorPtr& b) {
+  Shape broadcast_c, broadcast_a, broadcast_b;
+  const Shape& sc = strides_for(condition, out->shape, "where", broadcast_c);
+  const Shape& sa = strides_for(a, out->shape, "where", broadcast_a);
+  const Shape& sb = strides_for(b, out->shape, "where", broadcast_b);
+  auto loop = make_loop<4>(out->shape, {operand(out), operand(condition, sc), operand(a, sa), operand(b, sb)});
+  dispatch_element_size(out->element_size(), [&](auto tag) {
+    using T = decltype(tag);
+    for_each_strided(loop, kElementwiseGrain, [](char* const* p, const int64_t* s, int64_t n) {
+      constexpr int64_t e = sizeof(T);
+      if (s[0] == e && s[1] == 1 && (s[2] == e || s[2] == 0) && (s[3] == e || s[3] == 0)) {
+        if (s[2] && s[3]) select_row<T, 1, 1>(p, n);
+        else if (s[2]) select_row<T, 1, 0>(p, n);
+        else if (s[3]) select_row<T, 0, 1>(p, n);
+        else select_row<T, 0, 0>(p, n);
+        return;
+      }
+      for (int64_t i = 0; i < n; i++) {
+        bool c = *reinterpret_cast<const bool*>(p[1] + i * s[1]);
+        *reinterpret_cast<T*>(p[0] + i * s[0]) = *reinterpret_cast<const T*>(c ? p[2] + i * s[2] : p[3] + i * s[3]);
+      }
     });
   });
 }
