@@ -1,14 +1,18 @@
 /** Elementwise ops with NumPy broadcasting and PyTorch's type promotion. */
+import { needsGrad, record } from '../autograd/graph';
 import { DType, isFloat, promoteTypes, promoteWithScalar } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { broadcastShapes, checkSameDevice, checkTensor } from './check';
+import { full } from './creation';
+import { sumToShape } from './reduce';
 import { to } from './views';
 
 interface ElementwiseNative {
   binary(op: number, a: NativeHandle, b: NativeHandle): NativeHandle;
   binaryScalar(op: number, a: NativeHandle, scalar: number, reversed: boolean): NativeHandle;
+  binaryBackward(op: number, grad: NativeHandle, self: NativeHandle, other: NativeHandle): NativeHandle;
 }
 const native = addon as ElementwiseNative;
 
@@ -36,6 +40,7 @@ function withDtype<R>(t: Tensor, dtype: DType, fn: (h: NativeHandle) => R, op: s
 
 function binaryOp(op: BinaryOp, name: string, a: Tensor | number, b: Tensor | number, trueDivide = false): Tensor {
   if (typeof a === 'number' && typeof b === 'number') fail('ERR_ARG', `${name}: at least one operand must be a Tensor`);
+  let out: Tensor;
   if (typeof b === 'number' || typeof a === 'number') {
     const reversed = typeof a === 'number';
     const t = checkTensor(reversed ? b : a, name);
@@ -45,17 +50,87 @@ function binaryOp(op: BinaryOp, name: string, a: Tensor | number, b: Tensor | nu
     if (trueDivide && !isFloat(dtype)) dtype = 'float32';
     if (dtype === 'bool') dtype = 'int64';
     const h = withDtype(t, dtype, (x) => native.binaryScalar(op, x, scalar, reversed), name);
-    return wrap(h, t.shape, dtype, t.device);
+    out = wrap(h, t.shape, dtype, t.device);
+  } else {
+    checkTensor(a, name, 'first operand');
+    checkTensor(b, name, 'second operand');
+    checkSameDevice(name, a, b);
+    const shape = broadcastShapes(a.shape, b.shape, name);
+    let dtype = promoteTypes(a.dtype, b.dtype);
+    if (trueDivide && !isFloat(dtype)) dtype = 'float32';
+    if (dtype === 'bool') dtype = 'int64';
+    const h = withDtype(a, dtype, (x) => withDtype(b, dtype, (y) => native.binary(op, x, y), name), name);
+    out = wrap(h, shape, dtype, a.device);
   }
-  checkTensor(a, name, 'first operand');
-  checkTensor(b, name, 'second operand');
-  checkSameDevice(name, a, b);
-  const shape = broadcastShapes(a.shape, b.shape, name);
-  let dtype = promoteTypes(a.dtype, b.dtype);
-  if (trueDivide && !isFloat(dtype)) dtype = 'float32';
-  if (dtype === 'bool') dtype = 'int64';
-  const h = withDtype(a, dtype, (x) => withDtype(b, dtype, (y) => native.binary(op, x, y), name), name);
-  return wrap(h, shape, dtype, a.device);
+  if (needsGrad(a, b)) recordBinary(op, name, out, a, b);
+  return out;
+}
+
+/** Codes of native/kernels/elementwise_backward.h BinaryGrad. */
+const enum BinaryGrad {
+  PowBase = 0,
+  PowExponent,
+  Maximum,
+  Minimum,
+}
+
+/** The gradient of `self` in `self op other` from the native kernel, in the broadcast shape. */
+function binaryGrad(op: BinaryGrad, g: Tensor, self: Tensor | number, other: Tensor | number): Tensor {
+  const asTensor = (x: Tensor | number) => (typeof x === 'number' ? full([], x, { dtype: g.dtype, device: g.device }) : x.dtype === g.dtype ? x : to(x, g.dtype));
+  const [s, o] = [asTensor(self), asTensor(other)];
+  const h = native.binaryBackward(op, g.handle('binary backward'), s.handle('binary backward'), o.handle('binary backward'));
+  return wrap(h, broadcastShapes(g.shape, broadcastShapes(s.shape, o.shape, 'binary backward'), 'binary backward'), g.dtype, g.device);
+}
+
+/**
+ * Records the backward of `out = a op b` (one of them may be a number): each operand's gradient
+ * is computed in out's dtype and broadcast shape, then summed down to its shape and dtype.
+ */
+function recordBinary(op: BinaryOp, name: string, out: Tensor, a: Tensor | number, b: Tensor | number): void {
+  // The closure keeps the operands' shapes, dtypes and numbers, never the tensors themselves.
+  const meta = [a, b].map((x) => (typeof x === 'number' ? x : { shape: x.shape, dtype: x.dtype }));
+  const reduce = (g: Tensor, k: number) => {
+    const { shape, dtype } = meta[k] as { shape: readonly number[]; dtype: DType };
+    return sumToShape(g, shape, dtype);
+  };
+  // the operands again: numbers as they were, tensors from the node's saved aliases
+  const values = (saved: Tensor[]): (Tensor | number)[] => {
+    let next = 0;
+    return meta.map((m) => (typeof m === 'number' ? m : saved[next++]));
+  };
+  // Each rule gives the gradient of operand k in the broadcast shape; add and sub save nothing.
+  let saved = [a, b].filter((x): x is Tensor => typeof x !== 'number');
+  let rule: (g: Tensor, x: Tensor | number, y: Tensor | number, k: number) => Tensor;
+  switch (op) {
+    case BinaryOp.Add:
+      saved = [];
+      rule = (g) => g;
+      break;
+    case BinaryOp.Sub:
+      saved = [];
+      rule = (g, _x, _y, k) => (k === 0 ? g : mul(g, -1));
+      break;
+    case BinaryOp.Mul:
+      rule = (g, x, y, k) => mul(g, k === 0 ? y : x);
+      break;
+    case BinaryOp.Div:
+      // d(x / y)/dy = -x / y^2
+      rule = (g, x, y, k) => (k === 0 ? div(g, y) : mul(div(mul(g, x), mul(y, y)), -1));
+      break;
+    case BinaryOp.Pow:
+      rule = (g, x, y, k) => (k === 0 ? binaryGrad(BinaryGrad.PowBase, g, x, y) : binaryGrad(BinaryGrad.PowExponent, g, y, x));
+      break;
+    case BinaryOp.Maximum:
+    case BinaryOp.Minimum: {
+      const kind = op === BinaryOp.Maximum ? BinaryGrad.Maximum : BinaryGrad.Minimum;
+      rule = (g, x, y, k) => (k === 0 ? binaryGrad(kind, g, x, y) : binaryGrad(kind, g, y, x));
+      break;
+    }
+  }
+  record(out, name, [a, b], saved, (g, kept, needs) => {
+    const [x, y] = kept.length > 0 ? values(kept) : [0, 0];
+    return needs.map((needed, k) => (needed ? reduce(rule(g, x, y, k), k) : null));
+  });
 }
 
 /** a + alpha * b. */
