@@ -106,6 +106,12 @@ IGNIS_VECTOR_CLONES void block_stats(const T* __restrict x, int64_t n, int64_t s
   for (int64_t j = 0; j < width; j++) log_sum[j] = std::log(log_sum[j]);
 }
 
+// One row of the cross-entropy gradient, classes side by side: d[c] = s * (exp(x[c] - shift) - uniform).
+template <typename A, typename T>
+IGNIS_VECTOR_CLONES void softmax_grad_row(const T* __restrict x, T* __restrict d, int64_t n, A shift, A s, A uniform) {
+  for (int64_t c = 0; c < n; c++) d[c] = T(s * (exp_acc(A(x[c]) - shift) - uniform));
+}
+
 }  // namespace
 
 void cross_entropy_rows(const TensorPtr& loss, const TensorPtr& logsumexp, const TensorPtr& logits,
@@ -211,7 +217,7 @@ void cross_entropy_backward(const TensorPtr& dlogits, const TensorPtr& logits, c
           }
           const A s = scales ? scales[r] : common_scale, shift = lse[r];
           if (x_step == 1 && d_step == 1) {
-            for (int64_t c = 0; c < classes; c++) dr[c] = T(s * (exp_acc(A(xr[c]) - shift) - uniform));
+            softmax_grad_row(xr, dr, classes, shift, s, uniform);
           } else {
             for (int64_t c = 0; c < classes; c++) dr[c * d_step] = T(s * (exp_acc(A(xr[c * x_step]) - shift) - uniform));
           }
