@@ -186,7 +186,8 @@ export class Tensor {
    * `backward({ retainGraph: true })`.
    */
   backward(grad?: Tensor | BackwardOptions, opts?: BackwardOptions): void {
-    if (grad !== undefined && grad !== null && !(grad instanceof Tensor) && opts === undefined) runBackward(this, undefined, grad);
+    const optionsFirst = typeof grad === 'object' && grad !== null && Object.getPrototypeOf(grad) === Object.prototype;
+    if (optionsFirst && opts === undefined) runBackward(this, undefined, grad as BackwardOptions);
     else runBackward(this, grad as Tensor | undefined, opts);
   }
 

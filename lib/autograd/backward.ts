@@ -162,6 +162,9 @@ function runNode(node: Node, grad: Tensor, grads: Map<GradTarget, Tensor>): void
 export function backward(root: Tensor, grad?: Tensor, opts?: BackwardOptions): void {
   checkTensor(root, 'backward', 'tensor');
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) fail('ERR_ARG', 'backward: options must be an object');
+  for (const key of Object.keys(opts ?? {})) {
+    if (key !== 'retainGraph') fail('ERR_ARG', `backward: unknown option ${key}; expected retainGraph`);
+  }
   const retainGraph = opts?.retainGraph ?? false;
   if (typeof retainGraph !== 'boolean') fail('ERR_ARG', 'backward: retainGraph must be a boolean');
   if (!root.requiresGrad) {

@@ -54,7 +54,7 @@ export class Node {
 let gradEnabled = true;
 
 function requires(t: unknown): boolean {
-  return typeof t === 'object' && t !== null && (t as Tensor)._requiresGrad;
+  return typeof t === 'object' && t !== null && (t as Tensor)._requiresGrad === true;
 }
 
 /**

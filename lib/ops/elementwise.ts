@@ -76,10 +76,15 @@ const enum BinaryGrad {
 
 /** The gradient of `self` in `self op other` from the native kernel, in the broadcast shape. */
 function binaryGrad(op: BinaryGrad, g: Tensor, self: Tensor | number, other: Tensor | number): Tensor {
-  const asTensor = (x: Tensor | number) => (typeof x === 'number' ? full([], x, { dtype: g.dtype, device: g.device }) : x.dtype === g.dtype ? x : to(x, g.dtype));
+  const name = 'binary backward';
+  // operands in g's dtype; a number as a 0-dim tensor
+  const asTensor = (x: Tensor | number) => {
+    if (typeof x === 'number') return full([], x, { dtype: g.dtype, device: g.device });
+    return x.dtype === g.dtype ? x : to(x, g.dtype);
+  };
   const [s, o] = [asTensor(self), asTensor(other)];
-  const h = native.binaryBackward(op, g.handle('binary backward'), s.handle('binary backward'), o.handle('binary backward'));
-  return wrap(h, broadcastShapes(g.shape, broadcastShapes(s.shape, o.shape, 'binary backward'), 'binary backward'), g.dtype, g.device);
+  const h = native.binaryBackward(op, g.handle(name), s.handle(name), o.handle(name));
+  return wrap(h, broadcastShapes(g.shape, broadcastShapes(s.shape, o.shape, name), name), g.dtype, g.device);
 }
 
 /**

@@ -24,7 +24,8 @@ function checkIndexDtype(index: Tensor, op: string, name: string): void {
 /**
  * Rows of `weight` [numEmbeddings, dim] picked by `indices` (int32 or int64, any shape), as
  * PyTorch's `F.embedding`: the result has shape [...indices.shape, dim]. Every index must be in
- * [0, numEmbeddings), else ERR_INDEX naming the bad value.
+ * [0, numEmbeddings), else ERR_INDEX naming the bad value. The weight's gradient adds the rows of
+ * the output's gradient at their indices, natively (16-bit weights accumulate in float32).
  */
 export function embedding(indices: Tensor, weight: Tensor): Tensor {
   checkTensor(indices, 'embedding', 'indices');

@@ -65,7 +65,8 @@ function reductionCode(reduction: unknown, op: string): number {
  * target [N, d1, ...]. `target` is int32 or int64, each value in [0, C) or `ignoreIndex`.
  * 'mean' divides by the number of targets that are not ignored (NaN when all are). Log-softmax
  * and the pick run fused, one pass per row, in float32 for 16-bit logits; the result has the
- * logits' dtype: 0-dim, or target's shape for reduction 'none'.
+ * logits' dtype: 0-dim, or target's shape for reduction 'none'. The gradient (for the logits
+ * only) is fused too: softmax minus the smoothed one-hot, scaled, from each row's logsumexp.
  */
 export function crossEntropy(logits: Tensor, target: Tensor, opts?: CrossEntropyOptions): Tensor {
   const op = 'crossEntropy';

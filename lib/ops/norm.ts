@@ -85,7 +85,8 @@ function checkEps(eps: unknown, op: string): number {
  * Layer normalisation over the trailing dims given by `normalizedShape` (a size or a list):
  * (x - mean) / sqrt(var + eps) * weight + bias, with the biased variance. `weight` and `bias`
  * are optional and must have shape `normalizedShape` and x's dtype. Float tensors; 16-bit
- * floats are computed in float32.
+ * floats are computed in float32. The backward is one native call for x, weight and bias,
+ * from per-row statistics the forward keeps when it records.
  */
 export function layerNorm(x: Tensor, normalizedShape: number | number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
   const op = 'layerNorm';
@@ -106,7 +107,8 @@ export function layerNorm(x: Tensor, normalizedShape: number | number[], weight?
 /**
  * RMS normalisation over the trailing dims given by `normalizedShape`:
  * x / sqrt(mean(x^2) + eps) * weight. `eps` defaults to the machine epsilon of x's dtype, as
- * PyTorch's F.rms_norm. Float tensors; 16-bit floats are computed in float32.
+ * PyTorch's F.rms_norm. Float tensors; 16-bit floats are computed in float32. The backward is one
+ * native call for x and weight.
  */
 export function rmsNorm(x: Tensor, normalizedShape: number | number[], weight?: Tensor | null, eps?: number): Tensor {
   const op = 'rmsNorm';

@@ -2,7 +2,7 @@ import test from 'ava';
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import * as ig from '../../lib';
-import { DType, Tensor } from '../../lib';
+import { BackwardOptions, DType, Tensor } from '../../lib';
 import { core } from '../../lib/native';
 import { Ref, Rng, assertClose, assertCode, randomTensor } from '../helpers';
 
@@ -119,6 +119,7 @@ test('retainGraph: a graph can be backpropagated again; without it, a second bac
   assertCode(t, () => again.backward(), 'ERR_GRAD');
   t.deepEqual(values(y.grad), before);
   assertCode(t, () => loss.backward({ retainGraph: 'yes' as unknown as boolean }), 'ERR_ARG');
+  assertCode(t, () => loss.backward({ retain_graph: true } as BackwardOptions), 'ERR_ARG', /unknown option retain_graph/);
 });
 
 test('backward of a non-scalar needs a gradient of its shape (converted to its dtype)', (t) => {
@@ -127,6 +128,7 @@ test('backward of a non-scalar needs a gradient of its shape (converted to its d
   assertCode(t, () => y.backward(), 'ERR_GRAD', /one-element.*\[2, 2\]/);
   assertCode(t, () => y.backward(ig.tensor([1, 1], { dtype: 'float64' })), 'ERR_SHAPE');
   assertCode(t, () => y.backward([1, 2] as unknown as Tensor, {}), 'ERR_ARG');
+  assertCode(t, () => y.backward([1, 2] as unknown as Tensor), 'ERR_ARG');
   const g = ig.tensor([[1, 0.5], [-1, 2]], { dtype: 'float32' });
   y.backward(g);
   t.deepEqual(values(x.grad), [2, 2, -6, 16]);
