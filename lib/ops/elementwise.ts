@@ -1,18 +1,17 @@
 /** Elementwise ops with NumPy broadcasting and PyTorch's type promotion. */
-import { needsGrad, record } from '../autograd/graph';
 import { DType, isFloat, promoteTypes, promoteWithScalar } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { broadcastShapes, checkSameDevice, checkTensor } from './check';
+import { to } from './views';
+import { needsGrad, record } from '../autograd/graph';
 import { full } from './creation';
 import { sumToShape } from './reduce';
-import { to } from './views';
 
 interface ElementwiseNative {
   binary(op: number, a: NativeHandle, b: NativeHandle): NativeHandle;
   binaryScalar(op: number, a: NativeHandle, scalar: number, reversed: boolean): NativeHandle;
-  binaryBackward(op: number, grad: NativeHandle, self: NativeHandle, other: NativeHandle): NativeHandle;
 }
 const native = addon as ElementwiseNative;
 
@@ -40,7 +39,6 @@ function withDtype<R>(t: Tensor, dtype: DType, fn: (h: NativeHandle) => R, op: s
 
 function binaryOp(op: BinaryOp, name: string, a: Tensor | number, b: Tensor | number, trueDivide = false): Tensor {
   if (typeof a === 'number' && typeof b === 'number') fail('ERR_ARG', `${name}: at least one operand must be a Tensor`);
-  let out: Tensor;
   if (typeof b === 'number' || typeof a === 'number') {
     const reversed = typeof a === 'number';
     const t = checkTensor(reversed ? b : a, name);
@@ -50,18 +48,29 @@ function binaryOp(op: BinaryOp, name: string, a: Tensor | number, b: Tensor | nu
     if (trueDivide && !isFloat(dtype)) dtype = 'float32';
     if (dtype === 'bool') dtype = 'int64';
     const h = withDtype(t, dtype, (x) => native.binaryScalar(op, x, scalar, reversed), name);
-    out = wrap(h, t.shape, dtype, t.device);
-  } else {
-    checkTensor(a, name, 'first operand');
-    checkTensor(b, name, 'second operand');
-    checkSameDevice(name, a, b);
-    const shape = broadcastShapes(a.shape, b.shape, name);
-    let dtype = promoteTypes(a.dtype, b.dtype);
-    if (trueDivide && !isFloat(dtype)) dtype = 'float32';
-    if (dtype === 'bool') dtype = 'int64';
-    const h = withDtype(a, dtype, (x) => withDtype(b, dtype, (y) => native.binary(op, x, y), name), name);
-    out = wrap(h, shape, dtype, a.device);
+    return wrap(h, t.shape, dtype, t.device);
   }
+  checkTensor(a, name, 'first operand');
+  checkTensor(b, name, 'second operand');
+  checkSameDevice(name, a, b);
+  const shape = broadcastShapes(a.shape, b.shape, name);
+  let dtype = promoteTypes(a.dtype, b.dtype);
+  if (trueDivide && !isFloat(dtype)) dtype = 'float32';
+  if (dtype === 'bool') dtype = 'int64';
+  const h = withDtype(a, dtype, (x) => withDtype(b, dtype, (y) => native.binary(op, x, y), name), name);
+  return wrap(h, shape, dtype, a.device);
+}
+
+// --- gradients of the binary ops ---
+
+interface ElementwiseBackwardNative {
+  binaryBackward(op: number, grad: NativeHandle, self: NativeHandle, other: NativeHandle): NativeHandle;
+}
+const backwardNative = addon as ElementwiseBackwardNative;
+
+/** binaryOp, recording its backward when an operand requires grad. */
+function binaryOpWithGrad(op: BinaryOp, name: string, a: Tensor | number, b: Tensor | number, trueDivide = false): Tensor {
+  const out = binaryOp(op, name, a, b, trueDivide);
   if (needsGrad(a, b)) recordBinary(op, name, out, a, b);
   return out;
 }
@@ -83,7 +92,7 @@ function binaryGrad(op: BinaryGrad, g: Tensor, self: Tensor | number, other: Ten
     return x.dtype === g.dtype ? x : to(x, g.dtype);
   };
   const [s, o] = [asTensor(self), asTensor(other)];
-  const h = native.binaryBackward(op, g.handle(name), s.handle(name), o.handle(name));
+  const h = backwardNative.binaryBackward(op, g.handle(name), s.handle(name), o.handle(name));
   return wrap(h, broadcastShapes(g.shape, broadcastShapes(s.shape, o.shape, name), name), g.dtype, g.device);
 }
 
@@ -140,11 +149,11 @@ function recordBinary(op: BinaryOp, name: string, out: Tensor, a: Tensor | numbe
 
 /** a + alpha * b. */
 export function add(a: Tensor | number, b: Tensor | number, alpha?: number): Tensor {
-  if (alpha === undefined || alpha === 1) return binaryOp(BinaryOp.Add, 'add', a, b);
-  if (typeof b === 'number') return binaryOp(BinaryOp.Add, 'add', a, b * alpha);
+  if (alpha === undefined || alpha === 1) return binaryOpWithGrad(BinaryOp.Add, 'add', a, b);
+  if (typeof b === 'number') return binaryOpWithGrad(BinaryOp.Add, 'add', a, b * alpha);
   const scaled = mul(b, alpha);
   try {
-    return binaryOp(BinaryOp.Add, 'add', a, scaled);
+    return binaryOpWithGrad(BinaryOp.Add, 'add', a, scaled);
   } finally {
     scaled.dispose();
   }
@@ -152,37 +161,37 @@ export function add(a: Tensor | number, b: Tensor | number, alpha?: number): Ten
 
 /** a - alpha * b. */
 export function sub(a: Tensor | number, b: Tensor | number, alpha?: number): Tensor {
-  if (alpha === undefined || alpha === 1) return binaryOp(BinaryOp.Sub, 'sub', a, b);
-  if (typeof b === 'number') return binaryOp(BinaryOp.Sub, 'sub', a, b * alpha);
+  if (alpha === undefined || alpha === 1) return binaryOpWithGrad(BinaryOp.Sub, 'sub', a, b);
+  if (typeof b === 'number') return binaryOpWithGrad(BinaryOp.Sub, 'sub', a, b * alpha);
   const scaled = mul(b, alpha);
   try {
-    return binaryOp(BinaryOp.Sub, 'sub', a, scaled);
+    return binaryOpWithGrad(BinaryOp.Sub, 'sub', a, scaled);
   } finally {
     scaled.dispose();
   }
 }
 
 export function mul(a: Tensor | number, b: Tensor | number): Tensor {
-  return binaryOp(BinaryOp.Mul, 'mul', a, b);
+  return binaryOpWithGrad(BinaryOp.Mul, 'mul', a, b);
 }
 
 /** True division: integer inputs give float32. */
 export function div(a: Tensor | number, b: Tensor | number): Tensor {
-  return binaryOp(BinaryOp.Div, 'div', a, b, true);
+  return binaryOpWithGrad(BinaryOp.Div, 'div', a, b, true);
 }
 
 export function pow(a: Tensor | number, b: Tensor | number): Tensor {
-  return binaryOp(BinaryOp.Pow, 'pow', a, b);
+  return binaryOpWithGrad(BinaryOp.Pow, 'pow', a, b);
 }
 
 /** Elementwise maximum (NaN if either is NaN). */
 export function maximum(a: Tensor | number, b: Tensor | number): Tensor {
-  return binaryOp(BinaryOp.Maximum, 'maximum', a, b);
+  return binaryOpWithGrad(BinaryOp.Maximum, 'maximum', a, b);
 }
 
 /** Elementwise minimum (NaN if either is NaN). */
 export function minimum(a: Tensor | number, b: Tensor | number): Tensor {
-  return binaryOp(BinaryOp.Minimum, 'minimum', a, b);
+  return binaryOpWithGrad(BinaryOp.Minimum, 'minimum', a, b);
 }
 
 
