@@ -153,6 +153,11 @@ export class Tensor {
     return this._requiresGrad;
   }
 
+  /** As {@link Tensor.requiresGrad_}, with its checks. */
+  set requiresGrad(flag: boolean) {
+    this.requiresGrad_(flag);
+  }
+
   /**
    * Makes this leaf record the ops that use it (or stop, with false), so that backward()
    * accumulates its gradient into `.grad`; returns this. Floating-point tensors only (ERR_DTYPE);

@@ -39,6 +39,12 @@ test('requiresGrad: leaves opt in, results of ops follow their inputs', (t) => {
   t.false(x.requiresGrad);
   t.false(x.mul(2).requiresGrad);
   t.is(x.grad, null);
+  // PyTorch's spelling, with the same checks
+  x.requiresGrad = true;
+  t.true(x.requiresGrad);
+  assertCode(t, () => {
+    ig.tensor([1], { dtype: 'int32' }).requiresGrad = true;
+  }, 'ERR_DTYPE');
 });
 
 test('requiresGrad_: floats only, leaves only, a boolean flag', (t) => {
