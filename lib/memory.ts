@@ -4,6 +4,17 @@ import type { Tensor } from './tensor';
 
 // Each open tidy() scope collects the tensors created while it runs.
 const scopes: Set<Tensor>[] = [];
+// Per open scope: tensors with a recorded history that keep() took out of it, which still lead
+// to the graph recorded inside the scope.
+const escapes: Tensor[][] = [];
+
+// Set by the autograd tape: releases the graphs recorded for tensors a scope disposes, except
+// what the surviving tensors still lead to (so a graph dies with its tensors, as in PyTorch).
+let releaseGraphs: (dropped: Tensor[], survivors: Iterable<Tensor>) => void = () => {};
+/** @internal */
+export function setGraphRelease(fn: (dropped: Tensor[], survivors: Iterable<Tensor>) => void): void {
+  releaseGraphs = fn;
+}
 
 // The safety net: a tensor that outlives every scope is registered with a FinalizationRegistry,
 // which releases its handle if it is garbage-collected undisposed. Registering costs about as
@@ -68,28 +79,33 @@ export function setTensorCheck(check: (v: unknown) => v is Tensor): void {
  */
 export function tidy<T>(fn: () => T): T {
   const scope = new Set<Tensor>();
+  const escaped: Tensor[] = [];
   scopes.push(scope);
+  escapes.push(escaped);
   let result: T;
   try {
     result = fn();
   } catch (err) {
-    for (const t of scope) t.dispose();
+    disposeScope([...scope], escaped);
     throw err;
   } finally {
     scopes.pop();
+    escapes.pop();
   }
   if (result instanceof Promise) {
-    for (const t of scope) t.dispose();
+    disposeScope([...scope], escaped);
     throw new TypeError('tidy: fn must be synchronous; it returned a Promise');
   }
   const kept = new Set<Tensor>();
   collectTensors(result, kept);
   const parent = scopes[scopes.length - 1];
+  const dropped: Tensor[] = [];
   for (const t of scope) {
-    if (!kept.has(t)) t.dispose();
+    if (!kept.has(t)) dropped.push(t);
     else if (parent) parent.add(t);
     else watch(t);
   }
+  disposeScope(dropped, [...kept, ...escaped]);
   return result;
 }
 
@@ -97,8 +113,16 @@ export function tidy<T>(fn: () => T): T {
 export function keep<T extends Tensor>(t: T): T {
   let held = false;
   for (const scope of scopes) held = scope.delete(t) || held;
-  if (held) watch(t);
+  if (held) {
+    watch(t);
+    if (t._gradFn) for (const escaped of escapes) escaped.push(t);
+  }
   return t;
+}
+
+function disposeScope(dropped: Tensor[], survivors: Tensor[]): void {
+  if (dropped.some((t) => t._gradFn)) releaseGraphs(dropped, survivors);
+  for (const t of dropped) t.dispose();
 }
 
 /** What ignis holds natively. */

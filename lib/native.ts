@@ -36,6 +36,8 @@ export interface CoreNative {
   squeeze(h: NativeHandle, dim: number | null): NativeHandle;
   unsqueeze(h: NativeHandle, dim: number): NativeHandle;
   alias(h: NativeHandle): NativeHandle;
+  /** Whether h is the only view of its storage and covers all of it, row-major. */
+  ownsStorage(h: NativeHandle): boolean;
   contiguous(h: NativeHandle): NativeHandle;
   clone(h: NativeHandle): NativeHandle;
   toDtype(h: NativeHandle, dtype: number): NativeHandle;

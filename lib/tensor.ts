@@ -1,5 +1,8 @@
 import { inspect } from 'util';
-import { DType, DTYPES, DataArray, TYPED_ARRAYS, TypedArrayFor } from './dtype';
+import { backward as runBackward, BackwardOptions } from './autograd/backward';
+import { detach } from './autograd/graph';
+import type { Node } from './autograd/graph';
+import { DType, DTYPES, DataArray, TYPED_ARRAYS, TypedArrayFor, isFloat } from './dtype';
 import { fail } from './errors';
 import { format } from './format';
 import { setTensorCheck, track } from './memory';
@@ -29,10 +32,15 @@ export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
   readonly device: Device;
-  /** Whether gradients flow to this tensor. */
-  requiresGrad = false;
-  /** The gradient accumulated by backward(), for leaves that require grad. */
-  grad: Tensor | null = null;
+  /**
+   * The gradient that {@link Tensor.backward} accumulated into this leaf, or null. It belongs to
+   * this tensor: kept out of tidy() scopes, and disposed with it.
+   */
+  grad: Tensor | null;
+  /** @internal See {@link Tensor.requiresGrad}. */
+  _requiresGrad: boolean;
+  /** @internal The recorded op that made this tensor; null for a leaf. */
+  _gradFn: Node | null;
 
   /** @internal Use the creation functions ({@link tensor}, {@link zeros}, ...) instead. */
   constructor(handle: NativeHandle, shape: readonly number[], dtype: DType, device: Device = 'cpu') {
@@ -40,6 +48,9 @@ export class Tensor {
     this.shape = shape;
     this.dtype = dtype;
     this.device = device;
+    this.grad = null;
+    this._requiresGrad = false;
+    this._gradFn = null;
     if (DEBUG) checkAgainstNative(this);
     track(this);
   }
@@ -71,11 +82,18 @@ export class Tensor {
     return this._handle;
   }
 
-  /** Releases this tensor's native memory now (its storage goes when no view uses it). Idempotent. */
+  /**
+   * Releases this tensor's native memory now (its storage goes when no view uses it), and its
+   * `.grad`. Idempotent. A graph that went through it still backpropagates.
+   */
   dispose(): void {
     if (this._handle !== null) {
       core.dispose(this._handle);
       this._handle = null;
+    }
+    if (this.grad !== null) {
+      this.grad.dispose();
+      this.grad = null;
     }
   }
 
@@ -124,6 +142,63 @@ export class Tensor {
 
   [inspect.custom](): string {
     return format(this);
+  }
+
+  // --- autograd (autograd/) ---
+  /**
+   * Whether gradients flow to this tensor: set on leaves with {@link Tensor.requiresGrad_}, true
+   * for the results of ops (outside noGrad) with an input that requires grad.
+   */
+  get requiresGrad(): boolean {
+    return this._requiresGrad;
+  }
+
+  /** As {@link Tensor.requiresGrad_}, with its checks. */
+  set requiresGrad(flag: boolean) {
+    this.requiresGrad_(flag);
+  }
+
+  /**
+   * Makes this leaf record the ops that use it (or stop, with false), so that backward()
+   * accumulates its gradient into `.grad`; returns this. Floating-point tensors only (ERR_DTYPE);
+   * the result of an op cannot be turned off (ERR_GRAD): use {@link Tensor.detach}.
+   */
+  requiresGrad_(flag = true): this {
+    if (typeof flag !== 'boolean') fail('ERR_ARG', `requiresGrad_: flag must be a boolean, got ${typeof flag}`);
+    this.handle('requiresGrad_');
+    if (!this.isLeaf) {
+      if (!flag) fail('ERR_GRAD', 'requiresGrad_: only leaves can stop requiring grad; use detach() for a tensor without history');
+      return this;
+    }
+    if (flag && !isFloat(this.dtype)) {
+      fail('ERR_DTYPE', `requiresGrad_: only floating-point tensors can require grad, got ${this.dtype}`);
+    }
+    this._requiresGrad = flag;
+    return this;
+  }
+
+  /** True unless this tensor is the recorded result of an op (then gradients flow through it to its inputs). */
+  get isLeaf(): boolean {
+    return this._gradFn === null;
+  }
+
+  /**
+   * Computes the gradient of this tensor with respect to every leaf it depends on that requires
+   * grad, and adds it to the leaves' `.grad`. A one-element tensor needs no `grad`; otherwise
+   * pass the gradient of some scalar with respect to this tensor (its shape; converted to its
+   * dtype), as PyTorch's `backward(gradient)`. The graph's saved tensors are released unless
+   * `retainGraph`; running backward through it again then raises ERR_GRAD. Also
+   * `backward({ retainGraph: true })`.
+   */
+  backward(grad?: Tensor | BackwardOptions, opts?: BackwardOptions): void {
+    const optionsFirst = typeof grad === 'object' && grad !== null && Object.getPrototypeOf(grad) === Object.prototype;
+    if (optionsFirst && opts === undefined) runBackward(this, undefined, grad as BackwardOptions);
+    else runBackward(this, grad as Tensor | undefined, opts);
+  }
+
+  /** A new tensor sharing this one's storage, without history: a leaf that does not require grad. */
+  detach(): Tensor {
+    return detach(this);
   }
 
   // --- views and conversions (ops/views.ts) ---

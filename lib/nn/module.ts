@@ -25,11 +25,6 @@ import { Tensor, wrap } from '../tensor';
 /** The tensors made by {@link parameter}: what discovery counts as parameters. */
 const PARAMETERS = new WeakSet<Tensor>();
 
-/** Turns gradient recording of a leaf on or off. */
-function setRequiresGrad(t: Tensor, flag: boolean): void {
-  t.requiresGrad = flag;
-}
-
 /**
  * Marks `t` as a parameter (as PyTorch's `nn.Parameter`): a leaf that requires grad (unless
  * `requiresGrad` is false), exempt from the enclosing tidy() scopes, counted as a parameter when
@@ -38,7 +33,7 @@ function setRequiresGrad(t: Tensor, flag: boolean): void {
 export function parameter(t: Tensor, requiresGrad = true): Tensor {
   checkTensor(t, 'parameter');
   if (!isFloat(t.dtype)) fail('ERR_DTYPE', `parameter: expected a floating-point tensor, got ${t.dtype}`);
-  setRequiresGrad(t, requiresGrad);
+  t.requiresGrad_(requiresGrad);
   PARAMETERS.add(keep(t));
   return t;
 }
@@ -288,7 +283,7 @@ export abstract class Module {
   /** Makes every parameter require grad (or, with false, freezes them all); returns this. */
   requiresGrad_(flag = true): this {
     if (typeof flag !== 'boolean') fail('ERR_ARG', `requiresGrad_: flag must be a boolean, got ${typeof flag}`);
-    for (const p of this.parameters()) setRequiresGrad(p, flag);
+    for (const p of this.parameters()) p.requiresGrad_(flag);
     return this;
   }
 

@@ -9,6 +9,9 @@ import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { broadcastShapes, checkNumber, checkSameDevice, checkTensor, fmtShape, sameShape } from './check';
 import { to } from './views';
+import { needsGrad, record } from '../autograd/graph';
+import { full } from './creation';
+import { sumToShape } from './reduce';
 
 interface ElementwiseNative {
   binary(op: number, a: NativeHandle, b: NativeHandle): NativeHandle;
@@ -146,13 +149,99 @@ function binaryOp(op: BinaryOp, name: string, a: Tensor | number, b: Tensor | nu
   return wrap(h, shape, dtype, x.device);
 }
 
+// --- gradients of the binary ops ---
+
+interface ElementwiseBackwardNative {
+  binaryBackward(op: number, grad: NativeHandle, self: NativeHandle, other: NativeHandle): NativeHandle;
+}
+const backwardNative = addon as ElementwiseBackwardNative;
+
+/** binaryOp, recording its backward when an operand requires grad. */
+function binaryOpWithGrad(op: BinaryOp, name: string, a: Tensor | number, b: Tensor | number, trueDivide = false): Tensor {
+  const out = binaryOp(op, name, a, b, trueDivide);
+  if (needsGrad(a, b)) recordBinary(op, name, out, a, b);
+  return out;
+}
+
+/** Codes of native/kernels/elementwise_backward.h BinaryGrad. */
+const enum BinaryGrad {
+  PowBase = 0,
+  PowExponent,
+  Maximum,
+  Minimum,
+}
+
+/** The gradient of `self` in `self op other` from the native kernel, in the broadcast shape. */
+function binaryGrad(op: BinaryGrad, g: Tensor, self: Tensor | number, other: Tensor | number): Tensor {
+  const name = 'binary backward';
+  // operands in g's dtype; a number as a 0-dim tensor
+  const asTensor = (x: Tensor | number) => {
+    if (typeof x === 'number') return full([], x, { dtype: g.dtype, device: g.device });
+    return x.dtype === g.dtype ? x : to(x, g.dtype);
+  };
+  const [s, o] = [asTensor(self), asTensor(other)];
+  const h = backwardNative.binaryBackward(op, g.handle(name), s.handle(name), o.handle(name));
+  return wrap(h, broadcastShapes(g.shape, broadcastShapes(s.shape, o.shape, name), name), g.dtype, g.device);
+}
+
+/**
+ * Records the backward of `out = a op b` (one of them may be a number): each operand's gradient
+ * is computed in out's dtype and broadcast shape, then summed down to its shape and dtype.
+ */
+function recordBinary(op: BinaryOp, name: string, out: Tensor, a: Tensor | number, b: Tensor | number): void {
+  // The closure keeps the operands' shapes, dtypes and numbers, never the tensors themselves.
+  const meta = [a, b].map((x) => (typeof x === 'number' ? x : { shape: x.shape, dtype: x.dtype }));
+  const reduce = (g: Tensor, k: number) => {
+    const { shape, dtype } = meta[k] as { shape: readonly number[]; dtype: DType };
+    return sumToShape(g, shape, dtype);
+  };
+  // the operands again: numbers as they were, tensors from the node's saved aliases
+  const values = (saved: Tensor[]): (Tensor | number)[] => {
+    let next = 0;
+    return meta.map((m) => (typeof m === 'number' ? m : saved[next++]));
+  };
+  // Each rule gives the gradient of operand k in the broadcast shape; add and sub save nothing.
+  let saved = [a, b].filter((x): x is Tensor => typeof x !== 'number');
+  let rule: (g: Tensor, x: Tensor | number, y: Tensor | number, k: number) => Tensor;
+  switch (op) {
+    case BinaryOp.Add:
+      saved = [];
+      rule = (g) => g;
+      break;
+    case BinaryOp.Sub:
+      saved = [];
+      rule = (g, _x, _y, k) => (k === 0 ? g : mul(g, -1));
+      break;
+    case BinaryOp.Mul:
+      rule = (g, x, y, k) => mul(g, k === 0 ? y : x);
+      break;
+    case BinaryOp.Div:
+      // d(x / y)/dy = -x / y^2
+      rule = (g, x, y, k) => (k === 0 ? div(g, y) : mul(div(mul(g, x), mul(y, y)), -1));
+      break;
+    case BinaryOp.Pow:
+      rule = (g, x, y, k) => (k === 0 ? binaryGrad(BinaryGrad.PowBase, g, x, y) : binaryGrad(BinaryGrad.PowExponent, g, y, x));
+      break;
+    case BinaryOp.Maximum:
+    case BinaryOp.Minimum: {
+      const kind = op === BinaryOp.Maximum ? BinaryGrad.Maximum : BinaryGrad.Minimum;
+      rule = (g, x, y, k) => (k === 0 ? binaryGrad(kind, g, x, y) : binaryGrad(kind, g, y, x));
+      break;
+    }
+  }
+  record(out, name, [a, b], saved, (g, kept, needs) => {
+    const [x, y] = kept.length > 0 ? values(kept) : [0, 0];
+    return needs.map((needed, k) => (needed ? reduce(rule(g, x, y, k), k) : null));
+  });
+}
+
 /** a + alpha * b. */
 export function add(a: Tensor | number, b: Tensor | number, alpha?: number): Tensor {
-  if (alpha === undefined || alpha === 1) return binaryOp(BinaryOp.Add, 'add', a, b);
-  if (typeof b === 'number') return binaryOp(BinaryOp.Add, 'add', a, b * alpha);
+  if (alpha === undefined || alpha === 1) return binaryOpWithGrad(BinaryOp.Add, 'add', a, b);
+  if (typeof b === 'number') return binaryOpWithGrad(BinaryOp.Add, 'add', a, b * alpha);
   const scaled = mul(b, alpha);
   try {
-    return binaryOp(BinaryOp.Add, 'add', a, scaled);
+    return binaryOpWithGrad(BinaryOp.Add, 'add', a, scaled);
   } finally {
     scaled.dispose();
   }
@@ -160,11 +249,11 @@ export function add(a: Tensor | number, b: Tensor | number, alpha?: number): Ten
 
 /** a - alpha * b. */
 export function sub(a: Tensor | number, b: Tensor | number, alpha?: number): Tensor {
-  if (alpha === undefined || alpha === 1) return binaryOp(BinaryOp.Sub, 'sub', a, b);
-  if (typeof b === 'number') return binaryOp(BinaryOp.Sub, 'sub', a, b * alpha);
+  if (alpha === undefined || alpha === 1) return binaryOpWithGrad(BinaryOp.Sub, 'sub', a, b);
+  if (typeof b === 'number') return binaryOpWithGrad(BinaryOp.Sub, 'sub', a, b * alpha);
   const scaled = mul(b, alpha);
   try {
-    return binaryOp(BinaryOp.Sub, 'sub', a, scaled);
+    return binaryOpWithGrad(BinaryOp.Sub, 'sub', a, scaled);
   } finally {
     scaled.dispose();
   }
@@ -172,27 +261,27 @@ export function sub(a: Tensor | number, b: Tensor | number, alpha?: number): Ten
 
 /** a * b. */
 export function mul(a: Tensor | number, b: Tensor | number): Tensor {
-  return binaryOp(BinaryOp.Mul, 'mul', a, b);
+  return binaryOpWithGrad(BinaryOp.Mul, 'mul', a, b);
 }
 
 /** True division: integer inputs give float32. */
 export function div(a: Tensor | number, b: Tensor | number): Tensor {
-  return binaryOp(BinaryOp.Div, 'div', a, b, true);
+  return binaryOpWithGrad(BinaryOp.Div, 'div', a, b, true);
 }
 
 /** a ** b (integer powers of integer tensors stay integers). */
 export function pow(a: Tensor | number, b: Tensor | number): Tensor {
-  return binaryOp(BinaryOp.Pow, 'pow', a, b);
+  return binaryOpWithGrad(BinaryOp.Pow, 'pow', a, b);
 }
 
 /** Elementwise maximum (NaN if either is NaN). */
 export function maximum(a: Tensor | number, b: Tensor | number): Tensor {
-  return binaryOp(BinaryOp.Maximum, 'maximum', a, b);
+  return binaryOpWithGrad(BinaryOp.Maximum, 'maximum', a, b);
 }
 
 /** Elementwise minimum (NaN if either is NaN). */
 export function minimum(a: Tensor | number, b: Tensor | number): Tensor {
-  return binaryOp(BinaryOp.Minimum, 'minimum', a, b);
+  return binaryOpWithGrad(BinaryOp.Minimum, 'minimum', a, b);
 }
 
 

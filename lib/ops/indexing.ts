@@ -1,15 +1,19 @@
 /** Indexing and joining: embedding, gather, cat, stack. */
+import { needsGrad, needsGradList, record } from '../autograd/graph';
 import { DType, dtypeCode, isFloat, isInt, promoteTypes } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { checkSameDevice, checkTensor, fmtShape, normalizeDim, sameShape } from './check';
+import { narrow, select, to } from './views';
 
 interface IndexingNative {
   embedding(indices: NativeHandle, weight: NativeHandle): NativeHandle;
   gather(t: NativeHandle, dim: number, index: NativeHandle): NativeHandle;
   cat(tensors: NativeHandle[], dim: number, dtype: number): NativeHandle;
   stack(tensors: NativeHandle[], dim: number, dtype: number): NativeHandle;
+  embeddingBackward(grad: NativeHandle, indices: NativeHandle, numEmbeddings: number): NativeHandle;
+  gatherBackward(grad: NativeHandle, dim: number, index: NativeHandle, shape: number[]): NativeHandle;
 }
 const native = addon as IndexingNative;
 
@@ -20,7 +24,8 @@ function checkIndexDtype(index: Tensor, op: string, name: string): void {
 /**
  * Rows of `weight` [numEmbeddings, dim] picked by `indices` (int32 or int64, any shape), as
  * PyTorch's `F.embedding`: the result has shape [...indices.shape, dim]. Every index must be in
- * [0, numEmbeddings), else ERR_INDEX naming the bad value.
+ * [0, numEmbeddings), else ERR_INDEX naming the bad value. The weight's gradient adds the rows of
+ * the output's gradient at their indices, natively (16-bit weights accumulate in float32).
  */
 export function embedding(indices: Tensor, weight: Tensor): Tensor {
   checkTensor(indices, 'embedding', 'indices');
@@ -30,7 +35,25 @@ export function embedding(indices: Tensor, weight: Tensor): Tensor {
   if (!isFloat(weight.dtype)) fail('ERR_DTYPE', `embedding: weight must be a floating-point tensor, got ${weight.dtype}`);
   if (weight.ndim !== 2) fail('ERR_SHAPE', `embedding: weight must be 2-D [numEmbeddings, dim], got shape ${fmtShape(weight.shape)}`);
   const h = native.embedding(indices.handle('embedding'), weight.handle('embedding'));
-  return wrap(h, [...indices.shape, weight.shape[1]], weight.dtype, weight.device);
+  const out = wrap(h, [...indices.shape, weight.shape[1]], weight.dtype, weight.device);
+  if (needsGrad(weight)) {
+    const shape = weight.shape;
+    // the rows of the gradient added at their indices, natively
+    record(out, 'embedding', [indices, weight], [indices], (g, [idx]) => {
+      const h = native.embeddingBackward(g.handle('embedding backward'), idx.handle('embedding backward'), shape[0]);
+      return [null, wrap(h, shape, g.dtype, g.device)];
+    });
+  }
+  return out;
+}
+
+/**
+ * @internal The gradient of gather: a tensor of `shape` (the gathered input's) holding the sum
+ * of the elements of `grad` (index's shape) gathered from each position, 0 elsewhere.
+ */
+export function gatherBackward(grad: Tensor, dim: number, index: Tensor, shape: readonly number[]): Tensor {
+  const op = 'gather backward';
+  return wrap(native.gatherBackward(grad.handle(op), dim, index.handle(op), shape.slice()), shape, grad.dtype, grad.device);
 }
 
 /**
@@ -56,7 +79,12 @@ export function gather(t: Tensor, dim: number, index: Tensor): Tensor {
     fail('ERR_SHAPE', `gather: index of shape ${fmtShape(index.shape)} is larger than the input of shape ${fmtShape(t.shape)} in dim ${bad}`);
   }
   const h = native.gather(t.handle('gather'), d, index.handle('gather'));
-  return wrap(h, index.shape.slice(), t.dtype, t.device);
+  const out = wrap(h, index.shape.slice(), t.dtype, t.device);
+  if (needsGrad(t)) {
+    const shape = t.shape;
+    record(out, 'gather', [t, index], [index], (g, [idx]) => [gatherBackward(g, d, idx, shape), null]);
+  }
+  return out;
 }
 
 /** Checks a list of tensors for cat/stack: a non-empty array of live tensors on one device. */
@@ -94,7 +122,23 @@ export function cat(tensors: Tensor[], dim = 0): Tensor {
   });
   const dtype = promoteAll(list);
   const h = native.cat(list.map((t) => t.handle('cat')), d, dtypeCode(dtype));
-  return wrap(h, shape, dtype, first.device);
+  const out = wrap(h, shape, dtype, first.device);
+  if (needsGradList(list)) {
+    const pieces = list.map((t) => ({ size: t.shape[d], dtype: t.dtype }));
+    record(out, 'cat', list, [], (g, _, needs) => {
+      let at = 0;
+      return pieces.map(({ size, dtype: inputDtype }, k) => {
+        at += size;
+        return needs[k] ? asDtype(narrow(g, d, at - size, size), inputDtype) : null;
+      });
+    });
+  }
+  return out;
+}
+
+/** t in `dtype` (itself when it has it already). */
+function asDtype(t: Tensor, dtype: DType): Tensor {
+  return t.dtype === dtype ? t : to(t, dtype);
 }
 
 /**
@@ -114,5 +158,10 @@ export function stack(tensors: Tensor[], dim = 0): Tensor {
   shape.splice(d, 0, list.length);
   const dtype = promoteAll(list);
   const h = native.stack(list.map((t) => t.handle('stack')), d, dtypeCode(dtype));
-  return wrap(h, shape, dtype, first.device);
+  const out = wrap(h, shape, dtype, first.device);
+  if (needsGradList(list)) {
+    const dtypes = list.map((t) => t.dtype);
+    record(out, 'stack', list, [], (g, _, needs) => dtypes.map((inputDtype, k) => (needs[k] ? asDtype(select(g, d, k), inputDtype) : null)));
+  }
+  return out;
 }

@@ -1,12 +1,22 @@
 /** Losses: crossEntropy (fused log-softmax + NLL), mseLoss. */
+import { needsGrad, record } from '../autograd/graph';
 import { dtypeCode, isFloat, isInt, promoteTypes } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { broadcastShapes, checkInt, checkNumber, checkSameDevice, checkTensor, fmtShape, sameShape } from './check';
+import { mul, sub } from './elementwise';
+import { sumToShape } from './reduce';
 
 interface LossNative {
   crossEntropy(logits: NativeHandle, target: NativeHandle, ignoreIndex: number, reduction: number, labelSmoothing: number): NativeHandle;
+  crossEntropyWithStats(
+    logits: NativeHandle, target: NativeHandle, ignoreIndex: number, reduction: number, labelSmoothing: number,
+  ): [NativeHandle, NativeHandle, number];
+  crossEntropyBackward(
+    grad: NativeHandle, logits: NativeHandle, target: NativeHandle, logsumexp: NativeHandle,
+    ignoreIndex: number, reduction: number, labelSmoothing: number, counted: number,
+  ): NativeHandle;
   mseLoss(input: NativeHandle, target: NativeHandle, reduction: number, dtype: number): NativeHandle;
 }
 const native = addon as LossNative;
@@ -55,7 +65,8 @@ function reductionCode(reduction: unknown, op: string): number {
  * target [N, d1, ...]. `target` is int32 or int64, each value in [0, C) or `ignoreIndex`.
  * 'mean' divides by the number of targets that are not ignored (NaN when all are). Log-softmax
  * and the pick run fused, one pass per row, in float32 for 16-bit logits; the result has the
- * logits' dtype: 0-dim, or target's shape for reduction 'none'.
+ * logits' dtype: 0-dim, or target's shape for reduction 'none'. The gradient (for the logits
+ * only) is fused too: softmax minus the smoothed one-hot, scaled, from each row's logsumexp.
  */
 export function crossEntropy(logits: Tensor, target: Tensor, opts?: CrossEntropyOptions): Tensor {
   const op = 'crossEntropy';
@@ -76,8 +87,25 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts?: CrossEntropy
   if (!sameShape(target.shape, expected)) {
     fail('ERR_SHAPE', `${op}: target of shape ${fmtShape(target.shape)} does not fit logits of shape ${fmtShape(logits.shape)}; expected target shape ${fmtShape(expected)}`);
   }
-  const h = native.crossEntropy(logits.handle(op), target.handle(op), ignoreIndex, reduction, smoothing);
-  return wrap(h, REDUCTIONS[reduction] === 'none' ? target.shape.slice() : [], logits.dtype, logits.device);
+  const shape = REDUCTIONS[reduction] === 'none' ? target.shape.slice() : [];
+  if (!needsGrad(logits)) {
+    return wrap(native.crossEntropy(logits.handle(op), target.handle(op), ignoreIndex, reduction, smoothing), shape, logits.dtype, logits.device);
+  }
+  // The forward keeps each row's logsumexp for the fused backward: softmax - smoothed one-hot.
+  const [h, lseHandle, counted] = native.crossEntropyWithStats(logits.handle(op), target.handle(op), ignoreIndex, reduction, smoothing);
+  const out = wrap(h, shape, logits.dtype, logits.device);
+  const lse = wrap(lseHandle, target.shape, logits.dtype === 'float64' ? 'float64' : 'float32', logits.device);
+  try {
+    record(out, op, [logits, target], [logits, target, lse], (g, [x, labels, rowLse]) => {
+      const dx = native.crossEntropyBackward(
+        g.handle(op), x.handle(op), labels.handle(op), rowLse.handle(op), ignoreIndex, reduction, smoothing, counted,
+      );
+      return [wrap(dx, x.shape, x.dtype, x.device), null];
+    });
+  } finally {
+    lse.dispose();
+  }
+  return out;
 }
 
 /**
@@ -95,5 +123,19 @@ export function mseLoss(input: Tensor, target: Tensor, opts?: MseLossOptions): T
   if (!isFloat(dtype)) fail('ERR_DTYPE', `${op}: expected floating-point tensors, got ${input.dtype} and ${target.dtype}`);
   const shape = broadcastShapes(input.shape, target.shape, op);
   const h = native.mseLoss(input.handle(op), target.handle(op), reduction, dtypeCode(dtype));
-  return wrap(h, REDUCTIONS[reduction] === 'none' ? shape : [], dtype, input.device);
+  const out = wrap(h, REDUCTIONS[reduction] === 'none' ? shape : [], dtype, input.device);
+  if (needsGrad(input, target)) {
+    const count = shape.reduce((n, d) => n * d, 1);
+    const scale = REDUCTIONS[reduction] === 'mean' ? 2 / count : 2;
+    const [inputMeta, targetMeta] = [input, target].map((t) => ({ shape: t.shape, dtype: t.dtype }));
+    // d/dinput = scale * (input - target) * g, and its negative for the target
+    record(out, op, [input, target], [input, target], (g, [x, y], needs) => {
+      const grad = mul(mul(sub(x, y), g), scale);
+      return [
+        needs[0] ? sumToShape(grad, inputMeta.shape, inputMeta.dtype) : null,
+        needs[1] ? sumToShape(mul(grad, -1), targetMeta.shape, targetMeta.dtype) : null,
+      ];
+    });
+  }
+  return out;
 }

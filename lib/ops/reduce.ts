@@ -1,9 +1,14 @@
 /** Reductions over dims, with PyTorch's semantics and result dtypes. */
+import { needsGrad, record } from '../autograd/graph';
 import { DType, isFloat } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { checkNumber, checkTensor, fmtShape, normalizeDims } from './check';
+import { mul, sub } from './elementwise';
+import { gatherBackward } from './indexing';
+import { softmax } from './softmax';
+import { expand, permute, reshape, to } from './views';
 
 interface ReduceNative {
   reduce(op: number, t: NativeHandle, dims: number[] | null, keepdim: boolean, correction: number): NativeHandle;
@@ -58,7 +63,78 @@ function reduceOp(op: ReduceOp, t: Tensor, dim: unknown, keepdim: unknown, singl
     else if (keepdim) shape.push(1);
   });
   const h = native.reduce(op, t.handle(name), dims, keepdim, correction);
-  return wrap(h, shape, resultDtype(op, t.dtype), t.device);
+  const out = wrap(h, shape, resultDtype(op, t.dtype), t.device);
+  if (needsGrad(t) && isFloat(out.dtype)) recordReduction(op, t, out, dims, correction);
+  return out;
+}
+
+/** `shape` with the reduced dims (null: all) kept as size 1. */
+function keptShape(shape: readonly number[], dims: number[] | null): number[] {
+  return shape.map((size, d) => (dims === null || dims.includes(d) ? 1 : size));
+}
+
+/** A reduction's output gradient `g` broadcast back over the input's `shape` (a view). */
+function expandBack(g: Tensor, shape: readonly number[], dims: number[] | null): Tensor {
+  return expand(reshape(g, keptShape(shape, dims)), shape);
+}
+
+/** softmax of x over several dims at once (all when null): they are moved last and merged. */
+function softmaxOver(x: Tensor, dims: number[] | null): Tensor {
+  const all = x.shape.map((_, d) => d);
+  const reduced = dims ?? all;
+  if (reduced.length <= 1) return softmax(x, reduced.length === 1 ? reduced[0] : 0);
+  const order = [...all.filter((d) => !reduced.includes(d)), ...reduced];
+  const moved = permute(x, order);
+  const rowLength = reduced.reduce((n, d) => n * x.shape[d], 1);
+  const rows = reshape(moved, [...moved.shape.slice(0, order.length - reduced.length), rowLength]);
+  const probs = reshape(softmax(rows, -1), moved.shape);
+  return permute(probs, all.map((d) => order.indexOf(d)));
+}
+
+/** The gradient of max/min: all of g at the position argmax/argmin picks (the first extreme). */
+function gradAtArg(g: Tensor, x: Tensor, dims: number[] | null, op: ReduceOp.Max | ReduceOp.Min): Tensor {
+  if (x.ndim === 0) return g;
+  const arg = op === ReduceOp.Max ? argmax : argmin;
+  if (dims === null) {
+    const flat = reshape(x, [x.numel]);
+    return reshape(gatherBackward(reshape(g, [1]), 0, arg(flat, 0, true), flat.shape), x.shape);
+  }
+  return gatherBackward(reshape(g, keptShape(x.shape, dims)), dims[0], arg(x, dims[0], true), x.shape);
+}
+
+function recordReduction(op: ReduceOp, t: Tensor, out: Tensor, dims: number[] | null, correction: number): void {
+  const name = NAMES[op];
+  const shape = t.shape;
+  const count = dims === null || t.ndim === 0 ? t.numel : dims.reduce((n, d) => n * shape[d], 1);
+  switch (op) {
+    case ReduceOp.Sum:
+      return record(out, name, [t], [], (g) => [expandBack(g, shape, dims)]);
+    case ReduceOp.Mean:
+      return record(out, name, [t], [], (g) => [expandBack(mul(g, 1 / count), shape, dims)]);
+    case ReduceOp.Var:
+      // 2 (x - mean) / (N - correction)
+      return record(out, name, [t], [t], (g, [x]) => {
+        const centered = sub(x, mean(x, dims ?? undefined, true));
+        return [mul(centered, expandBack(mul(g, 2 / Math.max(0, count - correction)), shape, dims))];
+      });
+    case ReduceOp.LogSumExp:
+      return record(out, name, [t], [t], (g, [x]) => [mul(softmaxOver(x, dims), expandBack(g, shape, dims))]);
+    case ReduceOp.Max:
+    case ReduceOp.Min:
+      return record(out, name, [t], [t], (g, [x]) => [gradAtArg(g, x, dims, op)]);
+  }
+}
+
+/**
+ * @internal The gradient `g` of a broadcast result summed down to an input's `shape` (over the
+ * leading dims it lacks and the dims where it has size 1), in the input's `dtype`.
+ */
+export function sumToShape(g: Tensor, shape: readonly number[], dtype: DType): Tensor {
+  const lead = g.ndim - shape.length;
+  const dims: number[] = [];
+  for (let d = 0; d < g.ndim; d++) if (d < lead || (shape[d - lead] === 1 && g.shape[d] !== 1)) dims.push(d);
+  const summed = dims.length > 0 ? reshape(sum(g, dims, true), shape) : g;
+  return summed.dtype === dtype ? summed : to(summed, dtype);
 }
 
 /**
@@ -77,7 +153,8 @@ export function mean(t: Tensor, dim?: number | number[], keepdim = false): Tenso
 
 /**
  * Largest element along `dim` (values only), or of the whole tensor when `dim` is undefined.
- * NaN wins, as in PyTorch. Any dtype; an empty reduction is an ERR_SHAPE.
+ * NaN wins, as in PyTorch. Any dtype; an empty reduction is an ERR_SHAPE. The gradient goes to
+ * the position {@link argmax} picks (the first largest).
  */
 export function max(t: Tensor, dim?: number, keepdim = false): Tensor {
   return reduceOp(ReduceOp.Max, t, dim, keepdim, true);

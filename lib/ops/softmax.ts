@@ -1,9 +1,12 @@
 /** softmax and logSoftmax along a dim. */
+import { needsGrad, record } from '../autograd/graph';
 import { isFloat } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { checkTensor, normalizeDim } from './check';
+import { mul, sub } from './elementwise';
+import { sum } from './reduce';
 
 interface SoftmaxNative {
   softmax(t: NativeHandle, dim: number, log: boolean): NativeHandle;
@@ -15,7 +18,17 @@ function softmaxOp(t: Tensor, dim: number, log: boolean): Tensor {
   checkTensor(t, name);
   const d = normalizeDim(dim, t.ndim, name);
   if (!isFloat(t.dtype)) fail('ERR_DTYPE', `${name}: expected a floating-point tensor, got ${t.dtype}`);
-  return wrap(native.softmax(t.handle(name), d, log), t.shape, t.dtype, t.device);
+  const out = wrap(native.softmax(t.handle(name), d, log), t.shape, t.dtype, t.device);
+  if (needsGrad(t)) {
+    if (log) {
+      // g - softmax(x) * sum(g): the probabilities are recomputed from the saved input
+      record(out, name, [t], [t], (g, [x]) => [sub(g, mul(softmaxOp(x, d, false), sum(g, d, true)))]);
+    } else {
+      // y * (g - sum(g * y))
+      record(out, name, [t], [out], (g, [y]) => [mul(y, sub(g, sum(mul(g, y), d, true)))]);
+    }
+  }
+  return out;
 }
 
 /**

@@ -1,9 +1,48 @@
 /** Views (no copy: reshape when possible, permute, narrow, slice, expand, ...) and conversions. */
-import { DType, DTYPES, checkDType, dtypeCode } from '../dtype';
+import { needsGrad, record } from '../autograd/graph';
+import { DType, DTYPES, checkDType, dtypeCode, isFloat } from '../dtype';
 import { fail } from '../errors';
-import { core } from '../native';
+import { core, NativeHandle } from '../native';
 import { Device, Tensor, wrap } from '../tensor';
 import { checkDevice, checkInt, checkShape, checkTensor, fmtShape, normalizeDim } from './check';
+import { zeros } from './creation';
+import { sumToShape } from './reduce';
+
+/** Records an op whose gradient is the output's, reshaped to t's shape (view, reshape, squeeze, ...). */
+function recordReshape(out: Tensor, op: string, t: Tensor): Tensor {
+  if (needsGrad(t)) {
+    const shape = t.shape;
+    record(out, op, [t], [], (g) => [reshape(g, shape)]);
+  }
+  return out;
+}
+
+/**
+ * Records a view of part of t (narrow, slice, select): its gradient is zeros of t's shape with
+ * the output's gradient in that part, which `part` views in a handle of that shape.
+ */
+function recordPart(out: Tensor, op: string, t: Tensor, part: (h: NativeHandle) => NativeHandle): Tensor {
+  if (needsGrad(t)) {
+    const { shape, dtype, device } = t;
+    record(out, op, [t], [], (g) => {
+      const grad = zeros(shape.slice(), { dtype, device });
+      const view = part(grad.handle(op));
+      try {
+        core.copyInto(view, g.handle(op));
+      } finally {
+        core.dispose(view);
+      }
+      return [grad];
+    });
+  }
+  return out;
+}
+
+/** Records an op whose gradient is the output's as it is (contiguous, clone, to a device). */
+function recordIdentity(out: Tensor, op: string, t: Tensor): Tensor {
+  if (needsGrad(t)) record(out, op, [t], [], (g) => [g]);
+  return out;
+}
 
 /** Resolves one -1 in a target shape from the element count. */
 function inferShape(t: Tensor, shape: readonly unknown[], op: string): number[] {
@@ -34,14 +73,14 @@ function inferShape(t: Tensor, shape: readonly unknown[], op: string): number[] 
 export function view(t: Tensor, shape: readonly number[] | readonly [readonly number[]]): Tensor {
   checkTensor(t, 'view');
   const s = inferShape(t, shape, 'view');
-  return wrap(core.view(t.handle('view'), s), s, t.dtype, t.device);
+  return recordReshape(wrap(core.view(t.handle('view'), s), s, t.dtype, t.device), 'view', t);
 }
 
 /** Like view, but copies when a view is impossible. */
 export function reshape(t: Tensor, shape: readonly number[] | readonly [readonly number[]]): Tensor {
   checkTensor(t, 'reshape');
   const s = inferShape(t, shape, 'reshape');
-  return wrap(core.reshape(t.handle('reshape'), s), s, t.dtype, t.device);
+  return recordReshape(wrap(core.reshape(t.handle('reshape'), s), s, t.dtype, t.device), 'reshape', t);
 }
 
 /** The dims reordered: dim i of the result is dim dims[i] of t (a view). */
@@ -51,7 +90,12 @@ export function permute(t: Tensor, dims: readonly number[] | readonly [readonly 
   if (list.length !== t.ndim) fail('ERR_SHAPE', `permute: expected ${t.ndim} dims for shape ${fmtShape(t.shape)}, got ${fmtShape(list)}`);
   const norm = list.map((d) => normalizeDim(d, t.ndim, 'permute'));
   if (new Set(norm).size !== norm.length) fail('ERR_ARG', `permute: dims ${fmtShape(list)} repeat a dim`);
-  return wrap(core.permute(t.handle('permute'), norm), norm.map((d) => t.shape[d]), t.dtype, t.device);
+  const out = wrap(core.permute(t.handle('permute'), norm), norm.map((d) => t.shape[d]), t.dtype, t.device);
+  if (needsGrad(t)) {
+    const inverse = norm.map((_, i) => norm.indexOf(i));
+    record(out, 'permute', [t], [], (g) => [permute(g, inverse)]);
+  }
+  return out;
 }
 
 /** dim0 and dim1 swapped (a view). */
@@ -78,7 +122,8 @@ export function narrow(t: Tensor, dim: number, start: number, length: number): T
   }
   const shape = t.shape.slice();
   shape[d] = n;
-  return wrap(core.narrow(t.handle('narrow'), d, s, n), shape, t.dtype, t.device);
+  const out = wrap(core.narrow(t.handle('narrow'), d, s, n), shape, t.dtype, t.device);
+  return recordPart(out, 'narrow', t, (h) => core.narrow(h, d, s, n));
 }
 
 /** Python slicing `t[start:end:step]` along `dim` (clamped like Python; step > 0). */
@@ -94,7 +139,8 @@ export function slice(t: Tensor, dim: number, start = 0, end = Number.MAX_SAFE_I
   const [s, e] = [clamp(start), clamp(end)];
   const shape = t.shape.slice();
   shape[d] = e > s ? Math.ceil((e - s) / step) : 0;
-  return wrap(core.slice(t.handle('slice'), d, start, end, step), shape, t.dtype, t.device);
+  const out = wrap(core.slice(t.handle('slice'), d, start, end, step), shape, t.dtype, t.device);
+  return recordPart(out, 'slice', t, (h) => core.slice(h, d, start, end, step));
 }
 
 /** The sub-tensor at `index` of `dim` (that dim removed). */
@@ -105,13 +151,17 @@ export function select(t: Tensor, dim: number, index: number): Tensor {
   const size = t.shape[d];
   const i = checkInt(index, 'select', 'index');
   if (i < -size || i >= size) fail('ERR_INDEX', `select: index ${i} is out of range for dim ${d} of size ${size}`);
-  const narrowed = core.narrow(t.handle('select'), d, i < 0 ? i + size : i, 1);
-  const shape = t.shape.filter((_, k) => k !== d);
-  try {
-    return wrap(core.squeeze(narrowed, d), shape, t.dtype, t.device);
-  } finally {
-    core.dispose(narrowed);
-  }
+  const at = i < 0 ? i + size : i;
+  const selectIn = (h: NativeHandle) => {
+    const narrowed = core.narrow(h, d, at, 1);
+    try {
+      return core.squeeze(narrowed, d);
+    } finally {
+      core.dispose(narrowed);
+    }
+  };
+  const out = wrap(selectIn(t.handle('select')), t.shape.filter((_, k) => k !== d), t.dtype, t.device);
+  return recordPart(out, 'select', t, selectIn);
 }
 
 /** Broadcasts size-1 dims (and new leading dims) to `shape` without copying; -1 keeps a size. */
@@ -122,18 +172,23 @@ export function expand(t: Tensor, shape: readonly number[] | readonly [readonly 
   const lead = list.length - t.ndim;
   const target = list.map((d, i) => (d === -1 && i >= lead ? t.shape[i - lead] : d));
   checkShape(target, 'expand');
-  return wrap(core.expand(t.handle('expand'), target), target, t.dtype, t.device);
+  const out = wrap(core.expand(t.handle('expand'), target), target, t.dtype, t.device);
+  if (needsGrad(t)) {
+    const { shape, dtype } = t;
+    record(out, 'expand', [t], [], (g) => [sumToShape(g, shape, dtype)]);
+  }
+  return out;
 }
 
 /** Removes `dim` if its size is 1, or every size-1 dim when `dim` is omitted. */
 export function squeeze(t: Tensor, dim?: number): Tensor {
   checkTensor(t, 'squeeze');
   if (dim === undefined) {
-    return wrap(core.squeeze(t.handle('squeeze'), null), t.shape.filter((d) => d !== 1), t.dtype, t.device);
+    return recordReshape(wrap(core.squeeze(t.handle('squeeze'), null), t.shape.filter((d) => d !== 1), t.dtype, t.device), 'squeeze', t);
   }
   const d = normalizeDim(dim, t.ndim, 'squeeze');
   const shape = t.ndim > 0 && t.shape[d] === 1 ? t.shape.filter((_, i) => i !== d) : t.shape.slice();
-  return wrap(core.squeeze(t.handle('squeeze'), d), shape, t.dtype, t.device);
+  return recordReshape(wrap(core.squeeze(t.handle('squeeze'), d), shape, t.dtype, t.device), 'squeeze', t);
 }
 
 /** A size-1 dim inserted at `dim` (in [-ndim - 1, ndim]; a view). */
@@ -142,7 +197,7 @@ export function unsqueeze(t: Tensor, dim: number): Tensor {
   const d = normalizeDim(dim, t.ndim + 1, 'unsqueeze');
   const shape = t.shape.slice();
   shape.splice(d, 0, 1);
-  return wrap(core.unsqueeze(t.handle('unsqueeze'), d), shape, t.dtype, t.device);
+  return recordReshape(wrap(core.unsqueeze(t.handle('unsqueeze'), d), shape, t.dtype, t.device), 'unsqueeze', t);
 }
 
 /** Merges dims startDim..endDim into one (a view when possible). */
@@ -202,13 +257,13 @@ export function chunk(t: Tensor, chunks: number, dim = 0): Tensor[] {
 /** A contiguous tensor with the same elements (an alias when already contiguous). */
 export function contiguous(t: Tensor): Tensor {
   checkTensor(t, 'contiguous');
-  return wrap(core.contiguous(t.handle('contiguous')), t.shape, t.dtype, t.device);
+  return recordIdentity(wrap(core.contiguous(t.handle('contiguous')), t.shape, t.dtype, t.device), 'contiguous', t);
 }
 
 /** A contiguous copy that shares nothing with `t`. */
 export function clone(t: Tensor): Tensor {
   checkTensor(t, 'clone');
-  return wrap(core.clone(t.handle('clone')), t.shape, t.dtype, t.device);
+  return recordIdentity(wrap(core.clone(t.handle('clone')), t.shape, t.dtype, t.device), 'clone', t);
 }
 
 /** Converts to a dtype, or moves to a device. */
@@ -219,8 +274,14 @@ export function to(t: Tensor, target: DType | Device): Tensor {
   }
   if ((DTYPES as readonly string[]).includes(target)) {
     const dtype = checkDType(target, 'to');
-    return wrap(core.toDtype(t.handle('to'), dtypeCode(dtype)), t.shape, dtype, t.device);
+    const out = wrap(core.toDtype(t.handle('to'), dtypeCode(dtype)), t.shape, dtype, t.device);
+    // the gradient converted back; a conversion to an integer dtype is not differentiable
+    if (isFloat(dtype) && needsGrad(t)) {
+      const from = t.dtype;
+      record(out, 'to', [t], [], (g) => [to(g, from)]);
+    }
+    return out;
   }
   const device = checkDevice(target, 'to');
-  return wrap(core.alias(t.handle('to')), t.shape, t.dtype, device);
+  return recordIdentity(wrap(core.alias(t.handle('to')), t.shape, t.dtype, device), 'to', t);
 }

@@ -42,6 +42,9 @@ inline bool is_float(DType t) {
   return t == DType::Float32 || t == DType::Float64 || t == DType::BFloat16 || t == DType::Float16;
 }
 
+// The dtype arithmetic on `t` accumulates in: float64 for float64, float32 for the other floats.
+inline DType accumulation_dtype(DType t) { return t == DType::Float64 ? DType::Float64 : DType::Float32; }
+
 inline DType dtype_from_int(int64_t v) {
   if (v < 0 || v >= kNumDTypes) fail(ERR_DTYPE, "unknown dtype code ", v);
   return DType(v);

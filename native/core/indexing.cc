@@ -31,6 +31,34 @@ TensorPtr embedding(const TensorPtr& indices, const TensorPtr& weight) {
   return out;
 }
 
+// A zero tensor of `shape` in the accumulation dtype of `dtype`.
+static TensorPtr zero_accumulator(const Shape& shape, DType dtype, Device device) {
+  TensorPtr t = empty(shape, accumulation_dtype(dtype), device);
+  fill(t, 0);
+  return t;
+}
+
+TensorPtr embedding_backward(const TensorPtr& grad, const TensorPtr& indices, int64_t num_embeddings) {
+  const char* op = "embedding backward";
+  check_same_device(op, indices, grad);
+  check_index_dtype(indices, op, "indices");
+  if (!is_float(grad->dtype)) fail(ERR_DTYPE, op, ": grad must be a floating-point tensor, got ", dtype_name(grad->dtype));
+  Shape expected = indices->shape;
+  expected.push_back(grad->ndim() > 0 ? grad->shape.back() : 0);
+  if (grad->ndim() == 0 || grad->shape != expected)
+    fail(ERR_SHAPE, op, ": grad of shape ", shape_str(grad->shape), " does not fit indices of shape ", shape_str(indices->shape));
+  if (num_embeddings < 0) fail(ERR_ARG, op, ": negative number of embeddings ", num_embeddings);
+  const int64_t dim = grad->shape.back();
+  check_shape({num_embeddings, dim}, op);
+  TensorPtr flat = contiguous(indices);
+  cpu::IndexScan scan = cpu::scan_indices(flat, num_embeddings);
+  if (!scan.all_in_range) fail(ERR_INDEX, op, ": index ", scan.first_bad, " is out of range for ", num_embeddings, " rows");
+  TensorPtr acc = zero_accumulator({num_embeddings, dim}, grad->dtype, grad->device());
+  TensorPtr rows = contiguous(to_dtype(grad, acc->dtype));
+  cpu::embedding_backward(acc, rows, flat);
+  return to_dtype(acc, grad->dtype);
+}
+
 // 0-dim tensors take part in gather as 1-D tensors of one element, as in PyTorch.
 static TensorPtr at_least_1d(const TensorPtr& t) { return t->ndim() == 0 ? make_view(t, {1}, {1}, t->offset) : t; }
 
@@ -54,6 +82,30 @@ TensorPtr gather(const TensorPtr& t, int64_t dim, const TensorPtr& index) {
   TensorPtr out = empty(index->shape, t->dtype, t->device());
   cpu::gather(at_least_1d(out), src, dim, idx);
   return out;
+}
+
+TensorPtr gather_backward(const TensorPtr& grad, int64_t dim, const TensorPtr& index, const Shape& shape) {
+  const char* op = "gather backward";
+  check_same_device(op, grad, index);
+  check_index_dtype(index, op, "index");
+  if (!is_float(grad->dtype)) fail(ERR_DTYPE, op, ": grad must be a floating-point tensor, got ", dtype_name(grad->dtype));
+  if (grad->shape != index->shape)
+    fail(ERR_SHAPE, op, ": grad of shape ", shape_str(grad->shape), " does not match index of shape ", shape_str(index->shape));
+  check_shape(shape, op);
+  dim = normalize_dim(dim, int64_t(shape.size()), op);
+  TensorPtr acc = zero_accumulator(shape, grad->dtype, grad->device());
+  TensorPtr out = at_least_1d(acc), idx = at_least_1d(index), g = at_least_1d(to_dtype(grad, acc->dtype));
+  if (idx->ndim() != out->ndim())
+    fail(ERR_SHAPE, op, ": index of shape ", shape_str(index->shape), " must have as many dims as shape ", shape_str(shape));
+  for (int64_t d = 0; d < out->ndim(); d++) {
+    if (d != dim && idx->shape[d] > out->shape[d])
+      fail(ERR_SHAPE, op, ": index of shape ", shape_str(index->shape), " is larger than shape ", shape_str(shape), " in dim ", d);
+  }
+  cpu::IndexScan scan = cpu::scan_indices(idx, out->shape[dim]);
+  if (!scan.all_in_range)
+    fail(ERR_INDEX, op, ": index ", scan.first_bad, " is out of range for dim ", dim, " of size ", out->shape[dim]);
+  cpu::gather_backward(out, g, dim, idx);
+  return to_dtype(acc, grad->dtype);
 }
 
 TensorPtr cat(const std::vector<TensorPtr>& tensors, int64_t dim, DType dtype) {

@@ -17,6 +17,13 @@ TensorPtr cat(const std::vector<TensorPtr>& tensors, int64_t dim, DType dtype);
 // Tensors of one shape joined along a new dim `dim` in [-(ndim + 1), ndim], converted to `dtype`.
 TensorPtr stack(const std::vector<TensorPtr>& tensors, int64_t dim, DType dtype);
 
+// The gradient of embedding: [num_embeddings, D] of grad's dtype, each row the sum of the rows
+// of grad [...indices.shape, D] whose index names it (0 elsewhere).
+TensorPtr embedding_backward(const TensorPtr& grad, const TensorPtr& indices, int64_t num_embeddings);
+// The gradient of gather: a tensor of `shape` (the gathered input's) and grad's dtype holding
+// the sum of the elements of grad (index's shape) gathered from each position, 0 elsewhere.
+TensorPtr gather_backward(const TensorPtr& grad, int64_t dim, const TensorPtr& index, const Shape& shape);
+
 // ERR_DTYPE unless `index` is int32 or int64.
 void check_index_dtype(const TensorPtr& index, const char* op, const char* name);
 

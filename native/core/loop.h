@@ -97,6 +97,16 @@ void for_each_strided(const StridedLoop<N>& loop, int64_t grain, F&& inner) {
   });
 }
 
+// Element offset of row r, unravelled row-major over `sizes`, against `strides`.
+inline int64_t row_offset(int64_t r, const Shape& sizes, const Shape& strides) {
+  int64_t offset = 0;
+  for (int d = int(sizes.size()) - 1; d >= 0; d--) {
+    offset += (r % sizes[d]) * strides[d];
+    r /= sizes[d];
+  }
+  return offset;
+}
+
 // Items per thread below which a loop runs on one thread.
 constexpr int64_t kElementwiseGrain = 32768;
 

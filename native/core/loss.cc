@@ -20,41 +20,73 @@ static TensorPtr scalar_tensor(double value, DType dtype, Device device) {
   return out;
 }
 
-CrossEntropyRows cross_entropy_rows(const TensorPtr& logits, const TensorPtr& target, int64_t ignore_index,
-                                    double label_smoothing) {
-  check_same_device("crossEntropy", logits, target);
-  if (!is_float(logits->dtype))
-    fail(ERR_DTYPE, "crossEntropy: logits must be a floating-point tensor, got ", dtype_name(logits->dtype));
-  check_index_dtype(target, "crossEntropy", "target (class indices)");
-  if (logits->ndim() == 0) fail(ERR_SHAPE, "crossEntropy: logits must have a class dim, got a 0-dim tensor");
-  if (!(label_smoothing >= 0 && label_smoothing <= 1))
-    fail(ERR_ARG, "crossEntropy: labelSmoothing must be in [0, 1], got ", label_smoothing);
+// Checks cross-entropy's arguments; returns the targets, contiguous, with their scan.
+static TensorPtr checked_labels(const char* op, const TensorPtr& logits, const TensorPtr& target, int64_t ignore_index,
+                                double label_smoothing, cpu::IndexScan& scan) {
+  check_same_device(op, logits, target);
+  if (!is_float(logits->dtype)) fail(ERR_DTYPE, op, ": logits must be a floating-point tensor, got ", dtype_name(logits->dtype));
+  check_index_dtype(target, op, "target (class indices)");
+  if (logits->ndim() == 0) fail(ERR_SHAPE, op, ": logits must have a class dim, got a 0-dim tensor");
+  if (!(label_smoothing >= 0 && label_smoothing <= 1)) fail(ERR_ARG, op, ": labelSmoothing must be in [0, 1], got ", label_smoothing);
   const int class_dim = logits->ndim() == 1 ? 0 : 1;
   Shape expected = logits->shape;
   expected.erase(expected.begin() + class_dim);
   if (target->shape != expected)
-    fail(ERR_SHAPE, "crossEntropy: target of shape ", shape_str(target->shape), " does not fit logits of shape ",
-         shape_str(logits->shape), "; expected target shape ", shape_str(expected));
+    fail(ERR_SHAPE, op, ": target of shape ", shape_str(target->shape), " does not fit logits of shape ", shape_str(logits->shape),
+         "; expected target shape ", shape_str(expected));
   const int64_t classes = logits->shape[class_dim];
   TensorPtr labels = contiguous(target);
-  cpu::IndexScan scan = cpu::scan_indices(labels, classes, true, ignore_index);
+  scan = cpu::scan_indices(labels, classes, true, ignore_index);
   if (!scan.all_in_range)
-    fail(ERR_INDEX, "crossEntropy: target ", scan.first_bad, " is out of range for ", classes, " classes (ignoreIndex is ",
-         ignore_index, ")");
-  const DType acc = logits->dtype == DType::Float64 ? DType::Float64 : DType::Float32;
+    fail(ERR_INDEX, op, ": target ", scan.first_bad, " is out of range for ", classes, " classes (ignoreIndex is ", ignore_index, ")");
+  return labels;
+}
+
+CrossEntropyRows cross_entropy_rows(const TensorPtr& logits, const TensorPtr& target, int64_t ignore_index,
+                                    double label_smoothing) {
+  cpu::IndexScan scan;
+  TensorPtr labels = checked_labels("crossEntropy", logits, target, ignore_index, label_smoothing, scan);
+  const DType acc = accumulation_dtype(logits->dtype);
   CrossEntropyRows rows{empty(target->shape, acc, logits->device()), empty(target->shape, acc, logits->device()), scan.counted};
   cpu::cross_entropy_rows(rows.loss, rows.logsumexp, logits, labels, ignore_index, label_smoothing);
   return rows;
 }
 
-TensorPtr cross_entropy(const TensorPtr& logits, const TensorPtr& target, const CrossEntropyOptions& options) {
+TensorPtr cross_entropy(const TensorPtr& logits, const TensorPtr& target, const CrossEntropyOptions& options,
+                        CrossEntropyRows* kept) {
   CrossEntropyRows rows = cross_entropy_rows(logits, target, options.ignore_index, options.label_smoothing);
+  if (kept) *kept = rows;
   if (options.reduction == Reduction::None)
     return rows.loss->dtype == logits->dtype ? rows.loss : to_dtype(rows.loss, logits->dtype);
   const double total = cpu::sum(rows.loss);
   // 0 / 0 is NaN when every target is ignored, as in PyTorch.
   const double value = options.reduction == Reduction::Mean ? total / double(rows.counted) : total;
   return scalar_tensor(value, logits->dtype, logits->device());
+}
+
+TensorPtr cross_entropy_backward(const TensorPtr& grad, const TensorPtr& logits, const TensorPtr& target,
+                                 const TensorPtr& logsumexp, const CrossEntropyOptions& options, int64_t counted) {
+  const char* op = "crossEntropy backward";
+  cpu::IndexScan scan;
+  TensorPtr labels = checked_labels(op, logits, target, options.ignore_index, options.label_smoothing, scan);
+  const bool per_row = options.reduction == Reduction::None;
+  check_same_device(op, logits, grad);
+  check_same_device(op, logits, logsumexp);
+  if (grad->dtype != logits->dtype || grad->shape != (per_row ? target->shape : Shape{}))
+    fail(ERR_SHAPE, op, ": grad (", dtype_name(grad->dtype), " ", shape_str(grad->shape), ") does not match the loss");
+  const DType acc = accumulation_dtype(logits->dtype);
+  if (logsumexp->shape != target->shape || logsumexp->dtype != acc || !logsumexp->is_contiguous())
+    fail(ERR_SHAPE, op, ": logsumexp must be a contiguous ", dtype_name(acc), " tensor of shape ", shape_str(target->shape));
+  if (counted != scan.counted) fail(ERR_ARG, op, ": counted is ", counted, " but ", scan.counted, " targets are not ignored");
+  TensorPtr row_scale = per_row ? contiguous(to_dtype(grad, acc)) : nullptr;
+  double scale = 0;
+  if (!per_row) {
+    scale = to_dtype(grad, DType::Float64)->data_as<double>()[0];
+    if (options.reduction == Reduction::Mean) scale = counted > 0 ? scale / double(counted) : 0;
+  }
+  TensorPtr out = empty(logits->shape, logits->dtype, logits->device());
+  cpu::cross_entropy_backward(out, logits, labels, logsumexp, row_scale, scale, options.ignore_index, options.label_smoothing);
+  return out;
 }
 
 TensorPtr mse_loss(const TensorPtr& input, const TensorPtr& target, Reduction reduction, DType dtype) {

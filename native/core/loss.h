@@ -24,7 +24,15 @@ CrossEntropyRows cross_entropy_rows(const TensorPtr& logits, const TensorPtr& ta
 // PyTorch's F.cross_entropy with class-index targets: logits [N, C] with target [N], [C] with a
 // 0-dim target, or [N, C, d1, ...] with target [N, d1, ...]. 'mean' divides by the number of
 // targets that are not ignore_index (NaN when there are none).
-TensorPtr cross_entropy(const TensorPtr& logits, const TensorPtr& target, const CrossEntropyOptions& options);
+// When `rows` is given, it receives the per-row forward for cross_entropy_backward.
+TensorPtr cross_entropy(const TensorPtr& logits, const TensorPtr& target, const CrossEntropyOptions& options,
+                        CrossEntropyRows* rows = nullptr);
+// The gradient of cross_entropy with respect to the logits (their shape and dtype), fused:
+// (softmax - (1 - eps) * onehot(target) - eps / C) scaled by `grad` (0-dim for 'mean' and 'sum',
+// target's shape for 'none'; divided by `counted` for 'mean'), 0 in the rows of ignored targets.
+// `logsumexp` and `counted` come from the forward's CrossEntropyRows.
+TensorPtr cross_entropy_backward(const TensorPtr& grad, const TensorPtr& logits, const TensorPtr& target,
+                                 const TensorPtr& logsumexp, const CrossEntropyOptions& options, int64_t counted);
 // (input - target)^2, broadcast, in `dtype` (a float dtype both are converted to), then reduced.
 TensorPtr mse_loss(const TensorPtr& input, const TensorPtr& target, Reduction reduction, DType dtype);
 

@@ -105,4 +105,40 @@ TensorPtr rms_norm(const TensorPtr& x, const Shape& normalized_shape, const Tens
   return out;
 }
 
+NormGrads norm_backward(const TensorPtr& grad, const TensorPtr& x, const Shape& normalized_shape, const TensorPtr& weight,
+                        const NormStats& stats, bool want_x, bool want_weight, bool want_bias) {
+  const bool centered = stats.mean != nullptr;
+  const char* op = centered ? "layerNorm backward" : "rmsNorm backward";
+  check_norm_args(op, x, normalized_shape, 0);
+  TensorPtr w = affine_arg(op, "weight", weight, x, normalized_shape);
+  check_same_device(op, x, grad);
+  if (grad->shape != x->shape || grad->dtype != x->dtype)
+    fail(ERR_SHAPE, op, ": grad (", dtype_name(grad->dtype), " ", shape_str(grad->shape), ") does not match the input (",
+         dtype_name(x->dtype), " ", shape_str(x->shape), ")");
+  const size_t k = normalized_shape.size();
+  const Shape rows(x->shape.begin(), x->shape.end() - k);
+  const DType acc = accumulation_dtype(x->dtype);
+  auto check_stat = [&](const TensorPtr& stat) {
+    if (!stat || stat->shape != rows || stat->dtype != acc || !stat->is_contiguous())
+      fail(ERR_SHAPE, op, ": statistics must be contiguous ", dtype_name(acc), " tensors of shape ", shape_str(rows));
+    check_same_device(op, x, stat);
+  };
+  if (centered) check_stat(stats.mean);
+  check_stat(stats.rstd);
+  const int64_t n = shape_numel(normalized_shape);
+  NormGrads grads;
+  if (want_x) grads.x = empty(x->shape, x->dtype, x->device());
+  if (want_weight && w) grads.weight = empty(normalized_shape, x->dtype, x->device());
+  if (want_bias && centered) grads.bias = empty(normalized_shape, x->dtype, x->device());
+  if (n == 0 || shape_numel(rows) == 0) {
+    // no rows: the parameters' gradients are sums of nothing
+    for (const TensorPtr& g : {grads.weight, grads.bias})
+      if (g) fill(g, 0);
+    return grads;
+  }
+  cpu::norm_backward(grads.x ? as_rows(grads.x, k, n) : nullptr, grads.weight, grads.bias, as_rows(grad, k, n), as_rows(x, k, n),
+                     w, stats.mean, stats.rstd);
+  return grads;
+}
+
 }  // namespace ignis

@@ -22,4 +22,16 @@ TensorPtr layer_norm(const TensorPtr& x, const Shape& normalized_shape, const Te
 TensorPtr rms_norm(const TensorPtr& x, const Shape& normalized_shape, const TensorPtr& weight, std::optional<double> eps,
                    NormStats* stats = nullptr);
 
+// Gradients of a norm; each is empty when not asked for (or, for weight and bias, absent).
+struct NormGrads {
+  TensorPtr x, weight, bias;
+};
+
+// The gradients of layer_norm (of rms_norm when stats.mean is empty, with no bias) from the
+// output gradient `grad` (x's shape and dtype), the input x, the weight (or null) and the
+// forward's statistics, in one pass over the rows: x's gradient when want_x, the weight's and
+// the bias's when want_weight / want_bias.
+NormGrads norm_backward(const TensorPtr& grad, const TensorPtr& x, const Shape& normalized_shape, const TensorPtr& weight,
+                        const NormStats& stats, bool want_x, bool want_weight, bool want_bias);
+
 }  // namespace ignis

@@ -93,4 +93,60 @@ void gather(const TensorPtr& out, const TensorPtr& t, int64_t dim, const TensorP
   });
 }
 
+void embedding_backward(const TensorPtr& dweight, const TensorPtr& grad, const TensorPtr& indices) {
+  const int64_t n = indices->numel(), rows = dweight->shape[0], dim = dweight->shape[1];
+  // Threads own ranges of dweight's rows and each scans every index: no two threads add to one
+  // row, and the result does not depend on the number of threads.
+  const int64_t grain = n * dim > kElementwiseGrain ? 1 : rows;
+  dispatch_index(indices->dtype, "embedding backward", [&](auto itag) {
+    using I = decltype(itag);
+    const I* idx = indices->data_as<I>();
+    auto scatter = [&](auto ftag) {
+      using A = decltype(ftag);
+      A* dw = dweight->data_as<A>();
+      const A* g = grad->data_as<A>();
+      parallel_for(rows, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t i = 0; i < n; i++) {
+          const int64_t row = int64_t(idx[i]);
+          if (row < begin || row >= end) continue;
+          A* __restrict dst = dw + row * dim;
+          const A* __restrict src = g + i * dim;
+          for (int64_t j = 0; j < dim; j++) dst[j] += src[j];
+        }
+      });
+    };
+    if (dweight->dtype == DType::Float64) scatter(double{});
+    else scatter(float{});
+  });
+}
+
+void gather_backward(const TensorPtr& out, const TensorPtr& grad, int64_t dim, const TensorPtr& index) {
+  // Walk every position of index but `dim` (that dim seen with size 1): positions never share
+  // an element of out, so threads never collide; along `dim`, terms are added in order.
+  Shape walk = index->shape;
+  const int64_t length = walk[dim];
+  walk[dim] = 1;
+  const int64_t out_step = out->strides[dim], grad_step = grad->strides[dim], index_step = index->strides[dim];
+  const size_t es = out->element_size();
+  auto loop = make_loop<3>(walk, {LoopOperand{out->data(), out->strides.data(), es}, LoopOperand{grad->data(), grad->strides.data(), es},
+                                  LoopOperand{index->data(), index->strides.data(), index->element_size()}});
+  const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(length, 1));
+  dispatch_index(index->dtype, "gather backward", [&](auto itag) {
+    using I = decltype(itag);
+    auto scatter = [&](auto ftag) {
+      using A = decltype(ftag);
+      for_each_strided(loop, grain, [&](char* const* p, const int64_t* s, int64_t count) {
+        for (int64_t i = 0; i < count; i++) {
+          A* o = reinterpret_cast<A*>(p[0] + i * s[0]);
+          const A* g = reinterpret_cast<const A*>(p[1] + i * s[1]);
+          const I* k = reinterpret_cast<const I*>(p[2] + i * s[2]);
+          for (int64_t j = 0; j < length; j++) o[int64_t(k[j * index_step]) * out_step] += g[j * grad_step];
+        }
+      });
+    };
+    if (out->dtype == DType::Float64) scatter(double{});
+    else scatter(float{});
+  });
+}
+
 }  // namespace ignis::cpu

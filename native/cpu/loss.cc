@@ -43,16 +43,6 @@ double lane_sum(int64_t begin, int64_t end, F&& term) {
   return total;
 }
 
-// Element offset of row r: r unravelled over `sizes` (row-major) against `strides`.
-int64_t row_offset(int64_t r, const Shape& sizes, const Shape& strides) {
-  int64_t offset = 0;
-  for (int d = int(sizes.size()) - 1; d >= 0; d--) {
-    offset += (r % sizes[d]) * strides[d];
-    r /= sizes[d];
-  }
-  return offset;
-}
-
 // Hot loops built twice on x86-64 Linux with GCC, for AVX2 + FMA machines and for any x86-64,
 // one picked when the addon loads: the row kernel runs about twice as fast with the wider vectors.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -114,6 +104,12 @@ IGNIS_VECTOR_CLONES void block_stats(const T* __restrict x, int64_t n, int64_t s
     for (int64_t c = 0; c < n; c++)
       for (int64_t j = 0; j < width; j++) shifted_sum[j] += A(x[c * stride + j]) - max[j];
   for (int64_t j = 0; j < width; j++) log_sum[j] = std::log(log_sum[j]);
+}
+
+// One row of the cross-entropy gradient, classes side by side: d[c] = s * (exp(x[c] - shift) - uniform).
+template <typename A, typename T>
+IGNIS_VECTOR_CLONES void softmax_grad_row(const T* __restrict x, T* __restrict d, int64_t n, A shift, A s, A uniform) {
+  for (int64_t c = 0; c < n; c++) d[c] = T(s * (exp_acc(A(x[c]) - shift) - uniform));
 }
 
 }  // namespace
@@ -178,6 +174,55 @@ void cross_entropy_rows(const TensorPtr& loss, const TensorPtr& logsumexp, const
             loss_out[r] = cross_entropy_shifted(log_sum[j], target_shifted, shifted_sum[j] / A(classes), eps);
             lse_out[r] = max[j] + log_sum[j];
           }
+        }
+      });
+    });
+  });
+}
+
+void cross_entropy_backward(const TensorPtr& dlogits, const TensorPtr& logits, const TensorPtr& target,
+                            const TensorPtr& logsumexp, const TensorPtr& row_scale, double scale, int64_t ignore_index,
+                            double label_smoothing) {
+  const int class_dim = logits->ndim() == 1 ? 0 : 1;
+  const int64_t classes = logits->shape[class_dim];
+  const int64_t x_step = logits->strides[class_dim], d_step = dlogits->strides[class_dim];
+  Shape row_sizes, x_strides, d_strides;
+  for (int d = 0; d < logits->ndim(); d++) {
+    if (d == class_dim) continue;
+    row_sizes.push_back(logits->shape[d]);
+    x_strides.push_back(logits->strides[d]);
+    d_strides.push_back(dlogits->strides[d]);
+  }
+  const int64_t rows = target->numel();
+  const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(classes, 1));
+  dispatch_float(logits->dtype, "crossEntropy backward", [&](auto ttag) {
+    using T = decltype(ttag);
+    using A = acc_t<T>;
+    const T* x = logits->data_as<T>();
+    T* dx = dlogits->data_as<T>();
+    const A* lse = logsumexp->data_as<A>();
+    const A* scales = row_scale ? row_scale->data_as<A>() : nullptr;
+    const A eps = A(label_smoothing), uniform = A(label_smoothing / double(classes)), common_scale = A(scale);
+    dispatch_index(target->dtype, "crossEntropy backward", [&](auto itag) {
+      using I = decltype(itag);
+      const I* labels = target->data_as<I>();
+      parallel_for(rows, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; r++) {
+          const T* __restrict xr = x + row_offset(r, row_sizes, x_strides);
+          T* __restrict dr = dx + row_offset(r, row_sizes, d_strides);
+          const int64_t label = int64_t(labels[r]);
+          if (label == ignore_index) {
+            for (int64_t c = 0; c < classes; c++) dr[c * d_step] = T(0);
+            continue;
+          }
+          const A s = scales ? scales[r] : common_scale, shift = lse[r];
+          if (x_step == 1 && d_step == 1) {
+            softmax_grad_row(xr, dr, classes, shift, s, uniform);
+          } else {
+            for (int64_t c = 0; c < classes; c++) dr[c * d_step] = T(s * (exp_acc(A(xr[c * x_step]) - shift) - uniform));
+          }
+          // the target class, from its probability rather than from the rounded value above
+          dr[label * d_step] = T(s * (exp_acc(A(xr[label * x_step]) - shift) - (A(1) - eps) - uniform));
         }
       });
     });

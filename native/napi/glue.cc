@@ -146,6 +146,13 @@ std::vector<TensorPtr> tensor_list_arg(const Napi::CallbackInfo& info, size_t i)
   return out;
 }
 
+Napi::Array wrap_all(Napi::Env env, std::initializer_list<TensorPtr> tensors) {
+  Napi::Array a = Napi::Array::New(env, tensors.size());
+  uint32_t k = 0;
+  for (const TensorPtr& t : tensors) a.Set(k++, t ? wrap(env, t) : env.Null());
+  return a;
+}
+
 Napi::Array shape_value(Napi::Env env, const Shape& shape) {
   Napi::Array a = Napi::Array::New(env, shape.size());
   for (size_t k = 0; k < shape.size(); k++) a.Set(uint32_t(k), Napi::Number::New(env, double(shape[k])));
@@ -186,6 +193,7 @@ Napi::Object init_module(Napi::Env env, Napi::Object exports) {
   register_tensor(env, exports);
   register_creation(env, exports);
   register_elementwise(env, exports);
+  register_elementwise_backward(env, exports);
   register_reduce(env, exports);
   register_matmul(env, exports);
   register_softmax(env, exports);

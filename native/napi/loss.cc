@@ -4,13 +4,33 @@
 namespace ignis::napi {
 namespace {
 
+// Arguments first..first+2: ignoreIndex, reduction, labelSmoothing.
+CrossEntropyOptions options_arg(const Napi::CallbackInfo& info, size_t first) {
+  CrossEntropyOptions options;
+  options.ignore_index = int_arg(info, first);
+  options.reduction = reduction_from_int(int_arg(info, first + 1));
+  options.label_smoothing = number_arg(info, first + 2);
+  return options;
+}
+
 // crossEntropy(logits, target, ignoreIndex, reduction, labelSmoothing)
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
-  CrossEntropyOptions options;
-  options.ignore_index = int_arg(info, 2);
-  options.reduction = reduction_from_int(int_arg(info, 3));
-  options.label_smoothing = number_arg(info, 4);
-  return wrap(info.Env(), cross_entropy(tensor_arg(info, 0), tensor_arg(info, 1), options));
+  return wrap(info.Env(), cross_entropy(tensor_arg(info, 0), tensor_arg(info, 1), options_arg(info, 2)));
+}
+
+// crossEntropyWithStats(...crossEntropy's arguments) -> [loss, logsumexp, counted]: what the backward needs.
+Napi::Value CrossEntropyWithStats(const Napi::CallbackInfo& info) {
+  CrossEntropyRows rows;
+  TensorPtr loss = cross_entropy(tensor_arg(info, 0), tensor_arg(info, 1), options_arg(info, 2), &rows);
+  Napi::Array out = wrap_all(info.Env(), {loss, rows.logsumexp});
+  out.Set(2u, Napi::Number::New(info.Env(), double(rows.counted)));
+  return out;
+}
+
+// crossEntropyBackward(grad, logits, target, logsumexp, ignoreIndex, reduction, labelSmoothing, counted)
+Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
+  return wrap(info.Env(), cross_entropy_backward(tensor_arg(info, 0), tensor_arg(info, 1), tensor_arg(info, 2),
+                                                 tensor_arg(info, 3), options_arg(info, 4), int_arg(info, 7)));
 }
 
 // mseLoss(input, target, reduction, dtype)
@@ -23,6 +43,8 @@ Napi::Value MseLoss(const Napi::CallbackInfo& info) {
 
 void register_loss(Napi::Env env, Napi::Object exports) {
   define(env, exports, "crossEntropy", CrossEntropy);
+  define(env, exports, "crossEntropyWithStats", CrossEntropyWithStats);
+  define(env, exports, "crossEntropyBackward", CrossEntropyBackward);
   define(env, exports, "mseLoss", MseLoss);
 }
 

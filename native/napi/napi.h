@@ -24,6 +24,8 @@ Shape shape_arg(const Napi::CallbackInfo& info, size_t i);  // an array of integ
 DType dtype_arg(const Napi::CallbackInfo& info, size_t i);
 std::vector<TensorPtr> tensor_list_arg(const Napi::CallbackInfo& info, size_t i);
 Napi::Array shape_value(Napi::Env env, const Shape& shape);
+// Several results: an array of handles, with null for an empty pointer.
+Napi::Array wrap_all(Napi::Env env, std::initializer_list<TensorPtr> tensors);
 
 using Method = Napi::Value (*)(const Napi::CallbackInfo&);
 // exports[name] = fn, with ignis::Error turned into a thrown IgnisError.
@@ -33,6 +35,7 @@ void define(Napi::Env env, Napi::Object exports, const char* name, Method fn);
 void register_tensor(Napi::Env env, Napi::Object exports);
 void register_creation(Napi::Env env, Napi::Object exports);
 void register_elementwise(Napi::Env env, Napi::Object exports);
+void register_elementwise_backward(Napi::Env env, Napi::Object exports);
 void register_reduce(Napi::Env env, Napi::Object exports);
 void register_matmul(Napi::Env env, Napi::Object exports);
 void register_softmax(Napi::Env env, Napi::Object exports);

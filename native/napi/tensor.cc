@@ -87,6 +87,14 @@ Napi::Value Squeeze(const Napi::CallbackInfo& info) {
 Napi::Value Unsqueeze(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), unsqueeze(tensor_arg(info, 0), int_arg(info, 1)));
 }
+// ownsStorage(t): whether t is the only view of its storage and covers all of it, row-major: the
+// autograd engine then takes it as a leaf's gradient without copying.
+Napi::Value OwnsStorage(const Napi::CallbackInfo& info) {
+  const TensorPtr& t = tensor_arg(info, 0);
+  const bool sole = t.use_count() == 1 && t->storage.use_count() == 1 && t->offset == 0 && t->is_contiguous() &&
+                    size_t(t->numel()) * t->element_size() == t->storage->nbytes;
+  return Napi::Boolean::New(info.Env(), sole);
+}
 Napi::Value Alias(const Napi::CallbackInfo& info) { return wrap(info.Env(), alias(tensor_arg(info, 0))); }
 Napi::Value Contiguous(const Napi::CallbackInfo& info) {
   const TensorPtr& t = tensor_arg(info, 0);
@@ -143,6 +151,7 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
   define(env, exports, "expand", Expand);
   define(env, exports, "squeeze", Squeeze);
   define(env, exports, "unsqueeze", Unsqueeze);
+  define(env, exports, "ownsStorage", OwnsStorage);
   define(env, exports, "alias", Alias);
   define(env, exports, "contiguous", Contiguous);
   define(env, exports, "clone", Clone);

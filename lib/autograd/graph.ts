@@ -1,0 +1,139 @@
+/**
+ * The autograd tape. An op whose inputs require grad records a {@link Node} on its output:
+ * where each input's gradient goes, the tensors its backward needs (saved as aliases the node
+ * owns, so that disposing the op's inputs or outputs, or a tidy() around the forward, does not
+ * break a later backward) and the closure that computes the inputs' gradients. The grad mode
+ * ({@link noGrad}, {@link enableGrad}) turns recording off and on.
+ */
+import { DType } from '../dtype';
+import { fail } from '../errors';
+import { keep, setGraphRelease } from '../memory';
+import { core } from '../native';
+import type { Tensor } from '../tensor';
+import { wrap } from '../tensor';
+
+/**
+ * The gradients of an op's inputs, from the gradient of its output (`grad`, with the output's
+ * shape and dtype) and the node's saved tensors, in the order of the recorded inputs: each with
+ * its input's shape and dtype, or null where `needs[i]` is false (or the input gets none).
+ * Runs under noGrad, inside a tidy() scope: temporaries need no disposing.
+ */
+export type BackwardFn = (grad: Tensor, saved: Tensor[], needs: readonly boolean[]) => (Tensor | null)[];
+
+/** Where a gradient goes: the node that made a tensor, or a leaf tensor that requires grad. */
+export type GradTarget = Node | Tensor;
+
+/** @internal One recorded op: the output it made and how to send its gradient to its inputs. */
+export class Node {
+  /** Its output's shape and dtype: what its gradient must have. */
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Per recorded input: the target of its gradient, or null when it needs none. */
+  readonly next: (GradTarget | null)[];
+  /** Aliases owned by the node; empty once released. */
+  saved: Tensor[];
+  /** null once released (after a backward without retainGraph). */
+  backward: BackwardFn | null;
+
+  constructor(readonly op: string, out: Tensor, next: (GradTarget | null)[], saved: Tensor[], backward: BackwardFn) {
+    this.shape = out.shape;
+    this.dtype = out.dtype;
+    this.next = next;
+    this.saved = saved;
+    this.backward = backward;
+  }
+
+  /** Disposes the saved tensors and drops the closure: the node cannot be backpropagated again. */
+  release(): void {
+    for (const t of this.saved) t.dispose();
+    this.saved = [];
+    this.backward = null;
+  }
+}
+
+let gradEnabled = true;
+
+function requires(t: unknown): boolean {
+  return typeof t === 'object' && t !== null && (t as Tensor)._requiresGrad === true;
+}
+
+/**
+ * @internal Whether an op on these operands (tensors, numbers, null) must record its backward:
+ * grad mode is on and one of them requires grad. Cheap: ops call it on every run.
+ */
+export function needsGrad(a: unknown, b?: unknown, c?: unknown): boolean {
+  return gradEnabled && (requires(a) || requires(b) || requires(c));
+}
+
+/** @internal {@link needsGrad} for a list of operands (cat, stack). */
+export function needsGradList(list: readonly unknown[]): boolean {
+  return gradEnabled && list.some(requires);
+}
+
+/** A new handle on t's view, owned by the caller and outside every tidy() scope. */
+function ownedAlias(t: Tensor, op: string): Tensor {
+  return keep(wrap(core.alias(t.handle(op)), t.shape, t.dtype, t.device));
+}
+
+/**
+ * @internal Records `out` as made by `op` from `inputs` (tensors, numbers or null, in the order
+ * the backward returns their gradients). `saved` are the tensors the backward reads, given to it
+ * as aliases in the same order. Call only when {@link needsGrad} says so.
+ */
+export function record(out: Tensor, op: string, inputs: readonly unknown[], saved: readonly Tensor[], backward: BackwardFn): void {
+  const next = inputs.map((t) => (requires(t) ? ((t as Tensor)._gradFn ?? (t as Tensor)) : null));
+  out._gradFn = new Node(op, out, next, saved.map((t) => ownedAlias(t, op)), backward);
+  out._requiresGrad = true;
+}
+
+/** Whether ops record their backward now (true unless inside {@link noGrad}). */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+function withGradMode<T>(enabled: boolean, fn: () => T, op: string): T {
+  if (typeof fn !== 'function') fail('ERR_ARG', `${op}: expected a function`);
+  const previous = gradEnabled;
+  gradEnabled = enabled;
+  try {
+    const result = fn();
+    if (result instanceof Promise) fail('ERR_ARG', `${op}: fn must be synchronous; it returned a Promise`);
+    return result;
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
+/**
+ * Runs `fn` with recording off: its ops make tensors without history, as PyTorch's
+ * `torch.no_grad()` (for evaluation, and for updates of parameters). Returns what fn returns;
+ * fn must be synchronous.
+ */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn, 'noGrad');
+}
+
+/** Runs `fn` with recording on, even inside {@link noGrad}. */
+export function enableGrad<T>(fn: () => T): T {
+  return withGradMode(true, fn, 'enableGrad');
+}
+
+/** A new tensor sharing t's storage, without history: gradients do not flow through it. */
+export function detach(t: Tensor): Tensor {
+  return wrap(core.alias(t.handle('detach')), t.shape, t.dtype, t.device);
+}
+
+// A tidy() scope releases the graph of the tensors it disposes, except the nodes its surviving
+// tensors (returned or kept) still lead to.
+setGraphRelease((dropped, survivors) => {
+  const reachable = new Set<Node>();
+  const stack: Node[] = [];
+  for (const t of survivors) if (t._gradFn) stack.push(t._gradFn);
+  while (stack.length > 0) {
+    const node = stack.pop() as Node;
+    if (reachable.has(node)) continue;
+    reachable.add(node);
+    for (const next of node.next) if (next instanceof Node) stack.push(next);
+  }
+  for (const t of dropped) if (t._gradFn && !reachable.has(t._gradFn)) t._gradFn.release();
+});
