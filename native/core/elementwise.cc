@@ -108,6 +108,33 @@ TensorPtr clamp(const TensorPtr& a, double lo, double hi) {
   return out;
 }
 
+// A gradient and the tensor its kernel reads: one float dtype, one shape, one device.
+static void check_gradient_operands(const char* op, const TensorPtr& grad, const TensorPtr& saved) {
+  check_same_device(op, grad, saved);
+  check_same_dtype(op, grad, saved);
+  if (!is_float(grad->dtype)) fail(ERR_DTYPE, op, ": expected floating-point tensors, got ", dtype_name(grad->dtype));
+  if (grad->shape != saved->shape)
+    fail(ERR_SHAPE, op, ": gradient of shape ", shape_str(grad->shape), " for a tensor of shape ", shape_str(saved->shape));
+}
+
+TensorPtr unary_backward(UnaryOp op, const TensorPtr& grad, const TensorPtr& saved) {
+  const char* name = "unary backward";
+  if (op == UnaryOp::Neg) fail(ERR_ARG, name, ": neg has no gradient kernel (its gradient is -grad)");
+  check_gradient_operands(name, grad, saved);
+  TensorPtr out = empty(grad->shape, grad->dtype, grad->device());
+  cpu::unary_backward(op, out, grad, saved);
+  return out;
+}
+
+TensorPtr clamp_backward(const TensorPtr& grad, const TensorPtr& a, double lo, double hi) {
+  const char* name = "clamp backward";
+  if (std::isnan(lo) || std::isnan(hi)) fail(ERR_ARG, name, ": bounds must not be NaN");
+  check_gradient_operands(name, grad, a);
+  TensorPtr out = empty(grad->shape, grad->dtype, grad->device());
+  cpu::clamp_backward(out, grad, a, lo, hi);
+  return out;
+}
+
 TensorPtr compare(CompareOp op, const TensorPtr& a, const TensorPtr& b) {
   const char* name = compare_name(op);
   check_same_device(name, a, b);

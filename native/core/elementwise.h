@@ -17,6 +17,13 @@ TensorPtr unary(UnaryOp op, const TensorPtr& a);
 // bounds (saturated to the dtype's range); bool fails; NaN bounds fail.
 TensorPtr clamp(const TensorPtr& a, double lo, double hi);
 
+// grad * op'(x) for the unary op `op` (not neg, whose gradient is -grad): `saved` is the op's
+// output for sqrt, rsqrt, exp, tanh, sigmoid and relu, its input x for the others (see
+// kernels/elementwise.h). grad and saved: one float dtype, one shape, one device.
+TensorPtr unary_backward(UnaryOp op, const TensorPtr& grad, const TensorPtr& saved);
+// The gradient of clamp(a, lo, hi): grad where lo <= a <= hi, 0 elsewhere; grad and a as above.
+TensorPtr clamp_backward(const TensorPtr& grad, const TensorPtr& a, double lo, double hi);
+
 // a op b -> bool, broadcast; a and b of one dtype and device.
 TensorPtr compare(CompareOp op, const TensorPtr& a, const TensorPtr& b);
 // a op s -> bool. Floats compare with s rounded to a's dtype (as PyTorch); integers compare
