@@ -16,6 +16,7 @@ import { sumToShape } from './reduce';
 interface ElementwiseNative {
   binary(op: number, a: NativeHandle, b: NativeHandle): NativeHandle;
   binaryScalar(op: number, a: NativeHandle, scalar: number, reversed: boolean): NativeHandle;
+  binaryBackward(op: number, grad: NativeHandle, self: NativeHandle, other: NativeHandle): NativeHandle;
   unary(op: number, a: NativeHandle): NativeHandle;
   clamp(a: NativeHandle, lo: number, hi: number): NativeHandle;
   compare(op: number, a: NativeHandle, b: NativeHandle): NativeHandle;
@@ -153,11 +154,6 @@ function binaryOp(op: BinaryOp, name: string, a: Tensor | number, b: Tensor | nu
 
 // --- gradients of the binary ops ---
 
-interface ElementwiseBackwardNative {
-  binaryBackward(op: number, grad: NativeHandle, self: NativeHandle, other: NativeHandle): NativeHandle;
-}
-const backwardNative = addon as ElementwiseBackwardNative;
-
 /** binaryOp, recording its backward when an operand requires grad. */
 function binaryOpWithGrad(op: BinaryOp, name: string, a: Tensor | number, b: Tensor | number, trueDivide = false): Tensor {
   const out = binaryOp(op, name, a, b, trueDivide);
@@ -165,7 +161,7 @@ function binaryOpWithGrad(op: BinaryOp, name: string, a: Tensor | number, b: Ten
   return out;
 }
 
-/** Codes of native/kernels/elementwise_backward.h BinaryGrad. */
+/** Codes of native/kernels/elementwise.h BinaryGrad. */
 const enum BinaryGrad {
   PowBase = 0,
   PowExponent,
@@ -182,7 +178,7 @@ function binaryGrad(op: BinaryGrad, g: Tensor, self: Tensor | number, other: Ten
     return x.dtype === g.dtype ? x : to(x, g.dtype);
   };
   const [s, o] = [asTensor(self), asTensor(other)];
-  const h = backwardNative.binaryBackward(op, g.handle(name), s.handle(name), o.handle(name));
+  const h = native.binaryBackward(op, g.handle(name), s.handle(name), o.handle(name));
   return wrap(h, broadcastShapes(g.shape, broadcastShapes(s.shape, o.shape, name), name), g.dtype, g.device);
 }
 

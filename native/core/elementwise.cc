@@ -71,6 +71,19 @@ TensorPtr binary_scalar(BinaryOp op, const TensorPtr& a, double s, bool reversed
   return out;
 }
 
+TensorPtr binary_backward(BinaryGrad op, const TensorPtr& grad, const TensorPtr& self, const TensorPtr& other) {
+  const char* name = "binary backward";
+  check_same_device(name, grad, self);
+  check_same_device(name, grad, other);
+  check_same_dtype(name, grad, self);
+  check_same_dtype(name, grad, other);
+  if (!is_float(grad->dtype)) fail(ERR_DTYPE, name, ": expected floating-point tensors, got ", dtype_name(grad->dtype));
+  const Shape shape = broadcast_shapes(grad->shape, broadcast_shapes(self->shape, other->shape, name), name);
+  TensorPtr out = empty(shape, grad->dtype, grad->device());
+  cpu::binary_backward(op, out, grad, self, other);
+  return out;
+}
+
 static bool keeps_integers(UnaryOp op) { return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu; }
 
 // The dtype unary(op, ·) gives for an input dtype, or ERR_DTYPE.
@@ -191,6 +204,11 @@ TensorPtr masked_fill(const TensorPtr& t, const TensorPtr& mask, double value) {
 
 int64_t binary_op_from_int(int64_t v) {
   if (v < 0 || v > int64_t(BinaryOp::Minimum)) fail(ERR_ARG, "unknown binary op ", v);
+  return v;
+}
+
+int64_t binary_grad_from_int(int64_t v) {
+  if (v < 0 || v > int64_t(BinaryGrad::Minimum)) fail(ERR_ARG, "unknown binary gradient ", v);
   return v;
 }
 

@@ -10,6 +10,11 @@ TensorPtr binary(BinaryOp op, const TensorPtr& a, const TensorPtr& b);
 // a op s, or s op a when `reversed`; the result has a's dtype.
 TensorPtr binary_scalar(BinaryOp op, const TensorPtr& a, double s, bool reversed);
 
+// The gradient of one operand `self` of a binary op, in the broadcast shape of grad, self and
+// other (grad has the op's output shape; reducing it to self's shape is the caller's). All three
+// are float tensors of one dtype and device; self and other broadcast to grad's shape.
+TensorPtr binary_backward(BinaryGrad op, const TensorPtr& grad, const TensorPtr& self, const TensorPtr& other);
+
 // neg/abs/relu keep a's dtype (int32/int64 included); the others promote int32/int64/bool to
 // float32 and gelu/silu take floats only. Bool fails except where it is promoted.
 TensorPtr unary(UnaryOp op, const TensorPtr& a);
@@ -38,6 +43,7 @@ TensorPtr where(const TensorPtr& condition, const TensorPtr& a, double a_value, 
 TensorPtr masked_fill(const TensorPtr& t, const TensorPtr& mask, double value);
 
 int64_t binary_op_from_int(int64_t v);
+int64_t binary_grad_from_int(int64_t v);
 int64_t unary_op_from_int(int64_t v);
 int64_t compare_op_from_int(int64_t v);
 

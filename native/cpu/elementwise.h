@@ -10,6 +10,9 @@ namespace ignis::cpu {
 void binary(BinaryOp op, const TensorPtr& out, const TensorPtr& a, const TensorPtr& b);
 // out = a op s (or s op a when reversed).
 void binary_scalar(BinaryOp op, const TensorPtr& out, const TensorPtr& a, double s, bool reversed);
+// out = the gradient of `self` in `self op other` (see kernels/elementwise.h BinaryGrad); grad,
+// self and other (one float dtype) broadcast to out's shape.
+void binary_backward(BinaryGrad op, const TensorPtr& out, const TensorPtr& grad, const TensorPtr& self, const TensorPtr& other);
 // out = op(a); a and out of one dtype (floats, or int32/int64 for ops with `integers`).
 void unary(UnaryOp op, const TensorPtr& out, const TensorPtr& a);
 // out = clamp(a, lo, hi); for integer dtypes the bounds are integers or infinite, saturated.

@@ -16,6 +16,12 @@ Napi::Value BinaryScalar(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), binary_scalar(op, tensor_arg(info, 1), number_arg(info, 2), bool_arg(info, 3)));
 }
 
+// binaryBackward(op, grad, self, other)
+Napi::Value BinaryBackward(const Napi::CallbackInfo& info) {
+  auto op = BinaryGrad(binary_grad_from_int(int_arg(info, 0)));
+  return wrap(info.Env(), binary_backward(op, tensor_arg(info, 1), tensor_arg(info, 2), tensor_arg(info, 3)));
+}
+
 // unary(op, a)
 Napi::Value Unary(const Napi::CallbackInfo& info) {
   auto op = UnaryOp(unary_op_from_int(int_arg(info, 0)));
@@ -66,6 +72,7 @@ Napi::Value MaskedFill(const Napi::CallbackInfo& info) {
 void register_elementwise(Napi::Env env, Napi::Object exports) {
   define(env, exports, "binary", Binary);
   define(env, exports, "binaryScalar", BinaryScalar);
+  define(env, exports, "binaryBackward", BinaryBackward);
   define(env, exports, "unary", Unary);
   define(env, exports, "clamp", Clamp);
   define(env, exports, "unaryBackward", UnaryBackward);
