@@ -9,10 +9,11 @@ const scopes: Set<Tensor>[] = [];
 const escapes: Tensor[][] = [];
 
 // Set by the autograd tape: releases the graphs recorded for tensors a scope disposes, except
-// what the surviving tensors still lead to (so a graph dies with its tensors, as in PyTorch).
-let releaseGraphs: (dropped: Tensor[], survivors: Iterable<Tensor>) => void = () => {};
+// what the surviving tensors still lead to (so a graph dies with its tensors, as in PyTorch);
+// returns the dropped tensors whose graph it kept for that reason.
+let releaseGraphs: (dropped: Tensor[], survivors: Iterable<Tensor>) => Tensor[] = () => [];
 /** @internal */
-export function setGraphRelease(fn: (dropped: Tensor[], survivors: Iterable<Tensor>) => void): void {
+export function setGraphRelease(fn: (dropped: Tensor[], survivors: Iterable<Tensor>) => Tensor[]): void {
   releaseGraphs = fn;
 }
 
@@ -120,8 +121,13 @@ export function keep<T extends Tensor>(t: T): T {
   return t;
 }
 
+/** Disposes what a scope dropped; called once the scope is closed. */
 function disposeScope(dropped: Tensor[], survivors: Tensor[]): void {
-  if (dropped.some((t) => t._gradFn)) releaseGraphs(dropped, survivors);
+  const retained = dropped.some((t) => t._gradFn) ? releaseGraphs(dropped, survivors) : [];
+  // A graph the survivors still lead to passes to the enclosing scope, which releases it in turn
+  // unless its own survivors lead there (a forward in nested tidy() scopes leaves nothing).
+  const parent = scopes[scopes.length - 1];
+  if (parent) for (const t of retained) parent.add(t);
   for (const t of dropped) t.dispose();
 }
 

@@ -571,3 +571,50 @@ test('full, zeros, ones and their *Like forms', (t) => {
   assertCode(t, () => ig.ones([2], { device: 'cuda' }), 'ERR_DEVICE');
   assertCode(t, () => ig.zerosLike(null as unknown as ig.Tensor), 'ERR_ARG');
 });
+
+test('requiresGrad option: tensor, empty, zeros, ones, full, rand and randn make leaves for autograd', (t) => {
+  const makers: [string, (opts: ig.LeafOptions) => ig.Tensor][] = [
+    ['tensor (nested)', (o) => ig.tensor([[1, 2], [3, 4]], o)],
+    ['tensor (typed)', (o) => ig.tensor(new Float64Array([1, 2, 3, 4]), { ...o, shape: [2, 2] })],
+    ['empty', (o) => ig.empty([2, 2], o)],
+    ['zeros', (o) => ig.zeros([2, 2], o)],
+    ['ones', (o) => ig.ones([2, 2], o)],
+    ['full', (o) => ig.full([2, 2], 1.5, o)],
+    ['rand', (o) => ig.rand([2, 2], o)],
+    ['randn', (o) => ig.randn([2, 2], o)],
+  ];
+  for (const [name, make] of makers) {
+    for (const dtype of FLOATS) {
+      const x = make({ dtype, requiresGrad: true });
+      t.true(x.requiresGrad && x.isLeaf, `${name} ${dtype}`);
+      t.is(x.dtype, dtype);
+      x.dispose();
+    }
+    for (const requiresGrad of [false, undefined]) {
+      const x = make({ requiresGrad });
+      t.false(x.requiresGrad, `${name} requiresGrad ${requiresGrad}`);
+      x.dispose();
+    }
+  }
+  // the leaf gets its gradient
+  const w = ig.tensor([1, 2, 3], { dtype: 'float64', requiresGrad: true });
+  w.mul(w).sum().backward();
+  t.deepEqual(w.grad!.toArray(), [2, 4, 6]);
+  w.dispose();
+});
+
+test('requiresGrad option: integer and bool dtypes are ERR_DTYPE, a non-boolean flag ERR_ARG; nothing is allocated or drawn', (t) => {
+  const before = ig.memory();
+  const state = ig.getRngState();
+  assertCode(t, () => ig.tensor([1, 2], { dtype: 'int64', requiresGrad: true }), 'ERR_DTYPE', /tensor: .*int64/);
+  assertCode(t, () => ig.tensor([true, false], { requiresGrad: true }), 'ERR_DTYPE', /bool/);
+  assertCode(t, () => ig.tensor(new Int32Array([1, 2]), { requiresGrad: true }), 'ERR_DTYPE', /int32/);
+  assertCode(t, () => ig.zeros([2], { dtype: 'int32', requiresGrad: true }), 'ERR_DTYPE', /zeros/);
+  assertCode(t, () => ig.full([2], true, { requiresGrad: true }), 'ERR_DTYPE', /full/);
+  assertCode(t, () => ig.tensor([1, 2], { requiresGrad: 1 as unknown as boolean }), 'ERR_ARG', /requiresGrad must be a boolean/);
+  assertCode(t, () => ig.ones([2], { requiresGrad: 'yes' as unknown as boolean }), 'ERR_ARG');
+  assertCode(t, () => ig.rand([2], { requiresGrad: 1 as unknown as boolean }), 'ERR_ARG');
+  assertCode(t, () => ig.randn([2], { requiresGrad: null as unknown as boolean }), 'ERR_ARG');
+  t.deepEqual(ig.memory(), before);
+  t.deepEqual(ig.getRngState(), state, 'a refused random op draws nothing');
+});

@@ -135,5 +135,11 @@ setGraphRelease((dropped, survivors) => {
     reachable.add(node);
     for (const next of node.next) if (next instanceof Node) stack.push(next);
   }
-  for (const t of dropped) if (t._gradFn && !reachable.has(t._gradFn)) t._gradFn.release();
+  const retained: Tensor[] = [];
+  for (const t of dropped) {
+    if (!t._gradFn) continue;
+    if (reachable.has(t._gradFn)) retained.push(t);
+    else t._gradFn.release();
+  }
+  return retained;
 });

@@ -25,8 +25,17 @@ export interface CreationOptions {
   device?: Device;
 }
 
+/** Options of the creation functions that can make a leaf for autograd. */
+export interface LeafOptions extends CreationOptions {
+  /**
+   * Make the result a leaf that requires grad, as `requiresGrad_()` does afterwards (float
+   * dtypes only: ERR_DTYPE otherwise). Default false.
+   */
+  requiresGrad?: boolean;
+}
+
 /** Options of {@link tensor}. */
-export interface TensorOptions extends CreationOptions {
+export interface TensorOptions extends LeafOptions {
   /** For typed arrays: the shape to give the flat data (default: 1-D). */
   shape?: number[];
 }
@@ -39,6 +48,23 @@ function options(op: string, opts: CreationOptions | undefined, fallback: DType)
     dtype: opts?.dtype === undefined ? fallback : checkDType(opts.dtype, op),
     device: opts?.device === undefined ? 'cpu' : checkDevice(opts.device, op),
   };
+}
+
+/**
+ * Whether `opts` asks for a leaf that requires grad. Checked before the tensor is made, so that
+ * a bad flag (ERR_ARG) or a dtype that cannot require grad (ERR_DTYPE) allocates nothing.
+ */
+function wantsGrad(opts: LeafOptions | undefined, dtype: DType, op: string): boolean {
+  const flag = opts?.requiresGrad;
+  if (flag === undefined || flag === false) return false;
+  if (flag !== true) fail('ERR_ARG', `${op}: requiresGrad must be a boolean, got ${typeof flag}`);
+  if (!isFloat(dtype)) fail('ERR_DTYPE', `${op}: only floating-point tensors can require grad, got ${dtype}`);
+  return true;
+}
+
+/** A fresh tensor, made a leaf that requires grad when `grad` is true. */
+function leaf(t: Tensor, grad: boolean): Tensor {
+  return grad ? t.requiresGrad_() : t;
 }
 
 const NATIVE_ARRAY_DTYPES: [Function, DType][] = [
@@ -120,7 +146,7 @@ function fromValues(values: ArrayBufferView, shape: number[], dtype: DType, devi
  * (Float32Array, Float64Array, Int32Array, BigInt64Array; others become float32). With
  * dtype bfloat16/float16, a Uint16Array is taken as raw 16-bit patterns, as `data()` returns them.
  * Integer dtypes truncate fractions; NaN, infinities and values out of range are ERR_ARG.
- * Ragged nested arrays are ERR_SHAPE.
+ * Ragged nested arrays are ERR_SHAPE. `requiresGrad: true` makes a leaf for autograd.
  */
 export function tensor(data: TensorData, opts?: TensorOptions): Tensor {
   if (ArrayBuffer.isView(data)) {
@@ -132,9 +158,10 @@ export function tensor(data: TensorData, opts?: TensorOptions): Tensor {
     if (shape.reduce((a, b) => a * b, 1) !== length) {
       fail('ERR_SHAPE', `tensor: ${length} elements do not fill shape ${fmtShape(shape)}`);
     }
+    const grad = wantsGrad(opts, dtype, 'tensor');
     const rawHalf = (dtype === 'bfloat16' || dtype === 'float16') && data instanceof Uint16Array;
     const values = own === dtype || rawHalf ? data : typedFrom(data as unknown as ArrayLike<number>, dtype);
-    return fromValues(values, shape, dtype, device);
+    return leaf(fromValues(values, shape, dtype, device), grad);
   }
   if (data instanceof Tensor) fail('ERR_ARG', 'tensor: data is already a Tensor; use clone() or to()');
   const shape = nestedShape(data);
@@ -142,39 +169,44 @@ export function tensor(data: TensorData, opts?: TensorOptions): Tensor {
   flatten(data, shape, flat);
   const allBool = flat.length > 0 && flat.every((v) => typeof v === 'boolean');
   const { dtype, device } = options('tensor', opts, allBool ? 'bool' : 'float32');
+  const grad = wantsGrad(opts, dtype, 'tensor');
   const values = typedFrom(flat, dtype);
-  return fromValues(values, shape, dtype, device);
+  return leaf(fromValues(values, shape, dtype, device), grad);
 }
 
 /** A new tensor of `shape`, checked for `op`; filled with `value` unless it is undefined. */
-function allocate(op: string, shape: number[], opts: CreationOptions | undefined, fallback: DType, value?: number): Tensor {
+function allocate(op: string, shape: number[], opts: LeafOptions | undefined, fallback: DType, value?: number): Tensor {
   checkShape(shape, op);
   const { dtype, device } = options(op, opts, fallback);
+  const grad = wantsGrad(opts, dtype, op);
   const t = wrap(core.empty(shape, dtypeCode(dtype)), shape.slice(), dtype, device);
   if (value !== undefined) core.fill(t.handle(op), value);
-  return t;
+  return leaf(t, grad);
 }
 
-/** An uninitialised tensor. */
-export function empty(shape: number[], opts?: CreationOptions): Tensor {
+/** An uninitialised tensor (`requiresGrad: true` makes a leaf for autograd). */
+export function empty(shape: number[], opts?: LeafOptions): Tensor {
   return allocate('empty', shape, opts, 'float32');
 }
 
-/** A tensor filled with `value` (default dtype: bool for a boolean, float32 otherwise). */
-export function full(shape: number[], value: number | boolean, opts?: CreationOptions): Tensor {
+/**
+ * A tensor filled with `value` (default dtype: bool for a boolean, float32 otherwise);
+ * `requiresGrad: true` makes a leaf for autograd.
+ */
+export function full(shape: number[], value: number | boolean, opts?: LeafOptions): Tensor {
   if (typeof value !== 'number' && typeof value !== 'boolean') fail('ERR_ARG', `full: value must be a number, got ${typeof value}`);
   const dtype = opts?.dtype === undefined ? undefined : checkDType(opts.dtype, 'full');
   if (dtype === 'int32' || dtype === 'int64') toInteger(value, dtype, 'full');
   return allocate('full', shape, opts, typeof value === 'boolean' ? 'bool' : 'float32', Number(value));
 }
 
-/** A tensor of zeros. */
-export function zeros(shape: number[], opts?: CreationOptions): Tensor {
+/** A tensor of zeros (`requiresGrad: true` makes a leaf for autograd). */
+export function zeros(shape: number[], opts?: LeafOptions): Tensor {
   return allocate('zeros', shape, opts, 'float32', 0);
 }
 
-/** A tensor of ones. */
-export function ones(shape: number[], opts?: CreationOptions): Tensor {
+/** A tensor of ones (`requiresGrad: true` makes a leaf for autograd). */
+export function ones(shape: number[], opts?: LeafOptions): Tensor {
   return allocate('ones', shape, opts, 'float32', 1);
 }
 
@@ -314,18 +346,21 @@ function floatOptions(op: string, opts: CreationOptions | undefined): { dtype: D
 /**
  * Uniform samples in [0, 1) from the global generator (see {@link manualSeed}). float32 values
  * carry 24 random bits, float64 53, bfloat16 8 and float16 11, so none rounds up to 1.
+ * `requiresGrad: true` makes a leaf for autograd.
  */
-export function rand(shape: number[], opts?: CreationOptions): Tensor {
+export function rand(shape: number[], opts?: LeafOptions): Tensor {
   checkShape(shape, 'rand');
   const { dtype, device } = floatOptions('rand', opts);
-  return wrap(native.rand(shape, dtypeCode(dtype)), shape.slice(), dtype, device);
+  const grad = wantsGrad(opts, dtype, 'rand');
+  return leaf(wrap(native.rand(shape, dtypeCode(dtype)), shape.slice(), dtype, device), grad);
 }
 
-/** Standard normal samples (Box-Muller) from the global generator. */
-export function randn(shape: number[], opts?: CreationOptions): Tensor {
+/** Standard normal samples (Box-Muller) from the global generator; `requiresGrad` as in {@link rand}. */
+export function randn(shape: number[], opts?: LeafOptions): Tensor {
   checkShape(shape, 'randn');
   const { dtype, device } = floatOptions('randn', opts);
-  return wrap(native.randn(shape, dtypeCode(dtype)), shape.slice(), dtype, device);
+  const grad = wantsGrad(opts, dtype, 'randn');
+  return leaf(wrap(native.randn(shape, dtypeCode(dtype)), shape.slice(), dtype, device), grad);
 }
 
 /**

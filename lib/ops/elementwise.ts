@@ -16,6 +16,7 @@ import { sumToShape } from './reduce';
 interface ElementwiseNative {
   binary(op: number, a: NativeHandle, b: NativeHandle): NativeHandle;
   binaryScalar(op: number, a: NativeHandle, scalar: number, reversed: boolean): NativeHandle;
+  binaryBackward(op: number, grad: NativeHandle, self: NativeHandle, other: NativeHandle): NativeHandle;
   unary(op: number, a: NativeHandle): NativeHandle;
   clamp(a: NativeHandle, lo: number, hi: number): NativeHandle;
   compare(op: number, a: NativeHandle, b: NativeHandle): NativeHandle;
@@ -29,6 +30,8 @@ interface ElementwiseNative {
     dtype: number,
   ): NativeHandle;
   maskedFill(t: NativeHandle, mask: NativeHandle, value: number): NativeHandle;
+  unaryBackward(op: number, grad: NativeHandle, saved: NativeHandle): NativeHandle;
+  clampBackward(grad: NativeHandle, a: NativeHandle, lo: number, hi: number): NativeHandle;
 }
 const native = addon as ElementwiseNative;
 
@@ -151,11 +154,6 @@ function binaryOp(op: BinaryOp, name: string, a: Tensor | number, b: Tensor | nu
 
 // --- gradients of the binary ops ---
 
-interface ElementwiseBackwardNative {
-  binaryBackward(op: number, grad: NativeHandle, self: NativeHandle, other: NativeHandle): NativeHandle;
-}
-const backwardNative = addon as ElementwiseBackwardNative;
-
 /** binaryOp, recording its backward when an operand requires grad. */
 function binaryOpWithGrad(op: BinaryOp, name: string, a: Tensor | number, b: Tensor | number, trueDivide = false): Tensor {
   const out = binaryOp(op, name, a, b, trueDivide);
@@ -163,7 +161,7 @@ function binaryOpWithGrad(op: BinaryOp, name: string, a: Tensor | number, b: Ten
   return out;
 }
 
-/** Codes of native/kernels/elementwise_backward.h BinaryGrad. */
+/** Codes of native/kernels/elementwise.h BinaryGrad. */
 const enum BinaryGrad {
   PowBase = 0,
   PowExponent,
@@ -180,7 +178,7 @@ function binaryGrad(op: BinaryGrad, g: Tensor, self: Tensor | number, other: Ten
     return x.dtype === g.dtype ? x : to(x, g.dtype);
   };
   const [s, o] = [asTensor(self), asTensor(other)];
-  const h = backwardNative.binaryBackward(op, g.handle(name), s.handle(name), o.handle(name));
+  const h = native.binaryBackward(op, g.handle(name), s.handle(name), o.handle(name));
   return wrap(h, broadcastShapes(g.shape, broadcastShapes(s.shape, o.shape, name), name), g.dtype, g.device);
 }
 
@@ -299,7 +297,20 @@ function unaryOp(op: UnaryOp, name: string, t: Tensor): Tensor {
       dtype = 'float32';
     }
   }
-  return wrap(native.unary(op, t.handle(name)), t.shape, dtype, t.device);
+  const out = wrap(native.unary(op, t.handle(name)), t.shape, dtype, t.device);
+  if (needsGrad(t)) recordUnary(op, name, t, out);
+  return out;
+}
+
+/** The unary ops whose gradient kernel reads their output (cheaper there) rather than their input. */
+const GRAD_FROM_OUTPUT: ReadonlySet<UnaryOp> = new Set([UnaryOp.Sqrt, UnaryOp.Rsqrt, UnaryOp.Exp, UnaryOp.Tanh, UnaryOp.Sigmoid, UnaryOp.Relu]);
+
+/** Records the backward of `out = op(t)`: grad * op'(t) in one native pass (neg: -grad). */
+function recordUnary(op: UnaryOp, name: string, t: Tensor, out: Tensor): void {
+  if (op === UnaryOp.Neg) return record(out, name, [t], [], (g) => [neg(g)]);
+  record(out, name, [t], [GRAD_FROM_OUTPUT.has(op) ? out : t], (g, [saved]) => [
+    wrap(native.unaryBackward(op, g.handle(name), saved.handle(name)), g.shape, g.dtype, g.device),
+  ]);
 }
 
 /** -t. Integer tensors stay integers (the lowest value wraps to itself); bool is refused. */
@@ -383,7 +394,12 @@ export function clamp(t: Tensor, min?: number | null, max?: number | null): Tens
   }
   const lo = min ?? -Infinity;
   const hi = max ?? Infinity;
-  return wrap(withDtype([t], dtype, 'clamp', ([h]) => native.clamp(h!, lo, hi)), t.shape, dtype, t.device);
+  const out = wrap(withDtype([t], dtype, 'clamp', ([h]) => native.clamp(h!, lo, hi)), t.shape, dtype, t.device);
+  // a float tensor keeps its dtype: the gradient is grad where lo <= t <= hi, 0 elsewhere
+  if (needsGrad(t)) {
+    record(out, 'clamp', [t], [t], (g, [x]) => [wrap(native.clampBackward(g.handle('clamp'), x.handle('clamp'), lo, hi), g.shape, g.dtype, g.device)]);
+  }
+  return out;
 }
 
 // --- comparisons ---
@@ -477,7 +493,21 @@ export function where(condition: Tensor, a: Tensor | number, b: Tensor | number)
   const h = withDtype(operands, dtype, 'where', ([ha, hb]) =>
     native.where(condition.handle('where'), ha, aValue, hb, bValue, dtypeCode(dtype)),
   );
-  return wrap(h, shape, dtype, condition.device);
+  const out = wrap(h, shape, dtype, condition.device);
+  if (needsGrad(a, b)) recordWhere(out, condition, a, b);
+  return out;
+}
+
+/** The backward of where: the gradient goes to a where the condition holds, to b elsewhere. */
+function recordWhere(out: Tensor, condition: Tensor, a: Tensor | number, b: Tensor | number): void {
+  const meta = [a, b].map((x) => (typeof x === 'number' ? null : { shape: x.shape, dtype: x.dtype }));
+  record(out, 'where', [a, b], [condition], (g, [c], needs) =>
+    needs.map((needed, k) => {
+      if (!needed) return null;
+      const { shape, dtype } = meta[k]!;
+      return sumToShape(k === 0 ? where(c, g, 0) : where(c, 0, g), shape, dtype);
+    }),
+  );
 }
 
 /**
@@ -495,5 +525,8 @@ export function maskedFill(t: Tensor, mask: Tensor, value: number): Tensor {
     const shapes = `mask of shape ${fmtShape(mask.shape)} cannot be broadcast to the input's shape ${fmtShape(t.shape)}`;
     fail('ERR_SHAPE', `maskedFill: ${shapes}`);
   }
-  return wrap(native.maskedFill(t.handle('maskedFill'), mask.handle('maskedFill'), value), t.shape, t.dtype, t.device);
+  const out = wrap(native.maskedFill(t.handle('maskedFill'), mask.handle('maskedFill'), value), t.shape, t.dtype, t.device);
+  // no gradient where the value was written
+  if (needsGrad(t)) record(out, 'maskedFill', [t], [mask], (g, [m]) => [maskedFill(g, m, 0)]);
+  return out;
 }

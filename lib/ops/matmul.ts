@@ -1,9 +1,12 @@
 /** Matrix products through BLAS: matmul (PyTorch semantics) and linear. */
+import { needsGrad, record } from '../autograd/graph';
 import { isFloat } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { broadcastShapes, checkSameDevice, checkTensor, fmtShape } from './check';
+import { sumToShape } from './reduce';
+import { reshape, transpose } from './views';
 
 interface MatmulNative {
   matmul(a: NativeHandle, b: NativeHandle): NativeHandle;
@@ -53,7 +56,65 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   checkSameDevice('matmul', a, b);
   checkFloatPair('matmul', a, b, 'operands');
   const shape = matmulShape(a.shape, b.shape);
-  return wrap(native.matmul(a.handle('matmul'), b.handle('matmul')), shape, a.dtype, a.device);
+  const out = wrap(native.matmul(a.handle('matmul'), b.handle('matmul')), shape, a.dtype, a.device);
+  if (needsGrad(a, b)) recordMatmul(out, a, b);
+  return out;
+}
+
+/** The last two dims swapped (a view). */
+function mT(t: Tensor): Tensor {
+  return transpose(t, -2, -1);
+}
+
+/**
+ * What the backward of a product of x and y saves: the gradient of each operand reads the other
+ * one, so only the operands the requiring ones need are kept (a frozen weight keeps no
+ * activation alive). `unpack` gives [x, y] back from the saved aliases, null where not kept.
+ */
+function savedOperands(x: Tensor, y: Tensor): { saved: Tensor[]; unpack: (kept: Tensor[]) => [Tensor | null, Tensor | null] } {
+  const [needX, needY] = [x.requiresGrad, y.requiresGrad];
+  return {
+    saved: [...(needX ? [y] : []), ...(needY ? [x] : [])],
+    unpack: (kept) => [needY ? kept[kept.length - 1] : null, needX ? kept[0] : null],
+  };
+}
+
+function product(shape: readonly number[]): number {
+  return shape.reduce((p, d) => p * d, 1);
+}
+
+/**
+ * Records the backward of `out = a @ b`: da = g @ b^T and db = a^T @ g, each one matmul on
+ * transposed views. A 1-D operand is given back its dim first, and each gradient is summed over
+ * the batch dims its operand was broadcast along. When b has no batch dims (x @ W), that sum
+ * is folded into one product over every row: db = a^T g with a and g as [rows, k] and [rows, n].
+ */
+function recordMatmul(out: Tensor, a: Tensor, b: Tensor): void {
+  const [aShape, bShape, dtype] = [a.shape, b.shape, a.dtype];
+  // a as [..., m, k], b as [..., k, n], g as [...batch, m, n]
+  const aMatrix = aShape.length === 1 ? [1, aShape[0]] : aShape;
+  const bMatrix = bShape.length === 1 ? [bShape[0], 1] : bShape;
+  const [m, k, n] = [aMatrix[aMatrix.length - 2], aMatrix[aMatrix.length - 1], bMatrix[bMatrix.length - 1]];
+  const batch = out.shape.slice(0, out.ndim - (aShape.length > 1 ? 1 : 0) - (bShape.length > 1 ? 1 : 0));
+  const rows = product(batch) * m;
+  const { saved, unpack } = savedOperands(a, b);
+  record(out, 'matmul', [a, b], saved, (g, kept, needs) => {
+    const [x, y] = unpack(kept);
+    const g2 = reshape(g, [...batch, m, n]);
+    let da: Tensor | null = null;
+    let db: Tensor | null = null;
+    if (needs[0]) {
+      da = matmul(g2, mT(reshape(y!, bMatrix)));
+      da = reshape(sumToShape(da, aMatrix, dtype), aShape);
+    }
+    if (needs[1]) {
+      const x2 = reshape(x!, aMatrix);
+      const folded = bMatrix.length === 2 && aMatrix.length > 2;
+      db = folded ? matmul(mT(reshape(x2, [rows, k])), reshape(g2, [rows, n])) : matmul(mT(x2), g2);
+      db = reshape(sumToShape(db, bMatrix, dtype), bShape);
+    }
+    return [da, db];
+  });
 }
 
 /**
@@ -80,5 +141,26 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
   }
   const shape = [...x.shape.slice(0, -1), outFeatures];
   const h = native.linear(x.handle('linear'), w.handle('linear'), hasBias ? bias.handle('linear') : null);
-  return wrap(h, shape, x.dtype, x.device);
+  const out = wrap(h, shape, x.dtype, x.device);
+  if (needsGrad(x, w, bias)) recordLinear(out, x, w, hasBias ? bias : null);
+  return out;
+}
+
+/**
+ * Records the backward of `out = x @ w^T + bias`, one product per weight gradient: dx = g @ w,
+ * dw = g^T @ x over every row at once (g and x as [rows, out] and [rows, in], g^T a view), and
+ * db = g summed over its rows.
+ */
+function recordLinear(out: Tensor, x: Tensor, w: Tensor, bias: Tensor | null): void {
+  const [outFeatures, inFeatures] = w.shape;
+  const rows = product(x.shape.slice(0, -1));
+  const { saved, unpack } = savedOperands(x, w);
+  record(out, 'linear', [x, w, bias], saved, (g, kept, needs) => {
+    const [input, weight] = unpack(kept);
+    return [
+      needs[0] ? matmul(g, weight!) : null,
+      needs[1] ? matmul(mT(reshape(g, [rows, outFeatures])), reshape(input!, [rows, inFeatures])) : null,
+      needs[2] ? sumToShape(g, [outFeatures], g.dtype) : null,
+    ];
+  });
 }

@@ -71,6 +71,19 @@ TensorPtr binary_scalar(BinaryOp op, const TensorPtr& a, double s, bool reversed
   return out;
 }
 
+TensorPtr binary_backward(BinaryGrad op, const TensorPtr& grad, const TensorPtr& self, const TensorPtr& other) {
+  const char* name = "binary backward";
+  check_same_device(name, grad, self);
+  check_same_device(name, grad, other);
+  check_same_dtype(name, grad, self);
+  check_same_dtype(name, grad, other);
+  if (!is_float(grad->dtype)) fail(ERR_DTYPE, name, ": expected floating-point tensors, got ", dtype_name(grad->dtype));
+  const Shape shape = broadcast_shapes(grad->shape, broadcast_shapes(self->shape, other->shape, name), name);
+  TensorPtr out = empty(shape, grad->dtype, grad->device());
+  cpu::binary_backward(op, out, grad, self, other);
+  return out;
+}
+
 static bool keeps_integers(UnaryOp op) { return op == UnaryOp::Neg || op == UnaryOp::Abs || op == UnaryOp::Relu; }
 
 // The dtype unary(op, ·) gives for an input dtype, or ERR_DTYPE.
@@ -105,6 +118,33 @@ TensorPtr clamp(const TensorPtr& a, double lo, double hi) {
   }
   TensorPtr out = empty(a->shape, a->dtype, a->device());
   cpu::clamp(out, a, lo, hi);
+  return out;
+}
+
+// A gradient and the tensor its kernel reads: one float dtype, one shape, one device.
+static void check_gradient_operands(const char* op, const TensorPtr& grad, const TensorPtr& saved) {
+  check_same_device(op, grad, saved);
+  check_same_dtype(op, grad, saved);
+  if (!is_float(grad->dtype)) fail(ERR_DTYPE, op, ": expected floating-point tensors, got ", dtype_name(grad->dtype));
+  if (grad->shape != saved->shape)
+    fail(ERR_SHAPE, op, ": gradient of shape ", shape_str(grad->shape), " for a tensor of shape ", shape_str(saved->shape));
+}
+
+TensorPtr unary_backward(UnaryOp op, const TensorPtr& grad, const TensorPtr& saved) {
+  const char* name = "unary backward";
+  if (op == UnaryOp::Neg) fail(ERR_ARG, name, ": neg has no gradient kernel (its gradient is -grad)");
+  check_gradient_operands(name, grad, saved);
+  TensorPtr out = empty(grad->shape, grad->dtype, grad->device());
+  cpu::unary_backward(op, out, grad, saved);
+  return out;
+}
+
+TensorPtr clamp_backward(const TensorPtr& grad, const TensorPtr& a, double lo, double hi) {
+  const char* name = "clamp backward";
+  if (std::isnan(lo) || std::isnan(hi)) fail(ERR_ARG, name, ": bounds must not be NaN");
+  check_gradient_operands(name, grad, a);
+  TensorPtr out = empty(grad->shape, grad->dtype, grad->device());
+  cpu::clamp_backward(out, grad, a, lo, hi);
   return out;
 }
 
@@ -164,6 +204,11 @@ TensorPtr masked_fill(const TensorPtr& t, const TensorPtr& mask, double value) {
 
 int64_t binary_op_from_int(int64_t v) {
   if (v < 0 || v > int64_t(BinaryOp::Minimum)) fail(ERR_ARG, "unknown binary op ", v);
+  return v;
+}
+
+int64_t binary_grad_from_int(int64_t v) {
+  if (v < 0 || v > int64_t(BinaryGrad::Minimum)) fail(ERR_ARG, "unknown binary gradient ", v);
   return v;
 }
 

@@ -67,13 +67,12 @@ const Shape& strides_for(const TensorPtr& t, const Shape& shape, const char* op,
 
 // out[i] = f(a[i], b[i]) with a and b broadcast to out's shape.
 template <typename Out, typename In, typename F>
-void map_binary(const TensorPtr& out, const TensorPtr& a, const TensorPtr& b, const char* op, F f) {
+void map_binary(const TensorPtr& out, const TensorPtr& a, const TensorPtr& b, const char* op, int64_t grain, F f) {
   Shape broadcast_a, broadcast_b;
   const Shape& sa = strides_for(a, out->shape, op, broadcast_a);
   const Shape& sb = strides_for(b, out->shape, op, broadcast_b);
   auto loop = make_loop<3>(out->shape, {operand(out), operand(a, sa), operand(b, sb)});
-  for_each_strided(loop, kElementwiseGrain,
-                   [f](char* const* p, const int64_t* s, int64_t n) { map_row2<Out, In>(p, s, n, f); });
+  for_each_strided(loop, grain, [f](char* const* p, const int64_t* s, int64_t n) { map_row2<Out, In>(p, s, n, f); });
 }
 
 // v (an integer or +-inf) as the nearest value of the integer type T.
@@ -114,7 +113,7 @@ void binary(BinaryOp op, const TensorPtr& out, const TensorPtr& a, const TensorP
     using T = decltype(tag);
     using A = acc_t<T>;
     dispatch_binary_op(op, [&](auto f) {
-      map_binary<T, T>(out, a, b, "binary", [f](T x, T y) { return T(f(A(x), A(y))); });
+      map_binary<T, T>(out, a, b, "binary", kElementwiseGrain, [f](T x, T y) { return T(f(A(x), A(y))); });
     });
   });
 }
@@ -127,6 +126,39 @@ void binary_scalar(BinaryOp op, const TensorPtr& out, const TensorPtr& a, double
     dispatch_binary_op(op, [&](auto f) {
       if (reversed) map_unary<T, T>(out, a, kElementwiseGrain, [f, sv](T x) { return T(f(sv, A(x))); });
       else map_unary<T, T>(out, a, kElementwiseGrain, [f, sv](T x) { return T(f(A(x), sv)); });
+    });
+  });
+}
+
+void binary_backward(BinaryGrad op, const TensorPtr& out, const TensorPtr& grad, const TensorPtr& self, const TensorPtr& other) {
+  const char* name = "binary backward";
+  Shape broadcast_g, broadcast_x, broadcast_y;
+  const Shape& sg = strides_for(grad, out->shape, name, broadcast_g);
+  const Shape& sx = strides_for(self, out->shape, name, broadcast_x);
+  const Shape& sy = strides_for(other, out->shape, name, broadcast_y);
+  auto loop = make_loop<4>(out->shape, {operand(out), operand(grad, sg), operand(self, sx), operand(other, sy)});
+  dispatch_float(out->dtype, name, [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    dispatch_binary_grad(op, [&](auto f) {
+      for_each_strided(loop, kElementwiseGrain, [f](char* const* p, const int64_t* s, int64_t n) {
+        constexpr int64_t e = sizeof(T);
+        T* __restrict o = reinterpret_cast<T*>(p[0]);
+        const T* __restrict g = reinterpret_cast<const T*>(p[1]);
+        const T* __restrict x = reinterpret_cast<const T*>(p[2]);
+        const T* __restrict y = reinterpret_cast<const T*>(p[3]);
+        if (s[0] == e && s[1] == e && s[2] == e && s[3] == e) {
+          for (int64_t i = 0; i < n; i++) o[i] = T(f(A(g[i]), A(x[i]), A(y[i])));
+        } else if (s[0] == e && s[1] == e && s[2] == e && s[3] == 0) {
+          const A yv = A(*y);  // a scalar or broadcast other: pow(x, 2), maximum(x, 0)
+          for (int64_t i = 0; i < n; i++) o[i] = T(f(A(g[i]), A(x[i]), yv));
+        } else {
+          for (int64_t i = 0; i < n; i++)
+            *reinterpret_cast<T*>(p[0] + i * s[0]) = T(f(A(*reinterpret_cast<const T*>(p[1] + i * s[1])),
+                                                         A(*reinterpret_cast<const T*>(p[2] + i * s[2])),
+                                                         A(*reinterpret_cast<const T*>(p[3] + i * s[3]))));
+        }
+      });
     });
   });
 }
@@ -164,12 +196,34 @@ void clamp(const TensorPtr& out, const TensorPtr& a, double lo, double hi) {
   });
 }
 
+void unary_backward(UnaryOp op, const TensorPtr& out, const TensorPtr& grad, const TensorPtr& saved) {
+  bool transcendental = op == UnaryOp::Gelu || op == UnaryOp::GeluTanh || op == UnaryOp::Silu;
+  int64_t grain = transcendental ? kTranscendentalGrain : kElementwiseGrain;
+  dispatch_float(out->dtype, "unary backward", [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    dispatch_unary_grad(op, [&](auto f) {
+      map_binary<T, T>(out, grad, saved, "unary backward", grain, [f](T g, T x) { return T(f(A(g), A(x))); });
+    });
+  });
+}
+
+void clamp_backward(const TensorPtr& out, const TensorPtr& grad, const TensorPtr& a, double lo, double hi) {
+  dispatch_float(out->dtype, "clamp backward", [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    const A lo_v = A(lo), hi_v = A(hi);
+    map_binary<T, T>(out, grad, a, "clamp backward", kElementwiseGrain,
+                     [lo_v, hi_v](T g, T x) { return T(clamp_grad(A(g), A(x), lo_v, hi_v)); });
+  });
+}
+
 void compare(CompareOp op, const TensorPtr& out, const TensorPtr& a, const TensorPtr& b) {
   dispatch_all(a->dtype, "compare", [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
     dispatch_compare_op(op, [&](auto f) {
-      map_binary<bool, T>(out, a, b, "compare", [f](T x, T y) { return f(A(x), A(y)); });
+      map_binary<bool, T>(out, a, b, "compare", kElementwiseGrain, [f](T x, T y) { return f(A(x), A(y)); });
     });
   });
 }

@@ -67,6 +67,55 @@ auto dispatch_binary_op(BinaryOp op, F&& f) {
   return f(MinimumOp{});
 }
 
+// --- gradients of the binary ops ----------------------------------------------------------
+// Those that cannot be composed from other ops (they need comparisons or a logarithm). Each
+// gives the gradient of one operand, `self`, from the output gradient g; `other` is the second
+// operand. Conventions are PyTorch's.
+
+// The numeric values are part of the JS <-> C++ contract (lib/ops/elementwise.ts).
+enum class BinaryGrad : int { PowBase = 0, PowExponent, Maximum, Minimum };
+
+// d(self^other)/dself = other * self^(other - 1); 0 where other == 0 (self^0 is constant, even at 0).
+struct PowBaseGrad {
+  template <typename A>
+  IGNIS_HD A operator()(A g, A self, A other) const {
+    return other == A(0) ? A(0) : g * other * std::pow(self, other - A(1));
+  }
+};
+// d(other^self)/dself = other^self * log(other), with `other` the base; 0 where the base is 0
+// and the exponent >= 0 (0^x is constant there).
+struct PowExponentGrad {
+  template <typename A>
+  IGNIS_HD A operator()(A g, A self, A other) const {
+    return other == A(0) && self >= A(0) ? A(0) : g * std::pow(other, self) * std::log(other);
+  }
+};
+// maximum: all of g to the larger operand, half to each on a tie; a NaN operand gives g to both.
+struct MaximumGrad {
+  template <typename A>
+  IGNIS_HD A operator()(A g, A self, A other) const {
+    return self < other ? A(0) : self == other ? g * A(0.5) : g;
+  }
+};
+struct MinimumGrad {
+  template <typename A>
+  IGNIS_HD A operator()(A g, A self, A other) const {
+    return self > other ? A(0) : self == other ? g * A(0.5) : g;
+  }
+};
+
+// Calls f(Op{}) for a BinaryGrad value.
+template <typename F>
+auto dispatch_binary_grad(BinaryGrad op, F&& f) {
+  switch (op) {
+    case BinaryGrad::PowBase: return f(PowBaseGrad{});
+    case BinaryGrad::PowExponent: return f(PowExponentGrad{});
+    case BinaryGrad::Maximum: return f(MaximumGrad{});
+    case BinaryGrad::Minimum: break;
+  }
+  return f(MinimumGrad{});
+}
+
 // --- float exp, log, tanh and normal CDF in plain arithmetic -------------------------------
 // libm's expf/logf/tanhf/erfcf are calls the compiler cannot vectorise; these are branch-free (selects
 // only), within a few ulp, with the same special values (NaN, +-inf, overflow, subnormal results).
@@ -331,11 +380,117 @@ auto dispatch_unary_op(UnaryOp op, F&& f) {
   return f(SiluOp{});
 }
 
+// --- gradients of the unary ops ------------------------------------------------------------
+// Each gives g * op'(x) in one pass. Where the derivative is cheaper from the op's output y
+// (sqrt, rsqrt, exp, tanh, sigmoid, relu) it reads y, otherwise the input x: the second argument
+// is named after what it is. neg has none (its gradient is -g). Conventions are PyTorch's:
+// abs'(0) = 0, relu'(0) = 0.
+
+// sigmoid(x) and 1 - sigmoid(x), both accurate (no cancellation in 1 - s), from one exponential.
+template <typename T>
+IGNIS_HD void sigmoid_pair(T x, T& s, T& complement) {
+  T e = exp_of(-std::fabs(x));
+  T p = T(1) / (T(1) + e);
+  s = x >= T(0) ? p : e * p;
+  complement = x >= T(0) ? e * p : p;
+}
+
+struct AbsGrad {
+  template <typename T> IGNIS_HD T operator()(T g, T x) const {
+    T sign = x > T(0) ? T(1) : (x < T(0) ? T(-1) : x * T(0));  // 0 at 0, NaN for NaN
+    return g * sign;
+  }
+};
+struct SqrtGrad {
+  template <typename T> IGNIS_HD T operator()(T g, T y) const { return g / (T(2) * y); }
+};
+// d(x^-1/2)/dx = -x^-3/2 / 2 = -y^3 / 2
+struct RsqrtGrad {
+  template <typename T> IGNIS_HD T operator()(T g, T y) const { return T(-0.5) * g * (y * y * y); }
+};
+struct ExpGrad {
+  template <typename T> IGNIS_HD T operator()(T g, T y) const { return g * y; }
+};
+struct LogGrad {
+  template <typename T> IGNIS_HD T operator()(T g, T x) const { return g / x; }
+};
+struct TanhGrad {
+  template <typename T> IGNIS_HD T operator()(T g, T y) const { return g * (T(1) - y * y); }
+};
+struct SigmoidGrad {
+  template <typename T> IGNIS_HD T operator()(T g, T y) const { return g * ((T(1) - y) * y); }
+};
+// The gradient passes where the output is positive (or NaN), as PyTorch's threshold_backward.
+struct ReluGrad {
+  template <typename T> IGNIS_HD T operator()(T g, T y) const { return y <= T(0) ? T(0) : g; }
+};
+// d(x Phi(x))/dx = Phi(x) + x phi(x), phi the normal density; x phi(x) is 0 in both tails.
+struct GeluGrad {
+  template <typename T> IGNIS_HD T operator()(T g, T x) const {
+    constexpr T inv_sqrt_2pi = T(0.39894228040143267794);
+    T cdf, pdf;
+    if constexpr (std::is_same_v<T, float>) {
+      cdf = normal_cdf_float(x);
+      pdf = exp_float(-0.5f * x * x) * inv_sqrt_2pi;
+    } else {
+      cdf = T(0.5) * std::erfc(-x * T(0.70710678118654752440));
+      pdf = std::exp(T(-0.5) * x * x) * inv_sqrt_2pi;
+    }
+    return g * (cdf + times_vanishing(x, pdf));
+  }
+};
+// d(x s(2u))/dx = s + 2 x s (1 - s) u' with u = c (x + k x^3) as in GeluTanhOp, u' = c (1 + 3 k x^2).
+struct GeluTanhGrad {
+  template <typename T> IGNIS_HD T operator()(T g, T x) const {
+    constexpr T c = T(0.79788456080286535588), k = T(0.044715);
+    T u = c * (x + k * x * x * x);
+    T s, complement;
+    sigmoid_pair(T(2) * u, s, complement);
+    T slope = s * complement;  // 0 in both tails, where x^2 may overflow
+    T rest = slope == T(0) ? T(0) : T(2) * x * slope * c * (T(1) + T(3) * k * x * x);
+    return g * (s + rest);
+  }
+};
+// d(x s(x))/dx = s + x s (1 - s).
+struct SiluGrad {
+  template <typename T> IGNIS_HD T operator()(T g, T x) const {
+    T s, complement;
+    sigmoid_pair(x, s, complement);
+    return g * (s + times_vanishing(x, s * complement));
+  }
+};
+
+// Calls f(Grad{}) for a UnaryOp value other than Neg (callers refuse it).
+template <typename F>
+auto dispatch_unary_grad(UnaryOp op, F&& f) {
+  switch (op) {
+    case UnaryOp::Abs: return f(AbsGrad{});
+    case UnaryOp::Sqrt: return f(SqrtGrad{});
+    case UnaryOp::Rsqrt: return f(RsqrtGrad{});
+    case UnaryOp::Exp: return f(ExpGrad{});
+    case UnaryOp::Log: return f(LogGrad{});
+    case UnaryOp::Tanh: return f(TanhGrad{});
+    case UnaryOp::Sigmoid: return f(SigmoidGrad{});
+    case UnaryOp::Relu: return f(ReluGrad{});
+    case UnaryOp::Gelu: return f(GeluGrad{});
+    case UnaryOp::GeluTanh: return f(GeluTanhGrad{});
+    case UnaryOp::Neg:
+    case UnaryOp::Silu: break;
+  }
+  return f(SiluGrad{});
+}
+
 // clamp(x, lo, hi) = min(max(x, lo), hi): hi wins when lo > hi (as PyTorch), NaN stays NaN.
 template <typename T>
 IGNIS_HD T clamp_value(T x, T lo, T hi) {
   T r = x < lo ? lo : x;
   return r > hi ? hi : r;
+}
+
+// The gradient of clamp: g where lo <= x <= hi, 0 elsewhere (and for NaN x).
+template <typename T>
+IGNIS_HD T clamp_grad(T g, T x, T lo, T hi) {
+  return (x >= lo) & (x <= hi) ? g : T(0);
 }
 
 // --- scalars -------------------------------------------------------------------------------

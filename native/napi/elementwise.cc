@@ -16,6 +16,12 @@ Napi::Value BinaryScalar(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), binary_scalar(op, tensor_arg(info, 1), number_arg(info, 2), bool_arg(info, 3)));
 }
 
+// binaryBackward(op, grad, self, other)
+Napi::Value BinaryBackward(const Napi::CallbackInfo& info) {
+  auto op = BinaryGrad(binary_grad_from_int(int_arg(info, 0)));
+  return wrap(info.Env(), binary_backward(op, tensor_arg(info, 1), tensor_arg(info, 2), tensor_arg(info, 3)));
+}
+
 // unary(op, a)
 Napi::Value Unary(const Napi::CallbackInfo& info) {
   auto op = UnaryOp(unary_op_from_int(int_arg(info, 0)));
@@ -25,6 +31,17 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
 // clamp(a, lo, hi): -Infinity / Infinity for a missing bound
 Napi::Value Clamp(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), clamp(tensor_arg(info, 0), number_arg(info, 1), number_arg(info, 2)));
+}
+
+// unaryBackward(op, grad, saved)
+Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
+  auto op = UnaryOp(unary_op_from_int(int_arg(info, 0)));
+  return wrap(info.Env(), unary_backward(op, tensor_arg(info, 1), tensor_arg(info, 2)));
+}
+
+// clampBackward(grad, a, lo, hi): -Infinity / Infinity for a missing bound
+Napi::Value ClampBackward(const Napi::CallbackInfo& info) {
+  return wrap(info.Env(), clamp_backward(tensor_arg(info, 0), tensor_arg(info, 1), number_arg(info, 2), number_arg(info, 3)));
 }
 
 // compare(op, a, b)
@@ -55,8 +72,11 @@ Napi::Value MaskedFill(const Napi::CallbackInfo& info) {
 void register_elementwise(Napi::Env env, Napi::Object exports) {
   define(env, exports, "binary", Binary);
   define(env, exports, "binaryScalar", BinaryScalar);
+  define(env, exports, "binaryBackward", BinaryBackward);
   define(env, exports, "unary", Unary);
   define(env, exports, "clamp", Clamp);
+  define(env, exports, "unaryBackward", UnaryBackward);
+  define(env, exports, "clampBackward", ClampBackward);
   define(env, exports, "compare", Compare);
   define(env, exports, "compareScalar", CompareScalar);
   define(env, exports, "where", Where);

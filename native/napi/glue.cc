@@ -193,7 +193,6 @@ Napi::Object init_module(Napi::Env env, Napi::Object exports) {
   register_tensor(env, exports);
   register_creation(env, exports);
   register_elementwise(env, exports);
-  register_elementwise_backward(env, exports);
   register_reduce(env, exports);
   register_matmul(env, exports);
   register_softmax(env, exports);

@@ -35,7 +35,6 @@ void define(Napi::Env env, Napi::Object exports, const char* name, Method fn);
 void register_tensor(Napi::Env env, Napi::Object exports);
 void register_creation(Napi::Env env, Napi::Object exports);
 void register_elementwise(Napi::Env env, Napi::Object exports);
-void register_elementwise_backward(Napi::Env env, Napi::Object exports);
 void register_reduce(Napi::Env env, Napi::Object exports);
 void register_matmul(Napi::Env env, Napi::Object exports);
 void register_softmax(Napi::Env env, Napi::Object exports);

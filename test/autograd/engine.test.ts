@@ -374,3 +374,47 @@ test('tidy() keeps the graph of a tensor taken out with keep() or returned, and 
   t.deepEqual(x.grad?.toArray(), [5, 7, 9]);
   for (const y of [x, returned, escaped as unknown as ig.Tensor]) y.dispose();
 });
+
+test('a graph recorded in nested tidy() scopes is freed by the outer one, unless what it returns leads there', (t) => {
+  const w = ig.tensor([[1, -2], [0.5, 1]], { dtype: 'float64', requiresGrad: true });
+  const x = ig.tensor([[0.5, -1], [2, 0.25]], { dtype: 'float64' });
+  // layers that tidy their own temporaries, as nn modules do
+  const layer = (h: Tensor, p: Tensor) => ig.tidy(() => ig.matmul(h, p).tanh().mul(2));
+  const model = (p: Tensor) => ig.tidy(() => layer(layer(x, p), p).sum());
+  const before = ig.memory();
+  ig.tidy(() => {
+    model(w);
+  });
+  t.deepEqual(ig.memory(), before, 'nothing is left behind');
+  const loss = ig.tidy(() => model(w));
+  t.true(ig.memory().tensors > before.tensors + 1, 'the returned loss keeps the graph of the inner scopes');
+  loss.backward();
+  loss.dispose();
+  w.grad!.dispose();
+  w.grad = null;
+  t.deepEqual(ig.memory(), before, 'backward released it');
+  t.true(ig.gradcheck(model, [w]), 'and it gives the right gradient');
+  for (const u of [w, x]) u.dispose();
+});
+
+test('matmul and linear keep only what the needed gradients read (a frozen weight keeps no activation)', (t) => {
+  const x = ig.randn([4, 3], { requiresGrad: true });
+  const w = ig.randn([5, 3]);
+  const live = () => ig.memory().tensors;
+  const cases: [string, () => Tensor, number][] = [
+    ['linear, frozen weight: the weight', () => ig.linear(x, w), 1],
+    ['matmul, frozen weight: the weight', () => ig.matmul(x, w.mT), 1],
+    ['linear, input without grad: the input', () => ig.linear(w, x), 1],
+  ];
+  for (const [what, make, saved] of cases) {
+    const level = live();
+    const out = ig.tidy(() => make());
+    t.is(live() - level, 1 + saved, what);
+    out.dispose();
+  }
+  const both = ig.randn([5, 3], { requiresGrad: true });
+  const level = live();
+  const out = ig.linear(x, both);
+  t.is(live() - level, 3, 'both operands requiring grad: both kept');
+  for (const u of [x, w, both, out]) u.dispose();
+});

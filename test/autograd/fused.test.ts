@@ -1,7 +1,8 @@
 /**
  * The native backward kernels (layerNorm, rmsNorm, crossEntropy, embedding, gather, the binary
- * ops' gradient kernel) in every float dtype and on shapes large enough to run in parallel,
- * against the float64 gradients (which gradcheck.test.ts checks against finite differences);
+ * and unary ops' gradient kernels) and the gradients of matmul, linear and where, in every float
+ * dtype and on shapes large enough to run in parallel, against the float64 gradients (which
+ * gradcheck.test.ts checks against finite differences);
  * their results do not depend on the thread count; their native entry points validate.
  */
 import test, { ExecutionContext } from 'ava';
@@ -133,6 +134,75 @@ test('maximum/minimum: ties split the gradient in halves, pow has PyTorch values
   t.deepEqual(e.grad!.toArray(), [0, 0, Math.log(2)]);
 });
 
+const UNARY: [string, (a: Tensor) => Tensor, number, number][] = [
+  ['abs', (a) => a.abs(), -2, 2],
+  ['sqrt', (a) => a.sqrt(), 0.2, 3],
+  ['rsqrt', (a) => a.rsqrt(), 0.2, 3],
+  ['exp', (a) => a.exp(), -2, 2],
+  ['log', (a) => a.log(), 0.2, 3],
+  ['tanh', (a) => a.tanh(), -3, 3],
+  ['sigmoid', (a) => a.sigmoid(), -6, 6],
+  ['relu', (a) => a.relu(), -2, 2],
+  ['gelu', (a) => ig.gelu(a), -6, 6],
+  ["gelu 'tanh'", (a) => ig.gelu(a, 'tanh'), -6, 6],
+  ['silu', (a) => a.silu(), -8, 8],
+  ['clamp', (a) => a.clamp(-0.5, 0.7), -1, 1],
+];
+
+test('unary and clamp gradient kernels: every op, dtype and layout, parallel sizes, against float64', (t) => {
+  const rng = new Rng(26);
+  for (const shape of [[3, 5], [300, 257]]) {
+    for (const dtype of FLOATS) {
+      for (const [name, f, lo, hi] of UNARY) {
+        const x = randomTensor(rng, shape, 'float64', rng.pick(LAYOUTS), lo, hi).t;
+        checkBothWays(t, `${name} [${shape}]`, gradsBothWays(dtype, [x], [true], f, rng.int(0, 1e6)));
+        x.dispose();
+      }
+    }
+  }
+});
+
+test('where, maskedFill, matmul and linear backward in every dtype, against float64', (t) => {
+  const rng = new Rng(27);
+  const cond = ig.tensor(Array.from({ length: 40 * 30 }, () => rng.next() < 0.5)).reshape(40, 30);
+  for (const dtype of FLOATS) {
+    const a = randomTensor(rng, [40, 30], 'float64', rng.pick(LAYOUTS)).t;
+    const b = randomTensor(rng, [30], 'float64').t;
+    const select = (x: Tensor, y: Tensor) => ig.where(cond, x, y).add(x.maskedFill(cond.narrow(0, 0, 1), 3));
+    checkBothWays(t, 'where, maskedFill', gradsBothWays(dtype, [a, b], [true, true], select, 1));
+    const x = randomTensor(rng, [3, 20, 48], 'float64', rng.pick(LAYOUTS)).t;
+    const w = randomTensor(rng, [48, 16], 'float64', rng.pick(LAYOUTS)).t;
+    const bias = randomTensor(rng, [16], 'float64').t;
+    checkBothWays(t, 'matmul', gradsBothWays(dtype, [x, w], [true, true], ig.matmul, 2));
+    checkBothWays(t, 'linear', gradsBothWays(dtype, [x, w.mT, bias], [true, true, true], ig.linear, 3));
+    for (const u of [a, b, x, w, bias]) u.dispose();
+  }
+  cond.dispose();
+});
+
+test('gradients at special points: PyTorch conventions at kinks, finite limits in the tails', (t) => {
+  const grad = (f: (a: Tensor) => Tensor, values: number[], dtype: DType = 'float64') =>
+    ig.tidy(() => {
+      const x = ig.tensor(values, { dtype, requiresGrad: true });
+      f(x).sum().backward();
+      return Array.from(refOf(x.grad!).data);
+    });
+  t.deepEqual(grad((a) => a.abs(), [-2, 0, 3]), [-1, 0, 1], "abs'(0) = 0");
+  t.deepEqual(grad((a) => a.relu(), [-2, 0, 3]), [0, 0, 1], "relu'(0) = 0");
+  t.deepEqual(grad((a) => a.clamp(-1, 1), [-1.5, -1, 0, 1, 1.5]), [0, 1, 1, 1, 0], 'clamp passes the gradient at its bounds');
+  t.deepEqual(grad((a) => a.clamp(1, -1), [-2, 0, 2]), [0, 0, 0], 'crossed bounds: a constant');
+  t.deepEqual(grad((a) => a.sqrt(), [0, 4]), [Infinity, 0.25]);
+  t.deepEqual(grad((a) => a.log(), [0, 4]), [Infinity, 0.25]);
+  for (const dtype of FLOATS) {
+    t.deepEqual(grad((a) => ig.gelu(a), [-Infinity, Infinity], dtype), [0, 1], `gelu ${dtype}`);
+    t.deepEqual(grad((a) => ig.gelu(a, 'tanh'), [-Infinity, Infinity], dtype), [0, 1], `gelu tanh ${dtype}`);
+    t.deepEqual(grad((a) => a.silu(), [-Infinity, Infinity], dtype), [0, 1], `silu ${dtype}`);
+    t.deepEqual(grad((a) => a.sigmoid(), [-Infinity, Infinity], dtype), [0, 0], `sigmoid ${dtype}`);
+    t.deepEqual(grad((a) => a.tanh(), [-Infinity, Infinity], dtype), [0, 0], `tanh ${dtype}`);
+    t.deepEqual(grad((a) => a.exp(), [-Infinity], dtype), [0], `exp ${dtype}`);
+  }
+});
+
 test('backward kernels give the same bits whatever the thread count', (t) => {
   const rng = new Rng(25);
   const x = randomTensor(rng, [600, 128], 'float32').t;
@@ -170,7 +240,10 @@ test('the native backward entry points validate their arguments', (t) => {
     rmsNormBackward(...args: unknown[]): unknown;
     crossEntropyBackward(...args: unknown[]): unknown;
   }
-  const native = addon as BackwardNative;
+  const native = addon as BackwardNative & {
+    unaryBackward(op: number, grad: NativeHandle, saved: NativeHandle): NativeHandle;
+    clampBackward(grad: NativeHandle, a: NativeHandle, lo: number, hi: number): NativeHandle;
+  };
   const h = (x: Tensor) => x.handle('test');
   const f = ig.tensor([[1, 2], [3, 4]]);
   const i = ig.tensor([[0, 1], [1, 0]], { dtype: 'int64' });
@@ -179,6 +252,15 @@ test('the native backward entry points validate their arguments', (t) => {
   assertCode(t, () => native.binaryBackward(0, h(i), h(i), h(i)), 'ERR_DTYPE');
   assertCode(t, () => native.binaryBackward(0, h(f), h(ig.tensor([1, 2, 3])), h(f)), 'ERR_SHAPE');
   assertCode(t, () => native.binaryBackward(0, h(f), h(f), h(ig.tensor([1], { dtype: 'float64' }))), 'ERR_DTYPE');
+  const exp = 4; // UnaryOp codes of native/kernels/elementwise.h
+  assertCode(t, () => native.unaryBackward(0, h(f), h(f)), 'ERR_ARG', /neg/);
+  assertCode(t, () => native.unaryBackward(12, h(f), h(f)), 'ERR_ARG');
+  assertCode(t, () => native.unaryBackward(exp, h(i), h(i)), 'ERR_DTYPE');
+  assertCode(t, () => native.unaryBackward(exp, h(f), h(ig.zeros([2, 2], { dtype: 'float64' }))), 'ERR_DTYPE');
+  assertCode(t, () => native.unaryBackward(exp, h(f), h(ig.zeros([2]))), 'ERR_SHAPE');
+  assertCode(t, () => native.clampBackward(h(f), h(f), NaN, 1), 'ERR_ARG');
+  assertCode(t, () => native.clampBackward(h(f), h(ig.zeros([2, 1])), 0, 1), 'ERR_SHAPE');
+  assertCode(t, () => native.clampBackward(h(i), h(i), 0, 1), 'ERR_DTYPE');
   assertCode(t, () => native.embeddingBackward(h(ig.zeros([2, 2, 3])), h(bad), 4), 'ERR_INDEX');
   assertCode(t, () => native.embeddingBackward(h(ig.zeros([2, 3])), h(i), 4), 'ERR_SHAPE');
   assertCode(t, () => native.embeddingBackward(h(ig.zeros([2, 2, 3])), h(i), -1), 'ERR_ARG');

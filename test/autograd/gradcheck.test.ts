@@ -201,6 +201,104 @@ const CASES: Record<string, Case> = {
   },
 };
 
+/** A bool tensor of `shape`, true with probability 1/2. */
+function condition(rng: Rng, shape: number[]): Tensor {
+  return ig.tensor(Array.from({ length: numel(shape) }, () => rng.next() < 0.5)).reshape(...shape);
+}
+
+/** An operand that requires grad, or now and then (frozen) one that does not. */
+function maybeFrozen(rng: Rng, shape: number[], frozen: boolean): Tensor {
+  return frozen ? randomTensor(rng, shape, 'float64', rng.pick(LAYOUTS)).t : leaf(rng, shape);
+}
+
+// The unary ops, each on the range where its gradient is checked, away from the kinks of abs,
+// relu (0) and the poles of log, sqrt, rsqrt. f(a).sum() sends a broadcast gradient (stride 0)
+// into the backward kernel; f(a) itself a contiguous one.
+const UNARY: [string, (a: Tensor) => Tensor, number, number][] = [
+  ['neg', (a) => a.neg(), -2, 2],
+  ['abs', (a) => a.abs(), -2, 2],
+  ['sqrt', (a) => a.sqrt(), 0.2, 3],
+  ['rsqrt', (a) => a.rsqrt(), 0.2, 3],
+  ['exp', (a) => a.exp(), -2, 2],
+  ['log', (a) => a.log(), 0.2, 3],
+  ['tanh', (a) => a.tanh(), -3, 3],
+  ['sigmoid', (a) => a.sigmoid(), -5, 5],
+  ['relu', (a) => a.relu(), -2, 2],
+  ['gelu', (a) => ig.gelu(a), -5, 5],
+  ["gelu 'tanh'", (a) => ig.gelu(a, 'tanh'), -5, 5],
+  ['silu', (a) => a.silu(), -6, 6],
+];
+for (const [name, f, lo, hi] of UNARY) {
+  CASES[name] = (rng) => ({ fn: (a) => f(a).add(f(a).sum()), inputs: [leaf(rng, randomShape(rng, 4, 4), lo, hi)] });
+}
+
+Object.assign(CASES, {
+  'gelu, silu, sigmoid in the tails': (rng) => {
+    const tail = rng.pick([-1, 1]) * 12;
+    return { fn: (a) => ig.gelu(a).add(ig.gelu(a, 'tanh')).add(a.silu()).add(a.sigmoid()).add(a.tanh()), inputs: [leaf(rng, randomShape(rng, 3, 4), tail - 3, tail + 3)] };
+  },
+  'clamp (both bounds, one, crossed bounds)': (rng) => {
+    const [min, max] = rng.pick([[-0.5, 0.5], [null, 0.3], [-0.2, undefined], [0.6, -0.6]] as [number | null | undefined, number | null | undefined][]);
+    return { fn: (a) => a.clamp(min, max).mul(a), inputs: [leaf(rng, randomShape(rng, 4, 4))] };
+  },
+  'where (broadcast condition and operands, numbers)': (rng) => {
+    const shape = randomShape(rng, 3, 4);
+    const cond = condition(rng, broadcastable(rng, shape));
+    return {
+      fn: (a, b) => ig.where(cond, a, b).mul(ig.where(cond, 2, a)).add(ig.where(cond, b, -1.5)),
+      inputs: [leaf(rng, shape), leaf(rng, broadcastable(rng, shape))],
+    };
+  },
+  'maskedFill (broadcast mask)': (rng) => {
+    const shape = randomShape(rng, 3, 4);
+    const mask = condition(rng, broadcastable(rng, shape));
+    const value = rng.uniform(-2, 2);
+    return { fn: (a) => a.maskedFill(mask, value).mul(a), inputs: [leaf(rng, shape)] };
+  },
+  'matmul 2-D x 2-D (one operand frozen now and then)': (rng) => {
+    const [m, k, n] = [rng.int(1, 4), rng.int(1, 4), rng.int(1, 4)];
+    const frozen = rng.int(0, 2); // 0: neither, 1: a, 2: b
+    return { fn: (a, b) => ig.matmul(a, b), inputs: [maybeFrozen(rng, [m, k], frozen === 1), maybeFrozen(rng, [k, n], frozen === 2)] };
+  },
+  'matmul with 1-D operands': (rng) => {
+    const [m, k, n, batch] = [rng.int(1, 4), rng.int(1, 4), rng.int(1, 4), rng.int(1, 3)];
+    const [sa, sb] = rng.pick([
+      [[k], [k]],
+      [[k], [k, n]],
+      [[m, k], [k]],
+      [[k], [batch, k, n]],
+      [[batch, m, k], [k]],
+    ]);
+    return { fn: (a, b) => ig.matmul(a, b), inputs: [leaf(rng, sa), leaf(rng, sb)] };
+  },
+  'matmul batched, broadcast batch dims (summed back)': (rng) => {
+    const [m, k, n, b1, b2] = [rng.int(1, 3), rng.int(1, 3), rng.int(1, 3), rng.int(2, 3), rng.int(2, 3)];
+    const [sa, sb] = rng.pick([
+      [[b1, m, k], [b1, k, n]],
+      [[b1, m, k], [k, n]], // the weight gradient folds the batch into one product
+      [[b2, b1, m, k], [k, n]],
+      [[m, k], [b1, k, n]],
+      [[1, m, k], [b1, k, n]],
+      [[b2, 1, m, k], [b1, k, n]],
+      [[b1, m, k], [b2, 1, k, n]],
+    ]);
+    return { fn: (a, b) => ig.matmul(a, b), inputs: [leaf(rng, sa), leaf(rng, sb)] };
+  },
+  'linear (with and without bias, 1-D to 3-D input, frozen weight now and then)': (rng) => {
+    const [inF, outF] = [rng.int(1, 4), rng.int(1, 4)];
+    const x = leaf(rng, [...randomShape(rng, 2, 3), inF]);
+    const frozenWeight = rng.next() < 0.25;
+    const w = maybeFrozen(rng, [outF, inF], frozenWeight);
+    if (rng.next() < 0.5) return { fn: (a, b) => ig.linear(a, b), inputs: [x, w] };
+    return { fn: (a, b, c) => ig.linear(a, b, c), inputs: [x, w, leaf(rng, [outF])] };
+  },
+  'linear with only the weight and bias requiring grad': (rng) => {
+    const [inF, outF] = [rng.int(1, 4), rng.int(1, 4)];
+    const x = randomTensor(rng, [...randomShape(rng, 2, 3), inF], 'float64', rng.pick(LAYOUTS)).t;
+    return { fn: (a, b, c) => ig.linear(a, b, c), inputs: [x, leaf(rng, [outF, inF]), leaf(rng, [outF])] };
+  },
+} satisfies Record<string, Case>);
+
 let seed = 100;
 for (const [name, make] of Object.entries(CASES)) {
   const caseSeed = seed++;
@@ -226,12 +324,24 @@ test('gradcheck: 16-bit and float32 leaves converted to float64 inside fn', (t) 
   t.true(ig.gradcheck((a) => a.to('float32').softmax(1).to('float64'), [x], { eps: 1e-3, atol: 1e-4, rtol: 1e-2 }));
 });
 
-test('argmax and argmin are not differentiable: their results do not require grad', (t) => {
+test('argmax, argmin and comparisons are not differentiable: their results do not require grad', (t) => {
   const x = ig.tensor([[1, 3], [2, 0]]).requiresGrad_();
+  const y = ig.tensor([[0, 3], [5, 0]]).requiresGrad_();
   t.false(x.argmax(1).requiresGrad);
   t.false(x.argmin().requiresGrad);
   t.true(x.max(1).requiresGrad);
   t.false(x.to('int32').requiresGrad, 'a conversion to integers is not differentiable');
+  for (const cmp of [ig.eq, ig.ne, ig.lt, ig.le, ig.gt, ig.ge]) {
+    t.false(cmp(x, y).requiresGrad, cmp.name);
+    t.false(cmp(x, 1).requiresGrad, cmp.name);
+    t.false(cmp(2, y).requiresGrad, cmp.name);
+  }
+  // a condition made by a comparison routes the gradient without getting one
+  const picked = ig.where(x.gt(y), x, y);
+  picked.sum().backward();
+  t.deepEqual(x.grad!.toArray(), [[1, 0], [0, 0]]);
+  t.deepEqual(y.grad!.toArray(), [[0, 1], [1, 1]]);
+  for (const u of [x, y, picked]) u.dispose();
 });
 
 test('gradcheck reports a wrong gradient, naming the input, the element and both values', (t) => {

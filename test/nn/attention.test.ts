@@ -259,11 +259,15 @@ test('CausalSelfAttention: explicit additive masks ([seq, seq], [batch, 1, seq, 
   }
 });
 
-test('CausalSelfAttention: a forward leaves only its output behind', (t) => {
+test('CausalSelfAttention: a forward leaves only its output behind (and its graph, when recorded, until a tidy ends)', (t) => {
   const s = attnSetup(new Rng(36), CASES[0], 'float32', 2, 4, false);
-  s.attn.call(s.x.t, s.pe).dispose();
+  ig.noGrad(() => s.attn.call(s.x.t, s.pe)).dispose();
   const level = live();
-  const out = s.attn.call(s.x.t, s.pe);
+  ig.tidy(() => {
+    s.attn.call(s.x.t, s.pe);
+  });
+  t.is(live(), level);
+  const out = ig.noGrad(() => s.attn.call(s.x.t, s.pe));
   t.is(live(), level + 1);
   out.dispose();
   s.done();

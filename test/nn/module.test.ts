@@ -227,15 +227,16 @@ test('tidy(): a model built inside survives; a forward inside leaves nothing beh
   t.false(model.parameters().some((p) => p.isDisposed), 'the parameters outlive the tidy that built them');
   t.false(model.buffers().some((p) => p.isDisposed));
   const x = ids(1, 5, model.vocab);
-  model.call(x).dispose();  // grows the rotary tables once
+  ig.noGrad(() => model.call(x)).dispose(); // grows the rotary tables once
   const level = live();
   ig.tidy(() => {
     model.call(x);
     model.stateDict();
   });
   t.is(live(), level, 'nothing left by the forward or the state dict');
-  const y = model.call(x);
-  t.is(live(), level + 1, 'a forward outside tidy leaves only its output');
+  // (a recorded forward also keeps the graph its output needs for backward)
+  const y = ig.noGrad(() => model.call(x));
+  t.is(live(), level + 1, 'a forward outside tidy, without recording, leaves only its output');
   y.dispose();
   x.dispose();
   model.dispose();
@@ -370,4 +371,42 @@ test('a disposed model: ERR_DISPOSED from forward, stateDict and loadStateDict',
   t.is(live(), level, 'a failed stateDict leaves no aliases behind');
   assertCode(t, () => lin.loadStateDict(sd), 'ERR_DISPOSED');
   for (const v of [...sd.values(), x]) v.dispose();
+});
+
+test('backward reaches every trainable parameter of a model (float64 gradients checked by finite differences); frozen ones get none', (t) => {
+  ig.manualSeed(5);
+  const model = new TinyLlama({ ...LLAMA, dtype: 'float64' });
+  const x = ids(2, 5, LLAMA.vocabSize);
+  const target = ids(2, 5, LLAMA.vocabSize);
+  const loss = () => ig.crossEntropy(model.call(x).view(10, LLAMA.vocabSize), target.view(10));
+  const frozen = new Set(['embed_tokens.weight', ...llamaLayerNames(0)]);
+  model.embed_tokens.requiresGrad_(false);
+  model.layers[0].requiresGrad_(false);
+  ig.tidy(() => loss().backward());
+  for (const [name, p] of model.namedParameters()) {
+    if (frozen.has(name)) {
+      t.is(p.grad, null, `${name} is frozen`);
+    } else {
+      t.deepEqual([p.grad?.shape, p.grad?.dtype], [p.shape, 'float64'], name);
+      t.true(refOf(p.grad!).data.some((v) => v !== 0), `${name} gets a non-zero gradient`);
+    }
+  }
+  // the gradients of a few parameters (one of each kind) against finite differences
+  for (const name of ['layers.1.self_attn.q_proj.weight', 'layers.1.mlp.down_proj.weight', 'layers.1.input_layernorm.weight', 'norm.weight']) {
+    const p = model.getSubmodule(name.slice(0, name.lastIndexOf('.'))) as nn.Module & Record<string, Tensor>;
+    const original = p.weight;
+    t.true(
+      ig.gradcheck((w) => {
+        p.weight = w;
+        try {
+          return loss();
+        } finally {
+          p.weight = original;
+        }
+      }, [original]),
+      name,
+    );
+  }
+  for (const u of [x, target]) u.dispose();
+  model.dispose();
 });
