@@ -98,6 +98,19 @@ auto dispatch_numeric(DType t, const char* op, F&& f) {
   }
 }
 
+// Calls f(U{}) with U an unsigned integer as wide as one element, for kernels that move bits
+// whatever the dtype (copies, selections).
+template <typename F>
+void dispatch_element_size(size_t size, F&& f) {
+  switch (size) {
+    case 1: return f(uint8_t{});
+    case 2: return f(uint16_t{});
+    case 4: return f(uint32_t{});
+    case 8: return f(uint64_t{});
+  }
+  fail(ERR_INTERNAL, "no kernel for elements of ", size, " bytes");
+}
+
 enum class DeviceType : uint8_t { CPU = 0, CUDA = 1 };
 
 struct Device {

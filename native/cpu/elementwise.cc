@@ -84,18 +84,6 @@ T saturate(double v) {
   return T(v);
 }
 
-// An unsigned type of each element size: where() moves bits, whatever the dtype.
-template <typename F>
-void dispatch_element_size(size_t size, F&& f) {
-  switch (size) {
-    case 1: return f(uint8_t{});
-    case 2: return f(uint16_t{});
-    case 4: return f(uint32_t{});
-    case 8: return f(uint64_t{});
-  }
-  fail(ERR_INTERNAL, "where: unexpected element size ", size);
-}
-
 // One row of out[i] = c[i] ? x[i * StepX] : y[i * StepY], Step 0 for a broadcast operand.
 template <typename T, int StepX, int StepY>
 void select_row(char* const* p, int64_t n) {

@@ -5,22 +5,6 @@
 #include "core/loop.h"
 
 namespace ignis::cpu {
-namespace {
-
-// Calls f(U{}) with U an unsigned integer as wide as one element: the copying kernels move
-// bits, whatever the dtype.
-template <typename F>
-void dispatch_element_size(size_t size, F&& f) {
-  switch (size) {
-    case 1: return f(uint8_t{});
-    case 2: return f(uint16_t{});
-    case 4: return f(uint32_t{});
-    case 8: return f(uint64_t{});
-  }
-  fail(ERR_INTERNAL, "no copy kernel for elements of ", size, " bytes");
-}
-
-}  // namespace
 
 IndexScan scan_indices(const TensorPtr& index, int64_t bound, bool has_ignore, int64_t ignore) {
   IndexScan scan;
