@@ -19,3 +19,4 @@ export * from './ops/softmax';
 export * from './ops/norm';
 export * from './ops/indexing';
 export * from './ops/loss';
+export * from './ops/lora';

@@ -192,6 +192,7 @@ Napi::Object init_module(Napi::Env env, Napi::Object exports) {
   register_norm(env, exports);
   register_indexing(env, exports);
   register_loss(env, exports);
+  register_lora(env, exports);
   return exports;
 }
 

@@ -39,6 +39,7 @@ void register_softmax(Napi::Env env, Napi::Object exports);
 void register_norm(Napi::Env env, Napi::Object exports);
 void register_indexing(Napi::Env env, Napi::Object exports);
 void register_loss(Napi::Env env, Napi::Object exports);
+void register_lora(Napi::Env env, Napi::Object exports);
 
 Napi::Object init_module(Napi::Env env, Napi::Object exports);
 
