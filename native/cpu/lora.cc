@@ -34,7 +34,7 @@ bool all_finite_typed(const T* data, int64_t count) {
   constexpr Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
   std::atomic<bool> finite{true};
   parallel_for(count, kElementwiseGrain, [&](int64_t begin, int64_t end) {
-    Bits bad = 0;  // an all-ones exponent is Inf or NaN; bit tests vectorise where float compares of NaN may not
+    Bits bad = 0;  // an all-ones exponent is Inf or NaN
     for (int64_t i = begin; i < end; i++) {
       Bits u;
       std::memcpy(&u, data + i, sizeof u);
