@@ -28,3 +28,4 @@ export * as optim from './optim';
 /** The optimizers and clipGradNorm, also found in {@link optim}. */
 export { SGD, AdamW, clipGradNorm } from './optim';
 export * as nn from './nn';
+export * from './ops/lora';

@@ -59,8 +59,8 @@ TensorPtr transpose_last(const TensorPtr& t) {
   return make_view(t, shape, strides, t->offset);
 }
 
-// t (2 dims or more) in `dtype` with its last two dims in a BLAS form: t itself when it already
-// is, otherwise a copy. A conversion keeps a column-major operand column-major.
+}  // namespace
+
 TensorPtr blas_operand(const TensorPtr& t, DType dtype) {
   bool trans;
   int64_t ld;
@@ -72,7 +72,7 @@ TensorPtr blas_operand(const TensorPtr& t, DType dtype) {
   return contiguous_copy(src);
 }
 
-// t's batch strides (all dims but the last two) aligned to the right of `batch`; 0 where t is broadcast.
+// Batch strides aligned to the right of `batch`; 0 where t is broadcast.
 GemmOperand gemm_operand(const TensorPtr& t, const Shape& batch) {
   GemmOperand op{t->data(), false, 0, Shape(batch.size(), 0)};
   blas_form(*t, op.trans, op.ld);
@@ -81,6 +81,8 @@ GemmOperand gemm_operand(const TensorPtr& t, const Shape& batch) {
     if (t->shape[i - lead] != 1) op.batch_strides[i] = t->strides[i - lead];
   return op;
 }
+
+namespace {
 
 // When every batch index uses the same b and a's batch dims merge with its rows into one
 // strided dim, a single GEMM of (batch * m) rows replaces the batch loop (out is contiguous,

@@ -24,19 +24,27 @@ struct GemmOperand {
   Shape batch_strides;  // elements, one per batch dim; 0 where the operand is broadcast
 };
 
-// out[i] = a[i] @ b[i] for every index i of `batch`, or out[i] += a[i] @ b[i] when `accumulate`;
-// a[i] is m x k, b[i] is k x n, out is contiguous [batch..., m, n]. Sizes and leading dims fit
-// BLAS's 32-bit ints; m, n, k > 0.
+// out[i] = alpha * a[i] @ b[i] for every index i of `batch`, or out[i] += alpha * a[i] @ b[i] when
+// `accumulate`; a[i] is m x k, b[i] is k x n, out is contiguous [batch..., m, n]. Sizes and
+// leading dims fit BLAS's 32-bit ints; m, n, k > 0.
 struct Gemm {
   int64_t m, n, k;
   Shape batch;
   GemmOperand a, b;
   void* out;
   bool accumulate;
+  double alpha = 1;
 };
 
-// Operands matmul and linear have copied because their layout had no BLAS form (a diagnostic
-// that shows transposed views go through without a copy).
+// t (2 dims or more) in `dtype` with its last two dims in a BLAS form: t itself when it already
+// is, otherwise a copy (a conversion keeps a column-major operand column-major).
+TensorPtr blas_operand(const TensorPtr& t, DType dtype);
+// The GEMM operand of t, whose last two dims are in a BLAS form (see blas_operand), for a
+// product over the batch dims `batch` (empty for a single 2-D product).
+GemmOperand gemm_operand(const TensorPtr& t, const Shape& batch);
+
+// Operands matmul, linear and the LoRA ops have copied because their layout had no BLAS form (a
+// diagnostic that shows transposed views go through without a copy).
 int64_t matmul_operand_copies();
 
 }  // namespace ignis

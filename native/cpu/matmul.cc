@@ -31,19 +31,20 @@ void use_blas_threads(int n) {
 CBLAS_TRANSPOSE blas_trans(bool trans) { return trans ? CblasTrans : CblasNoTrans; }
 
 // Row-major GEMM and GEMV, per element type.
-void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
-               float beta, float* c, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha, const float* a, int lda,
+               const float* b, int ldb, float beta, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
-void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const double* a, int lda, const double* b, int ldb,
-               double beta, double* c, int ldc) {
-  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
+void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, double alpha, const double* a, int lda,
+               const double* b, int ldb, double beta, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
-void gemv_call(CBLAS_TRANSPOSE trans, int rows, int cols, const float* a, int lda, const float* x, int incx, float* y) {
-  cblas_sgemv(CblasRowMajor, trans, rows, cols, 1.0f, a, lda, x, incx, 1.0f, y, 1);
+void gemv_call(CBLAS_TRANSPOSE trans, int rows, int cols, float alpha, const float* a, int lda, const float* x, int incx, float* y) {
+  cblas_sgemv(CblasRowMajor, trans, rows, cols, alpha, a, lda, x, incx, 1.0f, y, 1);
 }
-void gemv_call(CBLAS_TRANSPOSE trans, int rows, int cols, const double* a, int lda, const double* x, int incx, double* y) {
-  cblas_dgemv(CblasRowMajor, trans, rows, cols, 1.0, a, lda, x, incx, 1.0, y, 1);
+void gemv_call(CBLAS_TRANSPOSE trans, int rows, int cols, double alpha, const double* a, int lda, const double* x, int incx,
+               double* y) {
+  cblas_dgemv(CblasRowMajor, trans, rows, cols, alpha, a, lda, x, incx, 1.0, y, 1);
 }
 
 // One product of g. A single output row or column is a matrix-vector product, which OpenBLAS
@@ -51,17 +52,18 @@ void gemv_call(CBLAS_TRANSPOSE trans, int rows, int cols, const double* a, int l
 template <typename T>
 void product(const Gemm& g, const T* a, const T* b, T* out) {
   const int m = int(g.m), n = int(g.n), k = int(g.k), lda = int(g.a.ld), ldb = int(g.b.ld);
+  const T alpha = T(g.alpha);
   if (m == 1 || n == 1) {
     // y += A x from zero: GEMV's beta = 0 has not always cleared NaNs in y, and out is uninitialised.
     if (!g.accumulate) std::fill(out, out + (m == 1 ? n : m), T(0));
     if (m == 1) {  // out row = b^T a; b is stored k x n, or n x k when trans
-      gemv_call(g.b.trans ? CblasNoTrans : CblasTrans, g.b.trans ? n : k, g.b.trans ? k : n, b, ldb, a, g.a.trans ? lda : 1, out);
+      gemv_call(g.b.trans ? CblasNoTrans : CblasTrans, g.b.trans ? n : k, g.b.trans ? k : n, alpha, b, ldb, a, g.a.trans ? lda : 1, out);
     } else {  // out column = a b; a is stored m x k, or k x m when trans
-      gemv_call(g.a.trans ? CblasTrans : CblasNoTrans, g.a.trans ? k : m, g.a.trans ? m : k, a, lda, b, g.b.trans ? 1 : ldb, out);
+      gemv_call(g.a.trans ? CblasTrans : CblasNoTrans, g.a.trans ? k : m, g.a.trans ? m : k, alpha, a, lda, b, g.b.trans ? 1 : ldb, out);
     }
     return;
   }
-  gemm_call(blas_trans(g.a.trans), blas_trans(g.b.trans), m, n, k, a, lda, b, ldb, T(g.accumulate ? 1 : 0), out, n);
+  gemm_call(blas_trans(g.a.trans), blas_trans(g.b.trans), m, n, k, alpha, a, lda, b, ldb, T(g.accumulate ? 1 : 0), out, n);
 }
 
 // Multiply-adds per product below which a batch is spread over the thread pool (OpenBLAS on one

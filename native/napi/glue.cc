@@ -200,6 +200,7 @@ Napi::Object init_module(Napi::Env env, Napi::Object exports) {
   register_indexing(env, exports);
   register_loss(env, exports);
   register_optim(env, exports);
+  register_lora(env, exports);
   return exports;
 }
 

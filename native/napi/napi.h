@@ -42,6 +42,7 @@ void register_norm(Napi::Env env, Napi::Object exports);
 void register_indexing(Napi::Env env, Napi::Object exports);
 void register_loss(Napi::Env env, Napi::Object exports);
 void register_optim(Napi::Env env, Napi::Object exports);
+void register_lora(Napi::Env env, Napi::Object exports);
 
 Napi::Object init_module(Napi::Env env, Napi::Object exports);
 

@@ -1,0 +1,83 @@
+'use strict';
+// The fused LoRA linear layer, forward + backward (dx, dA, dB; W frozen), float32, r = 16,
+// against PyTorch (CPU) running PEFT's formula with autograd in the same run
+// (y = F.linear(x, W) + F.linear(F.linear(x, A), B) * s; W without grad, x with grad; no
+// dropout, as PEFT's p = 0). Target: at most 0.75x PyTorch's time. Also the GEMM floor: the two
+// base GEMMs alone (x W^T and dY W with ignis linear/matmul), and each time's ratio to it.
+// Usage: node bench/lora.js [--quick]   (build first: node-gyp build && tsc -p .)
+const ig = require('..');
+const { median, timeit, runPeer, report } = require('./common');
+
+const quick = process.argv.includes('--quick');
+const cases = [
+  { name: 'x [4096, 1024], W [1024, 1024], r 16', n: 4096, in: 1024, out: 1024, r: 16 },
+  { name: 'x [2048, 4096], W [4096, 4096], r 16', n: 2048, in: 4096, out: 4096, r: 16 },
+].slice(0, quick ? 1 : 2);
+const alpha = 32;
+
+function layer(c) {
+  return {
+    x: ig.randn([c.n, c.in]),
+    w: ig.mul(ig.randn([c.out, c.in]), 1 / Math.sqrt(c.in)),
+    ...ig.loraAdapters(c.in, c.out, c.r),
+    dy: ig.randn([c.n, c.out]),
+  };
+}
+
+function timeIgnis(c) {
+  const { x, w, a, b, dy } = layer(c);
+  // B starts at zeros; give it values so that no product is trivially zero.
+  const bMat = ig.mul(ig.randn([c.out, c.r]), 0.01);
+  b.dispose();
+  const s = ig.loraScaling(alpha, c.r);
+  const step = () => {
+    const { y, xa } = ig.loraLinearForward(x, w, null, a, bMat, s);
+    const g = ig.loraLinearBackward(dy, x, w, a, bMat, xa, s);
+    for (const t of [y, xa, g.dx, g.da, g.db]) t.dispose();
+  };
+  const floor = () => {
+    ig.linear(x, w).dispose();
+    ig.matmul(dy, w).dispose();
+  };
+  const out = { step: timeit(step, { reps: 5, warmup: 2 }).median, floor: timeit(floor, { reps: 5, warmup: 2 }).median };
+  for (const t of [x, w, a, bMat, dy]) t.dispose();
+  return out;
+}
+
+// Rounds alternate ignis and the peer so that load from other processes falls on both; each
+// figure is the median over the rounds.
+const rounds = quick ? 1 : 3;
+const threads = ig.getNumThreads();
+const seconds = { ignis: [], floor: [], torch: [] };
+let skipped;
+for (let round = 0; round < rounds; round++) {
+  const runTorch = () => {
+    const res = runPeer('torch', 'lora', { threads, cases, alpha });
+    skipped = res.skipped;
+    seconds.torch.push(res.rows?.map((row) => row.seconds));
+  };
+  if (round % 2) runTorch();
+  const ours = cases.map(timeIgnis);
+  seconds.ignis.push(ours.map((o) => o.step));
+  seconds.floor.push(ours.map((o) => o.floor));
+  if (round % 2 === 0) runTorch();
+}
+
+const ms = (lib, i) => {
+  const times = seconds[lib].map((round) => round?.[i]).filter((t) => t !== undefined);
+  return times.length ? median(times) * 1e3 : undefined;
+};
+const rows = cases.map((c, i) => {
+  const [ours, floor, torch] = [ms('ignis', i), ms('floor', i), ms('torch', i)];
+  return {
+    case: c.name,
+    'ignis ms': ours,
+    'torch ms': torch,
+    'ignis/torch': torch && ours / torch,
+    'floor ms': floor,
+    'ignis/floor': ours / floor,
+    'torch/floor': torch && torch / floor,
+  };
+});
+report('lora', rows, { threads, rounds, alpha, ...(skipped ? { skipped } : {}) });
+if (skipped) console.log(skipped);

@@ -1,0 +1,49 @@
+// CPU kernels of the LoRA linear layer y = x w^T (+ bias) + scale * dropout(x) a^T b^T, with
+// x [n, in], a frozen weight w [out, in], adapters a [r, in] and b [out, r]. Every product is one
+// BLAS GEMM (cpu::gemm); a LoRA term is added into its base product's output by a GEMM with
+// beta = 1, so no output gets a separate pass.
+#pragma once
+#include "core/matmul.h"
+
+namespace ignis::cpu {
+
+// The 2-D operands of one layer, in a BLAS form (GemmOperand without batch dims) and in the
+// compute dtype; the adapters come with each call, laid out for it.
+struct LoraOperands {
+  int64_t n, in, out, r;
+  GemmOperand x;       // [n, in]
+  GemmOperand x_drop;  // dropout(x) [n, in]; the same as x without dropout
+  GemmOperand w;       // [out, in]
+  double scale;
+};
+
+// With a_t = A^T [in, r] and b_t = B^T [r, out]: y [n, out] = x w^T (=), or += when
+// y_holds_bias (y then holds the bias, broadcast); xa [n, r] = x_drop a_t (=); then
+// y += scale * xa b_t (accumulated by the GEMM).
+void lora_forward(DType dtype, const LoraOperands& p, const GemmOperand& a_t, const GemmOperand& b_t, void* y, bool y_holds_bias,
+                  void* xa);
+
+// With a = A [r, in], b = B [out, r], dy [n, out] and the forward's xa [n, r]: dy_b [n, r] = dy b
+// (=, computed once), db [out, r] = scale * dy^T xa (=), da [r, in] = scale * dy_b^T x_drop (=).
+// When dx (contiguous, x's shape) is not null: without a mask, dx = dy w (=) then
+// += scale * dy_b a (accumulated by the GEMM); with a mask (broadcasting to dx), the dropout's
+// backward multiplies the LoRA term, so dx = scale * dy_b a (=), dx *= mask (in place), then
+// dx += dy w (accumulated by the GEMM). No gradient for w.
+void lora_backward(DType dtype, const LoraOperands& p, const GemmOperand& a, const GemmOperand& b, const GemmOperand& dy,
+                   const GemmOperand& xa, void* dy_b, const TensorPtr& dx, const TensorPtr& mask, void* da, void* db);
+
+// delta [out, in] = scale * b a (=), b [out, r] and a [r, in] in a BLAS form.
+void lora_delta(DType dtype, int64_t out, int64_t in, int64_t r, const GemmOperand& b, const GemmOperand& a, double scale,
+                void* delta);
+
+// Whether every element of a contiguous float32 or float64 tensor is finite.
+bool all_finite(const TensorPtr& t);
+
+// w += delta elementwise (=, in place), both contiguous of one shape; w of any float dtype,
+// delta float32 or float64. The sum is computed in the wider of the two and rounded once.
+void add_into(const TensorPtr& w, const TensorPtr& delta);
+
+// out = dropout_mask_value(uniform, 1 - p, 1 / (1 - p)) (=), both contiguous of one shape and dtype.
+void dropout_mask(const TensorPtr& out, const TensorPtr& uniform, double p);
+
+}  // namespace ignis::cpu
