@@ -2,7 +2,8 @@
 // Autograd against PyTorch (CPU) in the same run: one training step (forward with the graph
 // recorded, backward, gradients dropped) of the fused ops (layerNorm, rmsNorm, crossEntropy,
 // embedding) and of softmax, on LLM-like sizes; and the per-op cost of the tape on tiny tensors
-// (add of 8 elements without grad, with the graph recorded, and a chain of 10 small ops).
+// (add of 8 elements without grad, with the graph recorded, and a chain of 10 small ops); and
+// the gradients of activations (one native pass each), linear and a batched matmul.
 // PyTorch 1.13 has no F.rms_norm: its peer is the usual x * rsqrt(mean(x^2) + eps) * w.
 // Usage: node bench/autograd.js [--quick]   (build first: node-gyp build && tsc -p .)
 const ig = require('..');
@@ -18,6 +19,11 @@ const cases = [
   { name: 'rmsNorm [4096, 1024] + backward', kind: 'rmsNorm', shape: [4096, 1024] },
   { name: 'crossEntropy [2048, 8192] + backward', kind: 'crossEntropy', shape: [2048, 8192] },
   { name: 'embedding [32000, 256] x 4096 + backward', kind: 'embedding', shape: [32000, 256], indices: 4096 },
+  { name: 'gelu [4096, 1024] + backward', kind: 'unary', op: 'gelu', shape: [4096, 1024] },
+  { name: 'silu [4096, 1024] + backward', kind: 'unary', op: 'silu', shape: [4096, 1024] },
+  { name: 'tanh [4096, 1024] + backward', kind: 'unary', op: 'tanh', shape: [4096, 1024] },
+  { name: 'linear [2048, 512] x [512, 512] + bias + backward', kind: 'linear', shape: [2048, 512], out: 512 },
+  { name: 'matmul [16, 128, 256] x [256, 256] + backward', kind: 'matmul', shape: [16, 128, 256], out: 256 },
 ];
 
 function rand(shape, lo = -1, hi = 1) {
@@ -76,6 +82,18 @@ function makeStep(c) {
       forward = () => ig.embedding(indices, params[0]).mul(2).sum();
       break;
     }
+    case 'unary':
+      params = [leaf(c.shape, -4, 4)];
+      forward = () => ig[c.op](params[0]).sum();
+      break;
+    case 'linear':
+      params = [leaf(c.shape), leaf([c.out, cols]), leaf([c.out])];
+      forward = () => ig.linear(params[0], params[1], params[2]).sum();
+      break;
+    case 'matmul':
+      params = [leaf(c.shape), leaf([c.shape[c.shape.length - 1], c.out])];
+      forward = () => ig.matmul(params[0], params[1]).sum();
+      break;
   }
   const fn = () => {
     ig.tidy(() => forward().backward());

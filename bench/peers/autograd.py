@@ -45,6 +45,16 @@ def make_step(case, g):
         params = [leaf(shape)]
         indices = torch.randint(0, rows, [case["indices"]], generator=g)
         forward = lambda: (F.embedding(indices, params[0]) * 2).sum()
+    elif kind == "unary":
+        params = [leaf(shape, -4, 4)]
+        f = {"gelu": F.gelu, "silu": F.silu, "tanh": torch.tanh}[case["op"]]
+        forward = lambda: f(params[0]).sum()
+    elif kind == "linear":
+        params = [leaf(shape), leaf([case["out"], shape[-1]]), leaf([case["out"]])]
+        forward = lambda: F.linear(*params).sum()
+    elif kind == "matmul":
+        params = [leaf(shape), leaf([shape[-1], case["out"]])]
+        forward = lambda: torch.matmul(*params).sum()
 
     def step():
         forward().backward()

@@ -43,14 +43,6 @@ double lane_sum(int64_t begin, int64_t end, F&& term) {
   return total;
 }
 
-// Hot loops built twice on x86-64 Linux with GCC, for AVX2 + FMA machines and for any x86-64,
-// one picked when the addon loads: the row kernel runs about twice as fast with the wider vectors.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define IGNIS_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define IGNIS_VECTOR_CLONES
-#endif
-
 // max in the accumulation type (exp_acc, the vectorisable exp, is in kernels/reduce.h).
 inline float max_acc(float m, float v) { return v > m ? v : m; }
 inline double max_acc(double m, double v) { return v > m ? v : m; }

@@ -215,8 +215,9 @@ IGNIS_HD float log_float(float x) {
 //  z < 0:      erfc(z) = 2 - erfc|z|.
 // e^(-z^2) is taken from x, as e^(-h^2 / 2 - (x - h)(x + h) / 2) with h = |x| cut to 12 bits (h^2
 // exact) and the small rest added after range reduction: rounding z, or z^2, would cost relative
-// error 2 z^2 eps in the tail. Within ~7 ulp.
-IGNIS_HD float normal_cdf_float(float x) {
+// error 2 z^2 eps in the tail. Within ~7 ulp. `gauss` receives that e^(-x^2 / 2) (0 beyond
+// |x| = 14.85, where it is below the smallest float), which gelu's derivative needs too.
+IGNIS_HD float normal_cdf_float(float x, float& gauss) {
   float a = std::fabs(x) * 0.70710678118654752f;
   constexpr float k = 1.12837916709551257f;  // 2 / sqrt(pi)
   float a2 = a * a;
@@ -245,10 +246,16 @@ IGNIS_HD float normal_cdf_float(float x) {
   g = g * u + 4.255892729e-01f;
   g = g * u + 9.945410482e-01f;
   float h = bits_float(float_bits(bx) & 0xfffff000u);
-  float far = exp_float_plus(-0.5f * (h * h), -0.5f * ((bx - h) * (bx + h))) * t * g;
+  gauss = exp_float_plus(-0.5f * (h * h), -0.5f * ((bx - h) * (bx + h)));
+  float far = gauss * t * g;
 
   float r = a < 0.5f ? near : far;  // erfc|z|
   return 0.5f * (x > 0.0f ? 2.0f - r : r);
+}
+
+IGNIS_HD float normal_cdf_float(float x) {
+  float gauss;
+  return normal_cdf_float(x, gauss);
 }
 
 template <typename T>
@@ -430,8 +437,9 @@ struct GeluGrad {
     constexpr T inv_sqrt_2pi = T(0.39894228040143267794);
     T cdf, pdf;
     if constexpr (std::is_same_v<T, float>) {
-      cdf = normal_cdf_float(x);
-      pdf = exp_float(-0.5f * x * x) * inv_sqrt_2pi;
+      float gauss;
+      cdf = normal_cdf_float(x, gauss);
+      pdf = gauss * inv_sqrt_2pi;
     } else {
       cdf = T(0.5) * std::erfc(-x * T(0.70710678118654752440));
       pdf = std::exp(T(-0.5) * x * x) * inv_sqrt_2pi;
