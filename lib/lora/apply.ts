@@ -6,7 +6,7 @@
 import { fail } from '../errors';
 import { Linear } from '../nn/layers';
 import { Module } from '../nn/module';
-import { LoraAdapterOptions, LoraLinear } from './layer';
+import { adapterConfig, checkAdapterName, LoraAdapterOptions, LoraLinear } from './layer';
 
 /**
  * Which Linear modules get adapters, with PEFT's semantics:
@@ -58,7 +58,8 @@ function loraLayers(model: Module, op: string): [string, LoraLinear][] {
  * Adds a LoRA adapter to every Linear of `model` that `config.targetModules` matches
  * (replacing it by a {@link LoraLinear} in place; a module that already is one gets a further
  * adapter), makes that adapter the active one, and freezes every other parameter (PEFT's
- * bias = 'none'). ERR_ARG when nothing matches, or when a matched module is not a Linear.
+ * bias = 'none'). ERR_ARG when nothing matches, when a matched module is not a Linear or
+ * already has the adapter, or for bad options; the model is left unchanged when it throws.
  * Returns the trainable and total parameter counts and the adapted paths.
  */
 export function applyLora(model: Module, config: LoraConfig): LoraSummary {
@@ -66,6 +67,8 @@ export function applyLora(model: Module, config: LoraConfig): LoraSummary {
   if (!(model instanceof Module)) fail('ERR_ARG', `${op}: expected a Module`);
   if (typeof config !== 'object' || config === null) fail('ERR_ARG', `${op}: expected a config with targetModules`);
   const { targetModules, adapterName = 'default', ...adapter } = config;
+  checkAdapterName(op, adapterName);
+  adapterConfig(op, adapter);
   const matches = targetMatcher(targetModules);
   const targeted: [string, Module][] = [];
   const inside: string[] = [];
@@ -77,6 +80,9 @@ export function applyLora(model: Module, config: LoraConfig): LoraSummary {
     else if (targetModules !== 'all-linear') fail('ERR_ARG', `${op}: the module at '${path}' is a ${m.constructor.name}; only Linear modules can be adapted`);
   }
   if (targeted.length === 0) fail('ERR_ARG', `${op}: no Linear module matches targetModules ${String(targetModules)}`);
+  for (const [path, m] of targeted) {
+    if (m instanceof LoraLinear && m.adapterNames.includes(adapterName)) fail('ERR_ARG', `${op}: the module at '${path}' already has an adapter '${adapterName}'`);
+  }
   model.requiresGrad_(false);
   for (const [path, m] of targeted) {
     if (m instanceof LoraLinear) {

@@ -76,6 +76,36 @@ function checkOption(op: string, name: string, v: unknown, ok: boolean, what: st
   if (!ok) fail('ERR_ARG', `${op}: ${name} must be ${what}, got ${String(v)}`);
 }
 
+/** An empty adapter dict: the names it already has (`training`, its methods) cannot name adapters. */
+const RESERVED = new AdapterDict();
+
+/**
+ * @internal Checks an adapter name: an identifier (letters, digits, '_', '-') not starting with a
+ * digit, and not a name a module already uses.
+ */
+export function checkAdapterName(op: string, name: unknown): asserts name is string {
+  if (typeof name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) {
+    fail('ERR_ARG', `${op}: adapter name must be a non-empty identifier (letters, digits, '_', '-'), got ${String(name)}`);
+  }
+  if (name in RESERVED) fail('ERR_ARG', `${op}: '${name}' is a reserved name`);
+}
+
+/** @internal Checks an adapter's options (not its dtype) and gives its configuration with defaults. */
+export function adapterConfig(op: string, opts: LoraAdapterOptions): AdapterConfig {
+  const r = opts.r ?? 8;
+  const alpha = opts.alpha ?? 8;
+  const dropout = opts.dropout ?? 0;
+  const rsLora = opts.rsLora ?? false;
+  checkOption(op, 'r', r, typeof r === 'number' && Number.isInteger(r) && r >= 1, 'a positive integer');
+  checkOption(op, 'alpha', alpha, typeof alpha === 'number' && Number.isFinite(alpha), 'a finite number');
+  checkOption(op, 'dropout', dropout, typeof dropout === 'number' && dropout >= 0 && dropout < 1, 'a number in [0, 1)');
+  checkOption(op, 'rsLora', rsLora, typeof rsLora === 'boolean', 'a boolean');
+  if (opts.dtype !== undefined && (typeof opts.dtype !== 'string' || !isFloat(opts.dtype))) {
+    fail('ERR_DTYPE', `${op}: dtype must be a floating-point dtype, got ${String(opts.dtype)}`);
+  }
+  return { r, alpha, dropout, scaling: loraScaling(alpha, r, rsLora) };
+}
+
 /**
  * A LoRA-adapted linear layer (PEFT's `lora.Linear`). The base layer is frozen
  * (`requiresGrad_(false)` on its weight and bias); adapters start with A Kaiming-uniform and
@@ -145,26 +175,15 @@ export class LoraLinear extends Module {
    */
   addAdapter(name: string, opts: LoraAdapterOptions = {}): void {
     const op = 'LoraLinear.addAdapter';
-    if (typeof name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) {
-      fail('ERR_ARG', `${op}: adapter name must be a non-empty identifier (letters, digits, '_', '-'), got ${String(name)}`);
-    }
+    checkAdapterName(op, name);
     if (this.#configs.has(name)) fail('ERR_ARG', `${op}: adapter '${name}' already exists`);
-    if (name in this.lora_A) fail('ERR_ARG', `${op}: '${name}' is a reserved name`);
-    const r = opts.r ?? 8;
-    const alpha = opts.alpha ?? 8;
-    const dropout = opts.dropout ?? 0;
-    const rsLora = opts.rsLora ?? false;
-    checkOption(op, 'r', r, typeof r === 'number' && Number.isInteger(r) && r >= 1, 'a positive integer');
-    checkOption(op, 'alpha', alpha, typeof alpha === 'number' && Number.isFinite(alpha), 'a finite number');
-    checkOption(op, 'dropout', dropout, typeof dropout === 'number' && dropout >= 0 && dropout < 1, 'a number in [0, 1)');
-    checkOption(op, 'rsLora', rsLora, typeof rsLora === 'boolean', 'a boolean');
+    const { r, alpha, dropout, scaling } = adapterConfig(op, opts);
     const baseDtype = this.base_layer.weight.dtype;
     const dtype = opts.dtype ?? (baseDtype === 'float64' || baseDtype === 'float32' ? baseDtype : 'float32');
-    if (typeof dtype !== 'string' || !isFloat(dtype)) fail('ERR_DTYPE', `${op}: dtype must be a floating-point dtype, got ${String(dtype)}`);
     const { a, b } = loraAdapters(this.inFeatures, this.outFeatures, r, { dtype });
     this.lora_A.set(name, new LoraWeight(a));
     this.lora_B.set(name, new LoraWeight(b));
-    this.#configs.set(name, { r, alpha, dropout, scaling: loraScaling(alpha, r, rsLora) });
+    this.#configs.set(name, { r, alpha, dropout, scaling });
     if (this.#active === '') this.#active = name;
     const trainable = name === this.#active;
     a.requiresGrad_(trainable);

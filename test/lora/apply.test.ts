@@ -160,4 +160,14 @@ test('applyLora: bad inputs', (t) => {
   assertCode(t, () => applyLora({} as nn.Module, { targetModules: ['q_proj'] }), 'ERR_ARG');
   assertCode(t, () => applyLora(new Tiny(), { targetModules: ['q_proj'], r: -1 }), 'ERR_ARG');
   assertCode(t, () => lora.mergeLora({} as nn.Module), 'ERR_ARG');
+  // A refused call leaves the model as it was.
+  const model = new Tiny();
+  for (const bad of [{ r: 0 }, { dropout: 2 }, { adapterName: 'training' }, { adapterName: '' }]) {
+    assertCode(t, () => applyLora(model, { targetModules: 'all-linear', ...bad }), 'ERR_ARG', undefined);
+    t.true(model.parameters().every((p) => p.requiresGrad));
+    t.false(model.modules().some((m) => m instanceof LoraLinear));
+  }
+  applyLora(model, { targetModules: ['q_proj'] });
+  assertCode(t, () => applyLora(model, { targetModules: 'all-linear' }), 'ERR_ARG', /already has an adapter 'default'/);
+  t.false(model.getSubmodule('blocks.0.v_proj') instanceof LoraLinear);
 });

@@ -98,9 +98,20 @@ test('LoraLinear: dropout in training mode only', (t) => {
   layer.eval();
   assertClose(t, layer.call(x), expected(layer, x), undefined, 'eval');
   layer.train();
-  const trained = refOf(layer.call(x)).data;
+  ig.manualSeed(40);
+  const trained = layer.call(x);
+  // The same seed draws the same mask: the LoRA path sees x * mask, the base path x.
+  ig.manualSeed(40);
+  const mask = ig.loraDropoutMask([6, 16], 0.5, { dtype: 'float64' });
+  const { a, b } = layer.adapterWeights();
+  const w = refOf(layer.base_layer.weight);
+  const bias = refOf(layer.base_layer.bias!);
+  const zero = { shape: w.shape, data: new Float64Array(w.data.length) };
+  const base = refLora(refOf(x), w, bias, refOf(a), refOf(b), 0);
+  const dropped = refLora(refOf(x.mul(mask)), zero, null, refOf(a), refOf(b), layer.scaling());
+  assertClose(t, trained, { shape: base.shape, data: base.data.map((v, i) => v + dropped.data[i]) }, undefined, 'train');
   const clean = expected(layer, x).data;
-  t.true(trained.some((v, i) => Math.abs(v - clean[i]) > 1e-9), 'dropout changes the training output');
+  t.true(refOf(trained).data.some((v, i) => Math.abs(v - clean[i]) > 1e-9), 'dropout changes the training output');
 });
 
 test('LoraLinear: merge/unmerge round trip; merged forward equals unmerged; safe merge', (t) => {
