@@ -6,6 +6,7 @@ import test from 'ava';
 import * as ig from '../../lib';
 import { LoraLinear, Tensor, applyLora, lora, nn } from '../../lib';
 import { Rng, assertClose, assertCode, randomTensor, refOf } from '../helpers';
+import { TinyLlama } from '../nn/models';
 
 class Mlp extends nn.Module {
   up_proj: nn.Linear;
@@ -170,4 +171,23 @@ test('applyLora: bad inputs', (t) => {
   applyLora(model, { targetModules: ['q_proj'] });
   assertCode(t, () => applyLora(model, { targetModules: 'all-linear' }), 'ERR_ARG', /already has an adapter 'default'/);
   t.false(model.getSubmodule('blocks.0.v_proj') instanceof LoraLinear);
+});
+
+test('applyLora on a LLaMA-shaped model: PEFT keys, counts, gradients on the adapters only', (t) => {
+  ig.manualSeed(8);
+  const model = new TinyLlama({ vocabSize: 11, numLayers: 2, hiddenSize: 8, intermediateSize: 12, numAttentionHeads: 4, numKeyValueHeads: 2 });
+  const summary = applyLora(model, { r: 2, alpha: 16, targetModules: ['q_proj', 'v_proj'] });
+  t.deepEqual(summary.targeted, ['layers.0.self_attn.q_proj', 'layers.0.self_attn.v_proj', 'layers.1.self_attn.q_proj', 'layers.1.self_attn.v_proj']);
+  // q_proj 8 -> 8 and v_proj 8 -> 4 (2 kv heads of 2): 2 * (16 + 12) per layer.
+  t.is(summary.trainable, 2 * 2 * (8 + 8 + 8 + 4));
+  const keys = ig.tidy(() => [...model.stateDict().keys()]);
+  t.true(keys.includes('layers.0.self_attn.q_proj.base_layer.weight'));
+  t.true(keys.includes('layers.1.self_attn.v_proj.lora_A.default.weight'));
+  t.true(keys.includes('layers.1.self_attn.v_proj.lora_B.default.weight'));
+  const ids = ig.randint(11, [2, 5]);
+  const logits = model.call(ids);
+  ig.crossEntropy(logits.view(-1, 11), ids.view(-1)).backward();
+  for (const [name, p] of model.namedParameters()) t.is(p.grad !== null, /lora_[AB]/.test(name), name);
+  const all = applyLora(new TinyLlama({ vocabSize: 11, numLayers: 2, hiddenSize: 8, intermediateSize: 12, numAttentionHeads: 4, numKeyValueHeads: 2 }), { targetModules: 'all-linear' });
+  t.is(all.targeted.length, 14);
 });
