@@ -29,3 +29,7 @@ export * as optim from './optim';
 export { SGD, AdamW, clipGradNorm } from './optim';
 export * as nn from './nn';
 export * from './ops/lora';
+/** LoRA layers and PEFT-style targeting. */
+export * as lora from './lora';
+/** The LoRA layer and applyLora, also found in {@link lora}. */
+export { LoraLinear, applyLora } from './lora';

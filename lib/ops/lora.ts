@@ -6,6 +6,7 @@
  * the base products' outputs by the GEMMs themselves (beta = 1), and no gradient is computed
  * for W. Also merging the adapter into W and back.
  */
+import { needsGrad, record } from '../autograd/graph';
 import { DType, isFloat } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
@@ -13,6 +14,7 @@ import { Tensor, wrap } from '../tensor';
 import { checkNumber, checkSameDevice, checkShape, checkTensor, fmtShape, sameShape } from './check';
 import { rand, zeros } from './creation';
 import { add, mul } from './elementwise';
+import { sumToShape } from './reduce';
 
 interface LoraNative {
   loraLinearForward(
@@ -316,4 +318,45 @@ export function loraAdapters(inFeatures: number, outFeatures: number, r: number,
   const a = add(spread, -bound);
   spread.dispose();
   return { a, b: zeros([outFeatures, r], { dtype }) };
+}
+
+/**
+ * The differentiable LoRA linear layer: {@link loraLinearForward}'s y, recorded for autograd.
+ * Its backward is one {@link loraLinearBackward} call (dx only when x requires grad) giving the
+ * gradients of x, A and B, and the bias's gradient (dy summed over the leading dims) when the
+ * bias requires grad. W is frozen: no gradient is ever computed for it, and a W that requires
+ * grad while recording is refused with ERR_GRAD (freeze it with `requiresGrad_(false)`, or use
+ * `linear` plus the composed ops to train it).
+ */
+export function loraLinear(
+  x: Tensor,
+  w: Tensor,
+  bias: Tensor | null | undefined,
+  a: Tensor,
+  bMat: Tensor,
+  scale: number,
+  opts: LoraForwardOptions = {},
+): Tensor {
+  const op = 'loraLinear';
+  const hasBias = bias !== undefined && bias !== null;
+  const mask = opts.dropoutMask ?? null;
+  const recording = needsGrad(x, a, bMat) || (hasBias && needsGrad(bias));
+  if (recording && w instanceof Tensor && w.requiresGrad) {
+    fail('ERR_GRAD', `${op}: the base weight of shape ${fmtShape(w.shape)} requires grad, but W is frozen in a LoRA layer (call requiresGrad_(false) on it)`);
+  }
+  const { y, xa } = loraLinearForward(x, w, bias, a, bMat, scale, { dropoutMask: mask });
+  if (!recording) {
+    xa.dispose();
+    return y;
+  }
+  const out = w.shape[0];
+  const saved = mask ? [x, w, a, bMat, xa, mask] : [x, w, a, bMat, xa];
+  const biasDtype = hasBias ? bias.dtype : x.dtype;
+  record(y, op, [x, hasBias ? bias : null, a, bMat], saved, (g, kept, needs) => {
+    const [sx, sw, sa, sb, sxa, smask] = kept;
+    const grads = loraLinearBackward(g, sx, sw, sa, sb, sxa, scale, { dropoutMask: smask ?? null, needInputGrad: needs[0] });
+    return [grads.dx, needs[1] ? sumToShape(g, [out], biasDtype) : null, grads.da, grads.db];
+  });
+  xa.dispose();
+  return y;
 }
