@@ -1,10 +1,10 @@
 #include "cpu/lora.h"
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <cstring>
-#include <vector>
 #include <type_traits>
+#include <vector>
 #include "core/loop.h"
 #include "cpu/matmul.h"
 #include "kernels/lora.h"
