@@ -4,11 +4,14 @@
 // (y = F.linear(x, W) + F.linear(F.linear(x, A), B) * s; W without grad, x with grad; no
 // dropout, as PEFT's p = 0). Target: at most 0.75x PyTorch's time. Also the GEMM floor: the two
 // base GEMMs alone (x W^T and dY W with ignis linear/matmul), and each time's ratio to it.
-// Usage: node bench/lora.js [--quick]   (build first: node-gyp build && tsc -p .)
+// Usage: node bench/lora.js [--quick] [--threads N]   (build first: node-gyp build && tsc -p .)
+// --threads N runs both libraries on N threads.
 const ig = require('..');
 const { median, timeit, runPeer, report } = require('./common');
 
 const quick = process.argv.includes('--quick');
+const threadsFlag = process.argv.indexOf('--threads');
+if (threadsFlag > 0) ig.setNumThreads(Number(process.argv[threadsFlag + 1]));
 const cases = [
   { name: 'x [4096, 1024], W [1024, 1024], r 16', n: 4096, in: 1024, out: 1024, r: 16 },
   { name: 'x [2048, 4096], W [4096, 4096], r 16', n: 2048, in: 4096, out: 4096, r: 16 },

@@ -1,8 +1,10 @@
 #include "cpu/lora.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 #include "core/loop.h"
 #include "cpu/matmul.h"
 #include "kernels/lora.h"
@@ -26,6 +28,70 @@ void product(DType dtype, int64_t m, int64_t n, int64_t k, const GemmOperand& a,
     return;
   }
   gemm(dtype, Gemm{m, n, k, {}, a, b, out, accumulate, alpha});
+}
+
+// The operand moved `offset` rows further, or columns when `columns`. Row i of a row-major
+// matrix starts i * ld elements in, of a column-major one (trans) i elements in; columns the
+// other way round.
+GemmOperand advance(const GemmOperand& m, int64_t offset, bool columns, size_t element_size) {
+  int64_t step = m.trans == columns ? m.ld : 1;
+  return GemmOperand{static_cast<const char*>(m.data) + offset * step * int64_t(element_size), m.trans, m.ld, {}};
+}
+
+// The LoRA products are skinny (r = 8..64 on one side). OpenBLAS 0.3.21 gains little from its own
+// threads on them, so above this many multiply-adds per thread they are split over the thread
+// pool instead, with OpenBLAS on one thread in each part.
+constexpr double kPartWork = double(1 << 22);
+
+// How many parts to split `work` multiply-adds into: 1 when not worth it.
+int64_t part_count(int64_t m, int64_t n, int64_t k) {
+  double work = double(m) * double(n) * double(k);
+  if (in_parallel_region() || work < 2 * kPartWork) return 1;
+  return std::min<int64_t>(num_threads(), int64_t(work / kPartWork));
+}
+
+// product() for a tall a (m large): row blocks of a and out, one per thread.
+void product_by_rows(DType dtype, int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b, void* out,
+                     double alpha, bool accumulate) {
+  int64_t parts = std::min(part_count(m, n, k), m);
+  if (parts <= 1) return product(dtype, m, n, k, a, b, out, alpha, accumulate);
+  int64_t rows = (m + parts - 1) / parts;
+  size_t es = dtype_size(dtype);
+  parallel_for(parts, 1, [&](int64_t first, int64_t last) {
+    for (int64_t part = first; part < last; part++) {
+      int64_t begin = part * rows, count = std::min(rows, m - begin);
+      if (count > 0)
+        product(dtype, count, n, k, advance(a, begin, false, es), b, static_cast<char*>(out) + begin * n * int64_t(es), alpha,
+                accumulate);
+    }
+  });
+}
+
+// out (=) for a long inner dim k and a small out: k blocks, one per thread, into partial products
+// (the first into out), summed after.
+void product_by_depth(DType dtype, int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b, void* out,
+                      double alpha) {
+  int64_t parts = std::min(part_count(m, n, k), k);
+  if (parts <= 1) return product(dtype, m, n, k, a, b, out, alpha, false);
+  int64_t depth = (k + parts - 1) / parts;
+  parts = (k + depth - 1) / depth;
+  size_t es = dtype_size(dtype);
+  std::vector<char> partials(size_t(parts - 1) * size_t(m * n) * es);
+  parallel_for(parts, 1, [&](int64_t first, int64_t last) {
+    for (int64_t part = first; part < last; part++) {
+      int64_t begin = part * depth;
+      void* target = part == 0 ? out : partials.data() + size_t(part - 1) * size_t(m * n) * es;
+      product(dtype, m, n, std::min(depth, k - begin), advance(a, begin, true, es), advance(b, begin, false, es), target, alpha, false);
+    }
+  });
+  auto sum = [&](auto* total) {
+    using T = std::remove_pointer_t<decltype(total)>;
+    const T* partial = reinterpret_cast<const T*>(partials.data());
+    for (int64_t part = 0; part < parts - 1; part++)
+      for (int64_t i = 0; i < m * n; i++) total[i] += partial[part * m * n + i];
+  };
+  if (dtype == DType::Float64) sum(static_cast<double*>(out));
+  else sum(static_cast<float*>(out));
 }
 
 template <typename T>
@@ -81,23 +147,23 @@ void multiply_by(const TensorPtr& t, const TensorPtr& mask) {
 void lora_forward(DType dtype, const LoraOperands& p, const GemmOperand& a_t, const GemmOperand& b_t, void* y, bool y_holds_bias,
                   void* xa) {
   product(dtype, p.n, p.out, p.in, p.x, transposed(p.w), y, 1, y_holds_bias);
-  product(dtype, p.n, p.r, p.in, p.x_drop, a_t, xa, 1, false);
-  product(dtype, p.n, p.out, p.r, dense(xa, p.r), b_t, y, p.scale, true);
+  product_by_rows(dtype, p.n, p.r, p.in, p.x_drop, a_t, xa, 1, false);
+  product_by_rows(dtype, p.n, p.out, p.r, dense(xa, p.r), b_t, y, p.scale, true);
 }
 
 void lora_backward(DType dtype, const LoraOperands& p, const GemmOperand& a, const GemmOperand& b, const GemmOperand& dy,
                    const GemmOperand& xa, void* dy_b, const TensorPtr& dx, const TensorPtr& mask, void* da, void* db) {
-  product(dtype, p.n, p.r, p.out, dy, b, dy_b, 1, false);
-  product(dtype, p.out, p.r, p.n, transposed(dy), xa, db, p.scale, false);
-  product(dtype, p.r, p.in, p.n, transposed(dense(dy_b, p.r)), p.x_drop, da, p.scale, false);
+  product_by_rows(dtype, p.n, p.r, p.out, dy, b, dy_b, 1, false);
+  product_by_depth(dtype, p.out, p.r, p.n, transposed(dy), xa, db, p.scale);
+  product_by_depth(dtype, p.r, p.in, p.n, transposed(dense(dy_b, p.r)), p.x_drop, da, p.scale);
   if (!dx) return;
   if (mask) {
-    product(dtype, p.n, p.in, p.r, dense(dy_b, p.r), a, dx->data(), p.scale, false);
+    product_by_rows(dtype, p.n, p.in, p.r, dense(dy_b, p.r), a, dx->data(), p.scale, false);
     multiply_by(dx, mask);
     product(dtype, p.n, p.in, p.out, dy, p.w, dx->data(), 1, true);
   } else {
     product(dtype, p.n, p.in, p.out, dy, p.w, dx->data(), 1, false);
-    product(dtype, p.n, p.in, p.r, dense(dy_b, p.r), a, dx->data(), p.scale, true);
+    product_by_rows(dtype, p.n, p.in, p.r, dense(dy_b, p.r), a, dx->data(), p.scale, true);
   }
 }
 

@@ -1,7 +1,9 @@
 // CPU kernels of the LoRA linear layer y = x w^T (+ bias) + scale * dropout(x) a^T b^T, with
-// x [n, in], a frozen weight w [out, in], adapters a [r, in] and b [out, r]. Every product is one
+// x [n, in], a frozen weight w [out, in], adapters a [r, in] and b [out, r]. Every product is a
 // BLAS GEMM (cpu::gemm); a LoRA term is added into its base product's output by a GEMM with
-// beta = 1, so no output gets a separate pass.
+// beta = 1, so no output gets a separate pass. The skinny LoRA products (r on one side) are
+// split over the thread pool by rows, or by the inner dim into partial products that are then
+// summed (db and da), with OpenBLAS on one thread per part.
 #pragma once
 #include "core/matmul.h"
 

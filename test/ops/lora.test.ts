@@ -152,7 +152,8 @@ function forward(l: Layer): ig.LoraForwardResult {
 }
 
 /** Sums of absolute terms bounding each result, for `tol` (inputs within [-1, 1], mask within 4/3). */
-function magnitudes(spec: LayerSpec, scale: number) {
+function magnitudes(spec: LayerSpec, signedScale: number) {
+  const scale = Math.abs(signedScale);
   const n = Math.max(1, numel(spec.lead));
   const m = spec.maskShape ? 4 / 3 : 1;
   return {
@@ -241,6 +242,21 @@ test('loraLinear: sizes large enough for OpenBLAS threads and blocking', (t) => 
   const rng = new Rng(9);
   checkLayer(t, rng, { lead: [3, 70], inF: 150, out: 130, r: 8, dtype: 'float32', bias: true, scale: 0.25 }, 'large');
   checkLayer(t, rng, { lead: [200], inF: 90, out: 70, r: 16, dtype: 'float32', maskShape: [200, 90], layouts: { x: 'transposed' } }, 'large, dropout');
+});
+
+test('loraLinear: products large enough to be split over the thread pool, and on one thread', (t) => {
+  // 2100 * 256 * 16 multiply-adds per LoRA product: above twice the split threshold (2^22)
+  const rng = new Rng(16);
+  const threads = ig.getNumThreads();
+  for (const n of threads > 1 ? [threads, 1] : [1]) {
+    ig.setNumThreads(n);
+    try {
+      checkLayer(t, rng, { lead: [2100], inF: 256, out: 256, r: 16, dtype: 'float32', maskShape: [256], scale: 0.3 }, `${n} threads, dropout`);
+      checkLayer(t, rng, { lead: [3, 700], inF: 256, out: 256, r: 16, dtype: 'float64', bias: true, scale: -0.7 }, `${n} threads`);
+    } finally {
+      ig.setNumThreads(threads);
+    }
+  }
 });
 
 test('loraLinear: a row-vector input, a single row, r = 1, and empty sizes', (t) => {
