@@ -202,24 +202,15 @@ TensorPtr masked_fill(const TensorPtr& t, const TensorPtr& mask, double value) {
   return out;
 }
 
-int64_t binary_op_from_int(int64_t v) {
-  if (v < 0 || v > int64_t(BinaryOp::Minimum)) fail(ERR_ARG, "unknown binary op ", v);
+// A JS-side op code in [0, last], or ERR_ARG naming what it should have been.
+static int64_t checked_code(int64_t v, int64_t last, const char* what) {
+  if (v < 0 || v > last) fail(ERR_ARG, "unknown ", what, " ", v);
   return v;
 }
 
-int64_t binary_grad_from_int(int64_t v) {
-  if (v < 0 || v > int64_t(BinaryGrad::Minimum)) fail(ERR_ARG, "unknown binary gradient ", v);
-  return v;
-}
-
-int64_t unary_op_from_int(int64_t v) {
-  if (v < 0 || v > int64_t(UnaryOp::Silu)) fail(ERR_ARG, "unknown unary op ", v);
-  return v;
-}
-
-int64_t compare_op_from_int(int64_t v) {
-  if (v < 0 || v > int64_t(CompareOp::Ge)) fail(ERR_ARG, "unknown comparison ", v);
-  return v;
-}
+int64_t binary_op_from_int(int64_t v) { return checked_code(v, int64_t(BinaryOp::Minimum), "binary op"); }
+int64_t binary_grad_from_int(int64_t v) { return checked_code(v, int64_t(BinaryGrad::Minimum), "binary gradient"); }
+int64_t unary_op_from_int(int64_t v) { return checked_code(v, int64_t(UnaryOp::Silu), "unary op"); }
+int64_t compare_op_from_int(int64_t v) { return checked_code(v, int64_t(CompareOp::Ge), "comparison"); }
 
 }  // namespace ignis

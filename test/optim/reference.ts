@@ -4,7 +4,7 @@
  */
 import * as ig from '../../lib';
 import { DType, Tensor } from '../../lib';
-import { Rng, refOf } from '../helpers';
+import { Rng, refOf, tolerance } from '../helpers';
 
 /** Rounds float64 values to what a tensor of `dtype` stores. */
 export function rounder(dtype: DType): (x: Float64Array) => Float64Array {
@@ -91,16 +91,8 @@ export class SGDRef {
   }
 }
 
-/** Tolerances for params after several steps (16-bit params may differ by one rounding step). */
+/** Tolerances for params after several steps: the per-dtype ones, with float16's atol widened to one rounding step. */
 export function stepTolerance(dtype: DType): [number, number] {
-  switch (dtype) {
-    case 'float64':
-      return [1e-12, 1e-12];
-    case 'float32':
-      return [1e-5, 1e-6];
-    case 'float16':
-      return [2e-3, 2e-3];
-    default:
-      return [1e-2, 1e-2];
-  }
+  const [rtol, atol] = tolerance(dtype);
+  return dtype === 'float16' ? [rtol, 2e-3] : [rtol, atol];
 }
