@@ -1,0 +1,245 @@
+/**
+ * The training loop of a causal language model: batches drawn in a seeded order, gradient
+ * accumulation weighted by tokens, clipping, AdamW with warmup and cosine decay, evaluation on
+ * held-out data, and a state that resumes the exact same run.
+ */
+import { fail } from '../errors';
+import { noGrad } from '../autograd/graph';
+import { tidy } from '../memory';
+import { getRngState, setRngState } from '../ops/creation';
+import type { RngState } from '../ops/creation';
+import { AdamW } from '../optim/adamw';
+import { clipGradNorm } from '../optim/clip';
+import type { OptimizerStateDict } from '../optim/optimizer';
+import { cosineScheduleWithWarmup, LRScheduler } from '../optim/schedule';
+import type { LRSchedulerStateDict } from '../optim/schedule';
+import { Tensor } from '../tensor';
+import { Module } from '../nn/module';
+import { collate, shuffled } from '../data/dataset';
+import type { Example } from '../data/dataset';
+
+/** What the trainer needs of a model: a module whose forward takes token ids and labels and gives the mean loss. */
+export interface CausalLM extends Module {
+  forward(inputIds: Tensor, opts: { labels: Tensor }): { loss: Tensor | null };
+}
+
+/** Options of {@link Trainer}. */
+export interface TrainerOptions {
+  model: CausalLM;
+  /** Training examples (drawn in a new seeded order each epoch). */
+  train: Example[];
+  /** Held-out examples for {@link Trainer.evaluate} (may be empty). */
+  heldOut?: Example[];
+  /** The token id that pads short examples. */
+  padId: number;
+  /** Examples per micro-batch. */
+  batchSize: number;
+  /** Micro-batches per optimizer step (default 1). */
+  gradAccum?: number;
+  /** Optimizer steps in all. */
+  totalSteps: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Steps of linear warmup before the cosine decay (default 0). */
+  warmupSteps?: number;
+  /** AdamW's decoupled weight decay (default 0). */
+  weightDecay?: number;
+  /** Gradients are clipped to this total norm (default 1; Infinity turns clipping off). */
+  maxGradNorm?: number;
+  /** Fixes the order of the examples (default 0). */
+  seed?: number;
+}
+
+/** What one optimizer step did. */
+export interface StepResult {
+  /** The step's number, from 1. */
+  step: number;
+  /** The mean loss over the step's learned tokens. */
+  loss: number;
+  /** Tokens learned in the step. */
+  tokens: number;
+  /** Tokens fed through the model in the step (padding included). */
+  inputTokens: number;
+  /** The learning rate the step used. */
+  lr: number;
+  /** The gradients' total norm before clipping. */
+  gradNorm: number;
+}
+
+/** The loss on held-out data. */
+export interface EvalResult {
+  /** Mean loss per learned token. */
+  loss: number;
+  /** exp(loss). */
+  perplexity: number;
+  tokens: number;
+}
+
+/** What {@link Trainer.stateDict} returns: everything to resume the same run (the model's weights aside). */
+export interface TrainerState {
+  step: number;
+  optimizer: OptimizerStateDict;
+  scheduler: LRSchedulerStateDict;
+  rng: RngState;
+}
+
+function positiveInt(v: unknown, name: string): number {
+  if (!Number.isInteger(v) || (v as number) < 1) fail('ERR_ARG', `Trainer: ${name} must be a positive integer, got ${String(v)}`);
+  return v as number;
+}
+
+/**
+ * Trains the model's trainable parameters (those with `requiresGrad`). Step k (from 0) uses
+ * micro-batches k * gradAccum ... k * gradAccum + gradAccum - 1 of an endless sequence that
+ * walks the training examples in a fresh seeded order per epoch, so a run resumed from
+ * {@link stateDict} draws the same batches as one never stopped. Each micro-batch's loss is
+ * weighted by its share of the step's learned tokens, so accumulation gives the same gradient
+ * as one big batch.
+ */
+export class Trainer {
+  readonly model: CausalLM;
+  readonly totalSteps: number;
+  readonly batchSize: number;
+  readonly gradAccum: number;
+  readonly params: Tensor[];
+  readonly optimizer: AdamW;
+  readonly scheduler: LRScheduler;
+  readonly #train: Example[];
+  readonly #heldOut: Example[];
+  readonly #padId: number;
+  readonly #seed: number;
+  readonly #maxGradNorm: number;
+  #order: { epoch: number; order: number[] } = { epoch: -1, order: [] };
+  #step = 0;
+
+  constructor(opts: TrainerOptions) {
+    this.model = opts.model;
+    this.#train = opts.train;
+    this.#heldOut = opts.heldOut ?? [];
+    if (this.#train.length === 0) fail('ERR_ARG', 'Trainer: no training examples');
+    this.#padId = opts.padId;
+    this.batchSize = positiveInt(opts.batchSize, 'batchSize');
+    this.gradAccum = positiveInt(opts.gradAccum ?? 1, 'gradAccum');
+    this.totalSteps = positiveInt(opts.totalSteps, 'totalSteps');
+    this.#seed = opts.seed ?? 0;
+    this.#maxGradNorm = opts.maxGradNorm ?? 1;
+    this.params = this.model.parameters().filter((p) => p.requiresGrad);
+    if (this.params.length === 0) fail('ERR_ARG', 'Trainer: the model has no trainable parameters');
+    this.optimizer = new AdamW(this.params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 });
+    this.scheduler = cosineScheduleWithWarmup(this.optimizer, {
+      warmupSteps: Math.min(opts.warmupSteps ?? 0, this.totalSteps),
+      totalSteps: this.totalSteps,
+    });
+  }
+
+  /** Optimizer steps done. */
+  get step(): number {
+    return this.#step;
+  }
+
+  /** Micro-batches in one pass over the training examples. */
+  get batchesPerEpoch(): number {
+    return Math.ceil(this.#train.length / this.batchSize);
+  }
+
+  /** The examples of micro-batch `m` of the endless sequence. */
+  #microBatch(m: number): Example[] {
+    const perEpoch = this.batchesPerEpoch;
+    const epoch = Math.floor(m / perEpoch);
+    if (this.#order.epoch !== epoch) this.#order = { epoch, order: shuffled(this.#train.length, this.#seed + epoch) };
+    const start = (m % perEpoch) * this.batchSize;
+    return this.#order.order.slice(start, start + this.batchSize).map((i) => this.#train[i]);
+  }
+
+  /** One optimizer step over `gradAccum` micro-batches. */
+  trainStep(): StepResult {
+    if (this.#step >= this.totalSteps) fail('ERR_ARG', `Trainer: all ${this.totalSteps} steps are done`);
+    this.model.train();
+    const batches = Array.from({ length: this.gradAccum }, (_, k) => this.#microBatch(this.#step * this.gradAccum + k));
+    const lr = this.optimizer.paramGroups[0].lr;
+    let tokens = 0;
+    let inputTokens = 0;
+    let lossSum = 0;
+    const collated = batches.map((examples) => collate(examples, this.#padId));
+    try {
+      const total = collated.reduce((n, b) => n + b.tokens, 0);
+      for (const batch of collated) {
+        inputTokens += batch.inputIds.numel;
+        if (batch.tokens === 0) continue;
+        tidy(() => {
+          const loss = this.#loss(batch.inputIds, batch.labels);
+          lossSum += loss.item() * batch.tokens;
+          loss.mul(batch.tokens / total).backward();
+        });
+        tokens += batch.tokens;
+      }
+    } finally {
+      for (const b of collated) {
+        b.inputIds.dispose();
+        b.labels.dispose();
+      }
+    }
+    const gradNorm = Number.isFinite(this.#maxGradNorm) ? clipGradNorm(this.params, this.#maxGradNorm) : NaN;
+    this.optimizer.step();
+    this.optimizer.zeroGrad();
+    this.scheduler.step();
+    this.#step++;
+    return { step: this.#step, loss: tokens ? lossSum / tokens : NaN, tokens, inputTokens, lr, gradNorm };
+  }
+
+  #loss(inputIds: Tensor, labels: Tensor): Tensor {
+    const { loss } = this.model.forward(inputIds, { labels });
+    if (!(loss instanceof Tensor)) fail('ERR_INTERNAL', 'Trainer: the model gave no loss for labels');
+    return loss;
+  }
+
+  /** The mean loss per learned token over the held-out examples (in eval mode, without gradients). */
+  evaluate(): EvalResult {
+    if (this.#heldOut.length === 0) fail('ERR_ARG', 'Trainer.evaluate: no held-out examples');
+    const wasTraining = this.model.training;
+    this.model.eval();
+    let lossSum = 0;
+    let tokens = 0;
+    try {
+      for (let start = 0; start < this.#heldOut.length; start += this.batchSize) {
+        const batch = collate(this.#heldOut.slice(start, start + this.batchSize), this.#padId);
+        try {
+          if (batch.tokens === 0) continue;
+          lossSum += noGrad(() => tidy(() => this.#loss(batch.inputIds, batch.labels).item())) * batch.tokens;
+          tokens += batch.tokens;
+        } finally {
+          batch.inputIds.dispose();
+          batch.labels.dispose();
+        }
+      }
+    } finally {
+      this.model.train(wasTraining);
+    }
+    const loss = lossSum / tokens;
+    return { loss, perplexity: Math.exp(loss), tokens };
+  }
+
+  /**
+   * The state to resume from: steps done, the optimizer's state (its tensors are copies the
+   * caller disposes), the scheduler's, and the global random generator's (dropout masks).
+   */
+  stateDict(): TrainerState {
+    return { step: this.#step, optimizer: this.optimizer.stateDict(), scheduler: this.scheduler.stateDict(), rng: getRngState() };
+  }
+
+  /** Restores a state from {@link stateDict}; the model's trainable weights must be restored by the caller. */
+  loadStateDict(state: TrainerState): void {
+    if (!Number.isInteger(state.step) || state.step < 0 || state.step > this.totalSteps) {
+      fail('ERR_ARG', `Trainer.loadStateDict: step ${state.step} is outside [0, ${this.totalSteps}]`);
+    }
+    this.optimizer.loadStateDict(state.optimizer);
+    this.scheduler.loadStateDict(state.scheduler);
+    setRngState(state.rng);
+    this.#step = state.step;
+  }
+
+  /** Frees the optimizer's state. */
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
