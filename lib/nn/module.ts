@@ -376,8 +376,8 @@ export abstract class Module {
   }
 }
 
-/** The entries of a state dict given as a Map or a plain object, values checked to be tensors. */
-function stateDictEntries(sd: unknown, op: string): Map<string, Tensor> {
+/** @internal The entries of a state dict given as a Map or a plain object, values checked to be tensors. */
+export function stateDictEntries(sd: unknown, op: string): Map<string, Tensor> {
   let entries: [string, unknown][];
   if (sd instanceof Map) {
     entries = [...(sd as Map<unknown, unknown>)].map(([k, v]) => {
