@@ -28,6 +28,8 @@ export * as optim from './optim';
 /** The optimizers and clipGradNorm, also found in {@link optim}. */
 export { SGD, AdamW, clipGradNorm } from './optim';
 export * as nn from './nn';
+/** The LLaMA models, also found in `nn.models`. */
+export { LlamaModel, LlamaForCausalLM } from './nn/models';
 export * from './ops/lora';
 /** LoRA layers and PEFT-style targeting. */
 export * as lora from './lora';

@@ -256,8 +256,15 @@ export function toHfConfig(config: LlamaConfig, torchDtype: DType | null = confi
   return Object.fromEntries(Object.keys(dict).sort().map((k) => [k, dict[k]]));
 }
 
-/** Writes {@link toHfConfig}'s dict as transformers does (indent 2, keys sorted, newline at the end), atomically. */
+/** The keys that transformers types as floats: written with a decimal point (10000.0), as Python writes floats. */
+const FLOAT_KEYS = /^( {2}"(?:rope_theta|rms_norm_eps|attention_dropout|initializer_range)": -?\d+)(,?)$/gm;
+
+/**
+ * Writes {@link toHfConfig}'s dict as transformers does (indent 2, keys sorted, floats with a
+ * decimal point, newline at the end), atomically.
+ */
 export function writeConfig(file: string, config: LlamaConfig, torchDtype: DType | null = config.torchDtype): void {
   if (typeof file !== 'string' || file === '') fail('ERR_ARG', 'writeConfig: expected a file path');
-  writeTextAtomic('writeConfig', file, `${JSON.stringify(toHfConfig(config, torchDtype), null, 2)}\n`);
+  const text = JSON.stringify(toHfConfig(config, torchDtype), null, 2).replace(FLOAT_KEYS, '$1.0$2');
+  writeTextAtomic('writeConfig', file, `${text}\n`);
 }

@@ -70,8 +70,8 @@ function join(prefix: string, name: string): string {
   return prefix === '' ? name : `${prefix}.${name}`;
 }
 
-/** At most `max` names, then how many more. */
-function listNames(names: readonly string[], max = 10): string {
+/** @internal At most `max` names, then how many more. */
+export function listNames(names: readonly string[], max = 10): string {
   const shown = names.slice(0, max).join(', ');
   return names.length > max ? `${shown} and ${names.length - max} more` : shown;
 }
