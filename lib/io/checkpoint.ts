@@ -13,7 +13,7 @@ import { tidy } from '../memory';
 import { listNames, Module } from '../nn/module';
 import { fmtShape, sameShape } from '../ops/check';
 import { Tensor } from '../tensor';
-import { checkFile, io, isFile, readJson, writeTextAtomic } from './files';
+import { checkFile, io, isFile, pythonJson, readJson, writeTextAtomic } from './files';
 import { readSafetensors, readSafetensorsHeader, SafetensorsEntry, writeSafetensors } from './safetensors';
 
 export const WEIGHTS_NAME = 'model.safetensors';
@@ -171,7 +171,7 @@ export function saveCheckpoint(op: string, dir: string, tensors: [string, Tensor
     shards.forEach((shard, i) => shard.forEach(([name]) => (weightMap[name] = names[i])));
     const sorted = Object.fromEntries(Object.keys(weightMap).sort().map((k) => [k, weightMap[k]]));
     const index = { metadata: { total_size: tensors.reduce((s, e) => s + size(e), 0) }, weight_map: sorted };
-    writeTextAtomic(op, path.join(dir, WEIGHTS_INDEX_NAME), `${JSON.stringify(index, null, 2)}\n`);
+    writeTextAtomic(op, path.join(dir, WEIGHTS_INDEX_NAME), pythonJson(index));
     names.push(WEIGHTS_INDEX_NAME);
   }
   for (const stale of fs.readdirSync(dir).filter((f) => WEIGHT_FILE.test(f) && !names.includes(f))) {

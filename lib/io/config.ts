@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DType, isFloat } from '../dtype';
 import { ErrorCode, fail } from '../errors';
-import { readJson, writeTextAtomic } from './files';
+import { pythonJson, readJson, writeTextAtomic } from './files';
 
 /** The configuration of a LLaMA model: transformers' LlamaConfig, camelCased. */
 export interface LlamaConfig {
@@ -256,8 +256,6 @@ export function toHfConfig(config: LlamaConfig, torchDtype: DType | null = confi
   return Object.fromEntries(Object.keys(dict).sort().map((k) => [k, dict[k]]));
 }
 
-/** The keys that transformers types as floats: written with a decimal point (10000.0), as Python writes floats. */
-const FLOAT_KEYS = /^( {2}"(?:rope_theta|rms_norm_eps|attention_dropout|initializer_range)": -?\d+)(,?)$/gm;
 
 /**
  * Writes {@link toHfConfig}'s dict as transformers does (indent 2, keys sorted, floats with a
@@ -265,6 +263,6 @@ const FLOAT_KEYS = /^( {2}"(?:rope_theta|rms_norm_eps|attention_dropout|initiali
  */
 export function writeConfig(file: string, config: LlamaConfig, torchDtype: DType | null = config.torchDtype): void {
   if (typeof file !== 'string' || file === '') fail('ERR_ARG', 'writeConfig: expected a file path');
-  const text = JSON.stringify(toHfConfig(config, torchDtype), null, 2).replace(FLOAT_KEYS, '$1.0$2');
-  writeTextAtomic('writeConfig', file, `${text}\n`);
+  const floats = ['rope_theta', 'rms_norm_eps', 'attention_dropout', 'initializer_range'];
+  writeTextAtomic('writeConfig', file, pythonJson(toHfConfig(config, torchDtype), floats));
 }

@@ -71,6 +71,18 @@ export function writeTextAtomic(op: string, file: string, text: string): void {
   writeFileAtomic(op, file, (fd) => writeAll(fd, Buffer.from(text, 'utf8')));
 }
 
+/**
+ * A dict as Python's `json.dumps(d, indent=2, sort_keys=True)` writes it for Hugging Face
+ * files: keys sorted, indent 2, a newline at the end, and the top-level `floatKeys` written with
+ * a decimal point when integral (10000.0), as Python writes floats.
+ */
+export function pythonJson(dict: Record<string, unknown>, floatKeys: readonly string[] = []): string {
+  const sorted = Object.fromEntries(Object.keys(dict).sort().map((k) => [k, dict[k]]));
+  let text = JSON.stringify(sorted, null, 2);
+  for (const key of floatKeys) text = text.replace(new RegExp(`^( {2}${JSON.stringify(key)}: -?\\d+)(,?)$`, 'm'), '$1.0$2');
+  return `${text}\n`;
+}
+
 /** The parsed JSON of `file`; ERR_IO if it is missing, unreadable or not JSON. */
 export function readJson(op: string, file: string): unknown {
   const text = io(op, 'cannot read', file, () => fs.readFileSync(file, 'utf8'));
