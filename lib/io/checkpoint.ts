@@ -16,7 +16,9 @@ import { Tensor } from '../tensor';
 import { checkFile, io, isFile, pythonJson, readJson, writeTextAtomic } from './files';
 import { readSafetensors, readSafetensorsHeader, SafetensorsEntry, writeSafetensors } from './safetensors';
 
+/** The weights of an unsharded checkpoint. */
 export const WEIGHTS_NAME = 'model.safetensors';
+/** The index of a sharded checkpoint: `{ metadata: { total_size }, weight_map: { name: shard } }`. */
 export const WEIGHTS_INDEX_NAME = 'model.safetensors.index.json';
 /** Every file name a save may leave: the single file, shards and the index. */
 const WEIGHT_FILE = /^model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?$/;

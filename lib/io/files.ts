@@ -23,10 +23,13 @@ export function io<T>(op: string, what: string, file: string, fn: () => T): T {
   }
 }
 
+/** The most bytes one read or write call is given (the system calls take at most 2 GiB). */
+export const IO_CHUNK = 1 << 30;
+
 /** Writes every byte of `data` at the file's current position (writeSync may write less than asked). */
 export function writeAll(fd: number, data: Uint8Array): void {
   let done = 0;
-  while (done < data.byteLength) done += fs.writeSync(fd, data, done, data.byteLength - done);
+  while (done < data.byteLength) done += fs.writeSync(fd, data, done, Math.min(data.byteLength - done, IO_CHUNK));
 }
 
 /**

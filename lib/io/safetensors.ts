@@ -13,7 +13,7 @@ import { core } from '../native';
 import { stateDictEntries } from '../nn/module';
 import { fmtShape } from '../ops/check';
 import { Tensor, wrap } from '../tensor';
-import { io, ioError, writeAll, writeFileAtomic } from './files';
+import { io, IO_CHUNK, ioError, writeAll, writeFileAtomic } from './files';
 
 /** The safetensors dtype names ignis reads and writes, to ignis dtypes. */
 const FILE_DTYPES: Record<string, DType> = {
@@ -83,7 +83,7 @@ function checkPath(op: string, file: unknown): string {
 function readExactly(op: string, file: string, fd: number, buf: Uint8Array, length: number, position: number): void {
   let done = 0;
   while (done < length) {
-    const n = io(op, 'cannot read', file, () => fs.readSync(fd, buf, done, length - done, position + done));
+    const n = io(op, 'cannot read', file, () => fs.readSync(fd, buf, done, Math.min(length - done, IO_CHUNK), position + done));
     if (n === 0) fail('ERR_IO', `${op}: ${file} ended after ${position + done} bytes while reading ${length} bytes at ${position}`);
     done += n;
   }

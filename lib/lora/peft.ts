@@ -20,7 +20,9 @@ import { Tensor } from '../tensor';
 import { applyLora, findTargets, LoraSummary, TargetModules } from './apply';
 import { AdapterConfig, checkAdapterName, LoraLinear } from './layer';
 
+/** PEFT's config file of an adapter. */
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json';
+/** PEFT's weights file of an adapter. */
 export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';
 /** PEFT's prefix of every key: the PeftModel's `base_model` (LoraModel) holding `model`. */
 const PREFIX = 'base_model.model.';

@@ -2,18 +2,11 @@
  * config.json: transformers' LlamaConfig keys and defaults, the checks on required keys, types,
  * architecture and rope settings, and the file written back.
  */
-import test, { ExecutionContext } from 'ava';
+import test from 'ava';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { io } from '../../lib';
-import { assertCode } from '../helpers';
-
-function tempDir(t: ExecutionContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ignis-config-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { assertCode, tempDir } from '../helpers';
 
 /** A config.json as transformers 4.40 saved SmolLM-135M's (every key written out). */
 const SMOL = {

@@ -6,17 +6,10 @@
 import test, { ExecutionContext } from 'ava';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import * as ig from '../../lib';
 import { DType, Tensor, io } from '../../lib';
-import { Rng, assertCode, numel, randomShape, randomTensor } from '../helpers';
-
-function tempDir(t: ExecutionContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ignis-st-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { Rng, assertCode, numel, randomShape, randomTensor, tempDir } from '../helpers';
 
 /** A file laid out by the specification: u64 LE header length, the header text, the data. */
 function specFile(header: string, data: Buffer = Buffer.alloc(0)): Buffer {

@@ -3,20 +3,13 @@
  * adapters that do not fit refused with the model unchanged, files written by PEFT's rules by
  * hand, and merging into a model that saves as transformers loads it.
  */
-import test, { ExecutionContext } from 'ava';
+import test from 'ava';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import * as ig from '../../lib';
 import { LlamaForCausalLM, LoraLinear, Tensor, io, lora } from '../../lib';
-import { Rng, assertClose, assertCode, randomTensor } from '../helpers';
+import { Rng, assertClose, assertCode, randomTensor, tempDir } from '../helpers';
 import { randomizeParameters, snapshot } from '../nn/models';
-
-function tempDir(t: ExecutionContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ignis-peft-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 const TINY: io.LlamaConfigInput = { vocabSize: 17, hiddenSize: 16, intermediateSize: 24, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2 };
 

@@ -3,22 +3,15 @@
  * float64 reference written from transformers' formulas, tied heads, and checkpoint folders
  * (single file, sharded, dtypes) with every refusal checked before anything is loaded.
  */
-import test, { ExecutionContext } from 'ava';
+import test from 'ava';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import * as ig from '../../lib';
 import { LlamaForCausalLM, Tensor, io } from '../../lib';
-import { Ref, Rng, assertClose, assertCode, refOf } from '../helpers';
+import { Ref, Rng, assertClose, assertCode, refOf, tempDir } from '../helpers';
 import { randomizeParameters } from './models';
 import { AttentionWeights, refAdd, refAttention, refLinear, refRmsNorm, refSwiGLU } from './reference';
-
-function tempDir(t: ExecutionContext): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ignis-llama-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 const TINY: io.LlamaConfigInput = { vocabSize: 13, hiddenSize: 16, intermediateSize: 24, numHiddenLayers: 2, numAttentionHeads: 4, numKeyValueHeads: 2, rmsNormEps: 1e-5, ropeTheta: 500 };
 
