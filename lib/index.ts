@@ -28,8 +28,12 @@ export * as optim from './optim';
 /** The optimizers and clipGradNorm, also found in {@link optim}. */
 export { SGD, AdamW, clipGradNorm } from './optim';
 export * as nn from './nn';
+/** The LLaMA models, also found in `nn.models`. */
+export { LlamaModel, LlamaForCausalLM } from './nn/models';
 export * from './ops/lora';
 /** LoRA layers and PEFT-style targeting. */
 export * as lora from './lora';
 /** The LoRA layer and applyLora, also found in {@link lora}. */
 export { LoraLinear, applyLora } from './lora';
+/** safetensors files and Hugging Face config.json. */
+export * as io from './io';

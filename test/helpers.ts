@@ -1,9 +1,12 @@
 /**
  * Test helpers: deterministic random data, float64 references in plain TypeScript, inputs in
  * several memory layouts (contiguous, transposed, strided, broadcast), tolerant comparison and
- * error-code checks. Not a test file itself (ava runs *.test.ts only).
+ * error-code checks, temporary folders. Not a test file itself (ava runs *.test.ts only).
  */
 import type { ExecutionContext } from 'ava';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import * as ig from '../lib';
 import { DType, IgnisError, Tensor } from '../lib';
 
@@ -251,4 +254,11 @@ export function assertCode(t: ExecutionContext, fn: () => unknown, code: ig.Erro
     t.is(err.code, code, `expected ${code}, got ${err.code}: ${err.message}`);
     if (message) t.regex(err.message, message);
   }
+}
+
+/** A new empty folder under the system's temporary folder, removed when the test ends. */
+export function tempDir(t: ExecutionContext): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ignis-test-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }

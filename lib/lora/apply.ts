@@ -48,6 +48,25 @@ function targetMatcher(targets: TargetModules): (path: string) => boolean {
   return (path) => targets.some((n) => path === n || path.endsWith(`.${n}`));
 }
 
+/**
+ * @internal The modules of `model` that `targets` selects, with their paths, in model order:
+ * Linear layers, and LoRA layers (not the modules inside them). A matched module of another
+ * kind is ERR_ARG, unless `targets` is 'all-linear'.
+ */
+export function findTargets(model: Module, targets: TargetModules, op: string): [string, Linear | LoraLinear][] {
+  const matches = targetMatcher(targets);
+  const targeted: [string, Linear | LoraLinear][] = [];
+  const inside: string[] = [];
+  for (const [path, m] of model.namedModules()) {
+    if (path === '' || inside.some((p) => path.startsWith(`${p}.`))) continue;
+    if (m instanceof LoraLinear) inside.push(path);
+    if (!matches(path)) continue;
+    if (m instanceof Linear || m instanceof LoraLinear) targeted.push([path, m]);
+    else if (targets !== 'all-linear') fail('ERR_ARG', `${op}: the module at '${path}' is a ${m.constructor.name}; only Linear modules can be adapted`);
+  }
+  return targeted;
+}
+
 /** The LoRA layers of a model with their paths. */
 function loraLayers(model: Module, op: string): [string, LoraLinear][] {
   if (!(model instanceof Module)) fail('ERR_ARG', `${op}: expected a Module`);
@@ -69,16 +88,7 @@ export function applyLora(model: Module, config: LoraConfig): LoraSummary {
   const { targetModules, adapterName = 'default', ...adapter } = config;
   checkAdapterName(op, adapterName);
   adapterConfig(op, adapter);
-  const matches = targetMatcher(targetModules);
-  const targeted: [string, Module][] = [];
-  const inside: string[] = [];
-  for (const [path, m] of model.namedModules()) {
-    if (path === '' || inside.some((p) => path.startsWith(`${p}.`))) continue;
-    if (m instanceof LoraLinear) inside.push(path);
-    if (!matches(path)) continue;
-    if (m instanceof Linear || m instanceof LoraLinear) targeted.push([path, m]);
-    else if (targetModules !== 'all-linear') fail('ERR_ARG', `${op}: the module at '${path}' is a ${m.constructor.name}; only Linear modules can be adapted`);
-  }
+  const targeted = findTargets(model, targetModules, op);
   if (targeted.length === 0) fail('ERR_ARG', `${op}: no Linear module matches targetModules ${String(targetModules)}`);
   for (const [path, m] of targeted) {
     if (m instanceof LoraLinear && m.adapterNames.includes(adapterName)) fail('ERR_ARG', `${op}: the module at '${path}' already has an adapter '${adapterName}'`);

@@ -36,10 +36,12 @@ export interface LoraLinearOptions extends LoraAdapterOptions {
 }
 
 /** What is known of one adapter besides its weights. */
-interface AdapterConfig {
+export interface AdapterConfig {
   r: number;
   alpha: number;
   dropout: number;
+  rsLora: boolean;
+  /** `alpha / r`, or `alpha / sqrt(r)` with rsLora. */
   scaling: number;
 }
 
@@ -103,7 +105,7 @@ export function adapterConfig(op: string, opts: LoraAdapterOptions): AdapterConf
   if (opts.dtype !== undefined && (typeof opts.dtype !== 'string' || !isFloat(opts.dtype))) {
     fail('ERR_DTYPE', `${op}: dtype must be a floating-point dtype, got ${String(opts.dtype)}`);
   }
-  return { r, alpha, dropout, scaling: loraScaling(alpha, r, rsLora) };
+  return { r, alpha, dropout, rsLora, scaling: loraScaling(alpha, r, rsLora) };
 }
 
 /**
@@ -163,6 +165,11 @@ export class LoraLinear extends Module {
     return this.#config(name, 'scaling').scaling;
   }
 
+  /** The options of an adapter (default the active one): r, alpha, dropout, rsLora and the scaling. */
+  adapterOptions(name = this.#active): AdapterConfig {
+    return { ...this.#config(name, 'adapterOptions') };
+  }
+
   #config(name: string, op: string): AdapterConfig {
     const c = this.#configs.get(name);
     if (c === undefined) fail('ERR_ARG', `LoraLinear.${op}: no adapter named '${String(name)}' (adapters: ${this.adapterNames.join(', ')})`);
@@ -177,13 +184,13 @@ export class LoraLinear extends Module {
     const op = 'LoraLinear.addAdapter';
     checkAdapterName(op, name);
     if (this.#configs.has(name)) fail('ERR_ARG', `${op}: adapter '${name}' already exists`);
-    const { r, alpha, dropout, scaling } = adapterConfig(op, opts);
+    const config = adapterConfig(op, opts);
     const baseDtype = this.base_layer.weight.dtype;
     const dtype = opts.dtype ?? (baseDtype === 'float64' || baseDtype === 'float32' ? baseDtype : 'float32');
-    const { a, b } = loraAdapters(this.inFeatures, this.outFeatures, r, { dtype });
+    const { a, b } = loraAdapters(this.inFeatures, this.outFeatures, config.r, { dtype });
     this.lora_A.set(name, new LoraWeight(a));
     this.lora_B.set(name, new LoraWeight(b));
-    this.#configs.set(name, { r, alpha, dropout, scaling });
+    this.#configs.set(name, config);
     if (this.#active === '') this.#active = name;
     const trainable = name === this.#active;
     a.requiresGrad_(trainable);

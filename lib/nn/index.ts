@@ -13,3 +13,5 @@ export { SwiGLU } from './mlp';
 export type { SwiGLUOptions } from './mlp';
 export { DecoderBlock } from './decoder';
 export type { DecoderBlockOptions } from './decoder';
+/** Complete models (LLaMA) with Hugging Face's names and files. */
+export * as models from './models';

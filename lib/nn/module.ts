@@ -70,8 +70,8 @@ function join(prefix: string, name: string): string {
   return prefix === '' ? name : `${prefix}.${name}`;
 }
 
-/** At most `max` names, then how many more. */
-function listNames(names: readonly string[], max = 10): string {
+/** @internal At most `max` names, then how many more. */
+export function listNames(names: readonly string[], max = 10): string {
   const shown = names.slice(0, max).join(', ');
   return names.length > max ? `${shown} and ${names.length - max} more` : shown;
 }
@@ -376,8 +376,8 @@ export abstract class Module {
   }
 }
 
-/** The entries of a state dict given as a Map or a plain object, values checked to be tensors. */
-function stateDictEntries(sd: unknown, op: string): Map<string, Tensor> {
+/** @internal The entries of a state dict given as a Map or a plain object, values checked to be tensors. */
+export function stateDictEntries(sd: unknown, op: string): Map<string, Tensor> {
   let entries: [string, unknown][];
   if (sd instanceof Map) {
     entries = [...(sd as Map<unknown, unknown>)].map(([k, v]) => {
