@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { fail } from '../errors';
 import { isPlainObject } from '../optim/optimizer';
-import { readJson, writeJson } from '../io/atomic';
+import { readJson, writeJsonAtomic } from '../io/files';
 
 /** Options of {@link Tokenizer.encode}. */
 export interface EncodeOptions {
@@ -101,9 +101,9 @@ export class Tokenizer {
    * malformed file is ERR_IO naming it.
    */
   static fromDir(dir: string): Tokenizer {
-    const json = readJson(path.join(dir, 'tokenizer.json'));
+    const json = readJson('Tokenizer.fromDir', path.join(dir, 'tokenizer.json'));
     const configFile = path.join(dir, 'tokenizer_config.json');
-    const config = fs.existsSync(configFile) ? readJson(configFile) : {};
+    const config = fs.existsSync(configFile) ? readJson('Tokenizer.fromDir', configFile) : {};
     return new Tokenizer(json, config);
   }
 
@@ -194,7 +194,7 @@ export class Tokenizer {
   /** Writes `dir/tokenizer.json` and `dir/tokenizer_config.json` (each atomically). */
   save(dir: string): void {
     fs.mkdirSync(dir, { recursive: true });
-    writeJson(path.join(dir, 'tokenizer.json'), this.#json);
-    writeJson(path.join(dir, 'tokenizer_config.json'), this.#config);
+    writeJsonAtomic('Tokenizer.save', path.join(dir, 'tokenizer.json'), this.#json);
+    writeJsonAtomic('Tokenizer.save', path.join(dir, 'tokenizer_config.json'), this.#config);
   }
 }

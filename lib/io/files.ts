@@ -74,6 +74,11 @@ export function writeTextAtomic(op: string, file: string, text: string): void {
   writeFileAtomic(op, file, (fd) => writeAll(fd, Buffer.from(text, 'utf8')));
 }
 
+/** Writes `value` as indented JSON with a final newline to `file` atomically. */
+export function writeJsonAtomic(op: string, file: string, value: unknown): void {
+  writeTextAtomic(op, file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
 /**
  * A dict as Python's `json.dumps(d, indent=2, sort_keys=True)` writes it for Hugging Face
  * files: keys sorted, indent 2, a newline at the end, and the top-level `floatKeys` written with
