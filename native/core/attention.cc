@@ -66,10 +66,15 @@ void fill_operands(cpu::AttentionProblem& p, const TensorPtr& q, const TensorPtr
   p.v = operand(v, keep);
 }
 
-// A new [batch, heads, length, dim] tensor laid out in memory as [batch, length, heads, dim], so
-// that transposing it back to [batch, length, heads * dim] (to project the heads) is a view.
-TensorPtr heads_view(int64_t batch, int64_t heads, int64_t length, int64_t dim, DType dtype, Device device) {
-  return permute(empty({batch, length, heads, dim}, dtype, device), {0, 2, 1, 3});
+// A new tensor of `shape` [batch, heads, length, dim] laid out in memory as `like` is in its
+// first three dims: as [batch, length, heads, dim] when like's length dim is outside its heads
+// dim (a transpose(1, 2) view of a [batch, length, heads, dim] projection), contiguous otherwise.
+// Gradients then have their inputs' layout, and such an output transposed back to
+// [batch, length, heads * dim] (to project the heads) is a view.
+TensorPtr empty_like_heads(const Shape& shape, const TensorPtr& like) {
+  const bool heads_inside = like->shape[1] > 1 && like->shape[2] > 1 && like->strides[2] > like->strides[1];
+  if (!heads_inside) return empty(shape, like->dtype, like->device());
+  return permute(empty({shape[0], shape[2], shape[1], shape[3]}, like->dtype, like->device()), {0, 2, 1, 3});
 }
 
 void check_like(const char* name, const TensorPtr& t, const Shape& shape, DType dtype, const TensorPtr& q) {
@@ -85,7 +90,7 @@ AttentionForward attention_forward(const TensorPtr& q, const TensorPtr& k, const
   cpu::AttentionProblem p = check_problem(q, k, v, mask, causal, scale);
   std::vector<TensorPtr> keep;
   fill_operands(p, q, k, v, keep);
-  TensorPtr out = heads_view(p.batch, p.heads, p.q_len, p.value_dim, q->dtype, q->device());
+  TensorPtr out = empty_like_heads({p.batch, p.heads, p.q_len, p.value_dim}, q);
   TensorPtr lse = empty({p.batch, p.heads, p.q_len}, accumulation_dtype(q->dtype), q->device());
   cpu::attention_forward(p, out, lse->data());
   return {out, lse};
@@ -102,10 +107,7 @@ AttentionGrads attention_backward(const TensorPtr& dout, const TensorPtr& q, con
   fill_operands(p, q, k, v, keep);
   GemmOperand out_op = operand(out, keep), dout_op = operand(dout, keep);
   TensorPtr lse_rows = contiguous(lse);
-  Device device = q->device();
-  AttentionGrads g{heads_view(p.batch, p.heads, p.q_len, p.head_dim, q->dtype, device),
-                   heads_view(p.batch, p.kv_heads, p.k_len, p.head_dim, q->dtype, device),
-                   heads_view(p.batch, p.kv_heads, p.k_len, p.value_dim, q->dtype, device)};
+  AttentionGrads g{empty_like_heads(q->shape, q), empty_like_heads(k->shape, k), empty_like_heads(v->shape, v)};
   cpu::attention_backward(p, out_op, dout_op, lse_rows->data(), g.dq, g.dk, g.dv);
   return g;
 }

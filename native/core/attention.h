@@ -6,12 +6,12 @@
 namespace ignis {
 
 struct AttentionForward {
-  TensorPtr out;  // [B, H, Lq, Dv], laid out in memory as [B, Lq, H, Dv]
+  TensorPtr out;  // [B, H, Lq, Dv], laid out in memory as q (see empty_like_heads in attention.cc)
   TensorPtr lse;  // [B, H, Lq] contiguous, in the accumulation dtype: what the backward reads
 };
 
 struct AttentionGrads {
-  TensorPtr dq, dk, dv;  // shaped as q, k, v, laid out in memory as [B, L, heads, D]
+  TensorPtr dq, dk, dv;  // shaped and laid out as q, k, v
 };
 
 // q [B, H, Lq, D], k [B, Hkv, Lk, D], v [B, Hkv, Lk, Dv] of one float dtype (any strides),
