@@ -105,10 +105,12 @@ function checkInputs(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null): Size
  * - A query row that sees no key at all (every score -Infinity, or Lk - Lq + i < 0 under
  *   `causal`) gives an output row of zeros (not NaN), and zero gradients.
  *
- * Returns [B, H, Lq, Dv], laid out in memory as [B, Lq, H, Dv], so that
- * `out.transpose(1, 2).reshape(B, Lq, H * Dv)` is a view. Differentiable for q, k and v (not
- * the mask): the backward recomputes the probabilities tile by tile from q, k and the per-row
- * logsumexp (float32, or float64 for float64 inputs), the only extra tensor the graph keeps.
+ * Returns [B, H, Lq, Dv] laid out in memory as q is: for a q that is a `.transpose(1, 2)` view
+ * of [B, Lq, H, D], the output is [B, Lq, H, Dv] in memory, so that
+ * `out.transpose(1, 2).reshape(B, Lq, H * Dv)` is a view; contiguous otherwise. Differentiable
+ * for q, k and v (not the mask; the gradients come in their inputs' layouts): the backward
+ * recomputes the probabilities tile by tile from q, k and the per-row logsumexp (float32, or
+ * float64 for float64 inputs), the only extra tensor the graph keeps.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOpOptions = {}): Tensor {
   if (typeof opts !== 'object' || opts === null) fail('ERR_ARG', `${OP}: options must be an object`);

@@ -7,7 +7,7 @@
 import test, { ExecutionContext } from 'ava';
 import * as ig from '../../lib';
 import { DType, Tensor } from '../../lib';
-import { addon } from '../../lib/native';
+import { addon, core, NativeHandle } from '../../lib/native';
 import { Ref, Rng, assertClose, assertCode, numel, randomTensor, refOf, rowMajorStrides } from '../helpers';
 
 const FLOATS: DType[] = ['float32', 'float64', 'bfloat16', 'float16'];
@@ -170,18 +170,32 @@ test('the scores grow along the keys: later tiles rescale what earlier ones accu
   for (const u of [q, k, v.t, out]) u.dispose();
 });
 
-test('the output is laid out as [B, Lq, H, Dv]; projections seen through transpose(1, 2) are not copied', (t) => {
+test('outputs and gradients keep their inputs\' layouts; projections seen through transpose(1, 2) are not copied', (t) => {
   const rng = new Rng(44);
   const [B, H, L, D] = [2, 4, 5, 8];
-  const q = input(rng, [B, H, L, D], 'float32', 'heads');
-  const k = input(rng, [B, 2, L, D], 'float32', 'heads');
-  const v = input(rng, [B, 2, L, D], 'float32', 'columns');
+  const q = input(rng, [B, H, L, D], 'float32', 'heads').t;
+  const k = input(rng, [B, 2, L, D], 'float32', 'heads').t;
+  const v = input(rng, [B, 2, L, D], 'float32', 'columns').t;
   const copies = operandCopies();
-  const out = ig.scaledDotProductAttention(q.t, k.t, v.t, { causal: true });
+  const out = ig.scaledDotProductAttention(q, k, v, { causal: true });
   t.is(operandCopies(), copies, 'no operand was copied');
-  t.deepEqual(out.strides, [L * H * D, D, H * D, 1]);
+  t.deepEqual(out.strides, [L * H * D, D, H * D, 1], '[B, Lq, H, Dv] in memory, as q');
   t.true(out.transpose(1, 2).isContiguous());
-  for (const u of [q.t, k.t, v.t, out]) u.dispose();
+  // the native backward's gradients (a leaf's .grad is a contiguous copy of its own)
+  const native = addon as { attentionForward(...args: unknown[]): number[]; attentionBackward(...args: unknown[]): number[] };
+  const [hq, hk, hv] = [q, k, v].map((x) => x.handle('test'));
+  const [hout, hlse] = native.attentionForward(hq, hk, hv, null, true, 0.5);
+  const grads = native.attentionBackward(hout, hq, hk, hv, hout, hlse, null, true, 0.5);
+  t.deepEqual(grads.map((h) => core.meta(h as NativeHandle).strides), [
+    [L * H * D, D, H * D, 1],
+    [L * 2 * D, D, 2 * D, 1],
+    [2 * L * D, L * D, D, 1],
+  ]);
+  for (const h of [hout, hlse, ...grads]) core.dispose(h as NativeHandle);
+  const plain = input(rng, [B, H, L, D], 'float32').t;
+  const contiguousOut = ig.scaledDotProductAttention(plain, k, v);
+  t.true(contiguousOut.isContiguous());
+  for (const u of [q, k, v, out, plain, contiguousOut]) u.dispose();
 });
 
 test('rows that see no key give zeros and zero gradients, not NaN', (t) => {
