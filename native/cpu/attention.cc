@@ -46,10 +46,10 @@ GemmOperand transposed(const GemmOperand& m) { return GemmOperand{m.data, !m.tra
 // A contiguous row-major buffer of this file with `cols` columns.
 GemmOperand dense(const void* data, int64_t cols) { return GemmOperand{data, false, cols, {}}; }
 
-// Columns [first, ...) of a row-major buffer operand.
+// Columns [first, ...) of a matrix operand.
 template <typename A>
 GemmOperand columns_from(const GemmOperand& m, int64_t first) {
-  return GemmOperand{static_cast<const A*>(m.data) + first, false, m.ld, {}};
+  return GemmOperand{static_cast<const A*>(m.data) + (m.trans ? first * m.ld : first), m.trans, m.ld, {}};
 }
 
 // Row r of a matrix operand: where it starts, and the step between its elements.
@@ -116,10 +116,11 @@ A strided_dot(const A* __restrict a, int64_t sa, const A* __restrict b, int64_t 
 template <typename A>
 class TransposedRows {
  public:
-  TransposedRows(int64_t rows, int64_t cols) : rows_(rows), data_(size_t(rows * cols)) {}
+  explicit TransposedRows(int64_t rows) : rows_(rows) {}
 
   // Rows [0, count) of matrix (b, h) of m [rows, cols], transposed: an operand [cols, count].
   GemmOperand get(const GemmOperand& m, int64_t b, int64_t h, int64_t count, int64_t cols) {
+    if (data_.empty()) data_.resize(size_t(rows_ * cols));
     if (b != b_ || h != h_) {
       b_ = b;
       h_ = h;
@@ -247,11 +248,12 @@ void forward_typed(const AttentionProblem& p, const TensorPtr& out, acc_t<T>* ls
   const double work = double(std::min(kBlockQ, p.q_len)) * double(p.k_len) * double(p.head_dim + vd);
   parallel_for(p.batch * p.heads * blocks, task_grain(work), [&](int64_t begin, int64_t end) {
     std::vector<A> scores(size_t(kBlockQ * kBlockK)), acc(size_t(kBlockQ * vd));
-    TransposedRows<A> keys_t(p.k_len, p.head_dim);
+    TransposedRows<A> keys_t(p.k_len);
     A row_max[kBlockQ], row_sum[kBlockQ];
     for (int64_t task = begin; task < end; task++) {
       const QueryBlock blk = query_block(p, task / (p.heads * blocks), task / blocks % p.heads, task % blocks);
-      const GemmOperand kt = keys_t.get(p.k, blk.b, blk.g, blk.keys, p.head_dim);
+      // One query row (decoding) makes q k^T a matrix-vector product, as fast with k as it is.
+      const GemmOperand kt = blk.count == 1 ? transposed(at<A>(p.k, blk.b, blk.g, 0, 0)) : keys_t.get(p.k, blk.b, blk.g, blk.keys, p.head_dim);
       std::fill(acc.begin(), acc.end(), A(0));
       std::fill(row_max, row_max + kBlockQ, -std::numeric_limits<A>::infinity());
       std::fill(row_sum, row_sum + kBlockQ, A(0));
@@ -294,7 +296,7 @@ void backward_typed(const AttentionProblem& p, const GemmOperand& out, const Gem
   parallel_for(pairs * parts, task_grain(work), [&](int64_t begin, int64_t end) {
     std::vector<A> probs(size_t(kBlockQ * kBlockK)), grads(size_t(kBlockQ * kBlockK)), dq_rows(size_t(kBlockQ * hd));
     std::vector<A> local(split ? 0 : size_t(width));
-    TransposedRows<A> keys_t(lk, hd), values_t(lk, vd);
+    TransposedRows<A> keys_t(lk), values_t(lk);
     A delta[kBlockQ];
     for (int64_t task = begin; task < end; task++) {
       const int64_t pair = task / parts, part = task % parts, b = pair / p.kv_heads, g = pair % p.kv_heads;
