@@ -33,11 +33,20 @@ constexpr DType compute_dtype() {
   return sizeof(A) == sizeof(double) ? DType::Float64 : DType::Float32;
 }
 
+// Where element (row, col) of an operand's matrix sits, in elements from the matrix's start.
+int64_t element_offset(const GemmOperand& m, int64_t row, int64_t col) { return m.trans ? row + col * m.ld : row * m.ld + col; }
+
 // The matrix (b, h) of an operand from element (row, col) on.
 template <typename A>
 GemmOperand at(const GemmOperand& m, int64_t b, int64_t h, int64_t row, int64_t col) {
-  const int64_t offset = m.trans ? row + col * m.ld : row * m.ld + col;
-  return GemmOperand{static_cast<const A*>(m.data) + b * m.batch_strides[0] + h * m.batch_strides[1] + offset, m.trans, m.ld, {}};
+  const A* base = static_cast<const A*>(m.data) + b * m.batch_strides[0] + h * m.batch_strides[1];
+  return GemmOperand{base + element_offset(m, row, col), m.trans, m.ld, {}};
+}
+
+// Columns [first, ...) of a single matrix's operand.
+template <typename A>
+GemmOperand columns_from(const GemmOperand& m, int64_t first) {
+  return GemmOperand{static_cast<const A*>(m.data) + element_offset(m, 0, first), m.trans, m.ld, {}};
 }
 
 // The same matrix seen transposed: BLAS reads it with the other transpose flag.
@@ -46,16 +55,10 @@ GemmOperand transposed(const GemmOperand& m) { return GemmOperand{m.data, !m.tra
 // A contiguous row-major buffer of this file with `cols` columns.
 GemmOperand dense(const void* data, int64_t cols) { return GemmOperand{data, false, cols, {}}; }
 
-// Columns [first, ...) of a matrix operand.
-template <typename A>
-GemmOperand columns_from(const GemmOperand& m, int64_t first) {
-  return GemmOperand{static_cast<const A*>(m.data) + (m.trans ? first * m.ld : first), m.trans, m.ld, {}};
-}
-
-// Row r of a matrix operand: where it starts, and the step between its elements.
+// Row r of a single matrix's operand: where it starts, and the step between its elements.
 template <typename A>
 const A* row_start(const GemmOperand& m, int64_t r) {
-  return static_cast<const A*>(m.data) + (m.trans ? r : r * m.ld);
+  return static_cast<const A*>(m.data) + element_offset(m, r, 0);
 }
 int64_t row_step(const GemmOperand& m) { return m.trans ? m.ld : 1; }
 
@@ -66,7 +69,7 @@ void product(int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOp
 }
 
 // dst[c * ld + j] = m(j, c) for j < rows, c < cols: a [rows, cols] matrix transposed, in 8 x 8
-// tiles that the compiler transposes in vector registers.
+// tiles, so that both sides are read and written in runs.
 template <typename A>
 void transpose_into(const GemmOperand& m, int64_t rows, int64_t cols, A* __restrict dst, int64_t ld) {
   const A* __restrict src = static_cast<const A*>(m.data);
