@@ -21,10 +21,11 @@ constexpr int64_t kBlockK = 256;
 // Multiply-adds a pool task should hold at least.
 constexpr double kTaskWork = double(1 << 16);
 // The backward gives each (batch, key/value head) pair one task that owns its dK and dV. With
-// fewer pairs than this, each pair's query rows are split into parts with their own dK/dV sums,
-// so that the work still spreads over threads. The split depends on the shape only, so results
-// never depend on the thread count.
+// fewer pairs than this, each pair's query rows are split into parts with their own dK/dV sums
+// (as long as those take at most kPartialBytes), so that the work still spreads over threads.
+// The split depends on the shape only, so results never depend on the thread count.
 constexpr int64_t kBackwardTasks = 8;
+constexpr double kPartialBytes = double(64 << 20);
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -289,10 +290,11 @@ void backward_typed(const AttentionProblem& p, const GemmOperand& out, const Gem
   using A = acc_t<T>;
   const int64_t blocks = ceil_div(p.q_len, kBlockQ), group = p.heads / p.kv_heads, items = group * blocks;
   const int64_t hd = p.head_dim, vd = p.value_dim, pairs = p.batch * p.kv_heads, lk = p.k_len;
-  const int64_t parts = std::clamp<int64_t>(ceil_div(kBackwardTasks, std::max<int64_t>(pairs, 1)), 1, std::max<int64_t>(items, 1));
   // Per task (pair, part): dK [Lk, D] then dV [Lk, Dv], accumulated (+=) over the part's query
   // rows; kept for a final sum only when the pairs are split into parts.
   const int64_t width = lk * (hd + vd);
+  const int64_t room = int64_t(kPartialBytes / (double(sizeof(A)) * double(std::max<int64_t>(pairs * width, 1))));
+  const int64_t parts = std::clamp<int64_t>(std::min(ceil_div(kBackwardTasks, std::max<int64_t>(pairs, 1)), room), 1, std::max<int64_t>(items, 1));
   const bool split = parts > 1;
   std::vector<A> partials(split ? size_t(pairs * parts * width) : 0);
   const double work = 2.5 * double(p.q_len) * double(group) / double(parts) * double(lk) * double(hd + vd);
