@@ -23,6 +23,7 @@ export * from './ops/softmax';
 export * from './ops/norm';
 export * from './ops/indexing';
 export * from './ops/loss';
+export * from './ops/attention';
 /** Optimizers, gradient clipping and learning-rate schedules. */
 export * as optim from './optim';
 /** The optimizers and clipGradNorm, also found in {@link optim}. */

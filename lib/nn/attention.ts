@@ -1,20 +1,20 @@
 /**
- * Causal self-attention as LLaMA computes it (Hugging Face's LlamaAttention, eager path):
- * rotary position embeddings with the rotate_half convention, grouped-query heads, scaled
- * dot-product scores with an additive causal mask, softmax, and the output projection. Composed
- * from existing ops.
+ * Causal self-attention as LLaMA computes it (Hugging Face's LlamaAttention): rotary position
+ * embeddings with the rotate_half convention, grouped-query heads, and the fused
+ * {@link scaledDotProductAttention} (scaled scores, causal or additive mask, softmax, values)
+ * between the projections; a {@link LayerKVCache} for generation.
  */
 import { DType, isFloat, isInt } from '../dtype';
 import { fail } from '../errors';
 import { tidy } from '../memory';
+import { scaledDotProductAttention } from '../ops/attention';
 import { checkNumber, checkTensor, fmtShape, sameShape } from '../ops/check';
 import { tensor } from '../ops/creation';
 import { add, mul } from '../ops/elementwise';
 import { cat, embedding } from '../ops/indexing';
-import { matmul } from '../ops/matmul';
 import { max, min } from '../ops/reduce';
-import { softmax } from '../ops/softmax';
 import { Tensor } from '../tensor';
+import { LayerKVCache } from './cache';
 import { Linear } from './layers';
 import { checkSize, floatDtype, Module } from './module';
 
@@ -149,8 +149,10 @@ export interface AttentionOptions {
  * Causal multi-head self-attention with grouped-query heads and rotary position embeddings, as
  * LLaMA's (parameters `q_proj`, `k_proj`, `v_proj`, `o_proj`). Each group of
  * numAttentionHeads / numKeyValueHeads query heads shares one key/value head (query head h uses
- * key/value head floor(h / group), as HF's repeat_kv); the sharing is a broadcast in the
- * batched matmuls, not a copy.
+ * key/value head floor(h / group), as HF's repeat_kv), read in place by the fused attention op,
+ * not copied. The heads are views of the projections ([batch, seq, heads, headDim] transposed),
+ * and the attention output comes back in the layout the output projection reads: no copies
+ * between the four projections.
  */
 export class CausalSelfAttention extends Module {
   readonly hiddenSize: number;
@@ -189,14 +191,23 @@ export class CausalSelfAttention extends Module {
   }
 
   /**
-   * x [batch, seq, hiddenSize] -> [batch, seq, hiddenSize]. `positionEmbeddings`: the cos and
-   * sin tables of the positions ([seq, headDim] or [batch or 1, seq, headDim]), from a
-   * {@link RotaryEmbedding} of dim headDim. `attentionMask`: an additive float mask that
-   * replaces the causal one (so it must hide the future itself), [seq, seq] or
-   * [batch or 1, 1 or numAttentionHeads, seq, seq]; by default {@link causalMask} is built for
-   * each call (a model with many layers builds it once and passes it).
+   * x [batch, seq, hiddenSize] -> [batch, seq, hiddenSize].
+   *
+   * - `positionEmbeddings`: the cos and sin tables of the seq new positions ([seq, headDim] or
+   *   [batch or 1, seq, headDim]), from a {@link RotaryEmbedding} of dim headDim. With a cache
+   *   holding `past` positions, they are those of positions past..past + seq - 1.
+   * - `attentionMask`: null (default) for causal attention, computed without a mask tensor (and
+   *   skipping the hidden half of the scores). Otherwise an additive float mask that replaces the
+   *   causal one (so it must hide the future itself), over the keys of all positions attended
+   *   to, kv = past + seq: [seq, kv] or [batch or 1, 1 or numAttentionHeads, seq, kv]. A row
+   *   that hides every key gives zeros.
+   * - `cache`: a layer's {@link LayerKVCache} (from `KVCache.layer(i)`) for generation: the new
+   *   keys and values are written into it, and the queries attend to every cached position
+   *   plus the new ones (causally: new token i sees positions <= past + i). Checked before
+   *   anything is computed or written (ERR_SHAPE, ERR_DTYPE, ERR_INDEX when it is full); it
+   *   keeps no gradient history, so run generation under `noGrad` (ERR_GRAD otherwise).
    */
-  forward(x: Tensor, positionEmbeddings: PositionEmbeddings, attentionMask: Tensor | null = null): Tensor {
+  forward(x: Tensor, positionEmbeddings: PositionEmbeddings, attentionMask: Tensor | null = null, cache: LayerKVCache | null = null): Tensor {
     const op = 'CausalSelfAttention';
     checkTensor(x, op);
     if (x.ndim !== 3 || x.shape[2] !== this.hiddenSize) {
@@ -204,23 +215,22 @@ export class CausalSelfAttention extends Module {
     }
     const [batch, seq] = x.shape;
     const { cos, sin } = this.#checkPositions(positionEmbeddings, batch, seq, op);
-    if (attentionMask !== null) this.#checkMask(attentionMask, batch, seq, op);
-    const groups = this.numKeyValueHeads;
-    const perGroup = this.numAttentionHeads / groups;
+    if (cache !== null) this.#checkCache(cache, x, seq, op);
+    const keyLength = (cache?.length ?? 0) + seq;
+    if (attentionMask !== null) this.#checkMask(attentionMask, batch, seq, keyLength, op);
     const hd = this.headDim;
     return tidy(() => {
-      // heads as [batch, kv head, heads sharing it, seq, headDim]
-      const split = (t: Tensor, heads: number) => t.view(batch, seq, groups, heads, hd).permute(0, 2, 3, 1, 4);
-      const table = (t: Tensor) => t.to(x.dtype).reshape(t.ndim === 2 ? 1 : t.shape[0], 1, 1, seq, hd);
+      // rotary on [batch, seq, heads, headDim], then the heads as [batch, heads, seq, headDim] views
+      const table = (t: Tensor) => t.to(x.dtype).reshape(t.ndim === 2 ? 1 : t.shape[0], seq, 1, hd);
       const [c, s] = [table(cos), table(sin)];
-      const q = applyRotary(split(this.q_proj.call(x), perGroup), c, s);
-      const k = applyRotary(split(this.k_proj.call(x), 1), c, s);
-      const v = split(this.v_proj.call(x), 1);
-      const scores = mul(matmul(q, k.mT), hd ** -0.5);
-      const mask = attentionMask === null ? causalMask(seq, { dtype: x.dtype }) : this.#groupedMask(attentionMask, x.dtype);
-      const probs = softmax(add(scores, mask), -1);
-      const out = matmul(probs, v).permute(0, 3, 1, 2, 4).reshape(batch, seq, this.numAttentionHeads * hd);
-      return this.o_proj.call(out);
+      const heads = (t: Tensor, n: number) => t.view(batch, seq, n, hd);
+      const q = applyRotary(heads(this.q_proj.call(x), this.numAttentionHeads), c, s).transpose(1, 2);
+      let k = applyRotary(heads(this.k_proj.call(x), this.numKeyValueHeads), c, s).transpose(1, 2);
+      let v = heads(this.v_proj.call(x), this.numKeyValueHeads).transpose(1, 2);
+      if (cache !== null) ({ keys: k, values: v } = cache.update(k, v));
+      const out = scaledDotProductAttention(q, k, v, attentionMask === null ? { causal: true } : { mask: attentionMask.to(x.dtype) });
+      // out is laid out as [batch, seq, heads, headDim]: this reshape is a view
+      return this.o_proj.call(out.transpose(1, 2).reshape(batch, seq, this.numAttentionHeads * hd));
     });
   }
 
@@ -237,23 +247,24 @@ export class CausalSelfAttention extends Module {
     return pe;
   }
 
-  #checkMask(mask: Tensor, batch: number, seq: number, op: string): void {
+  #checkCache(cache: LayerKVCache, x: Tensor, seq: number, op: string): void {
+    if (!(cache instanceof LayerKVCache)) fail('ERR_ARG', `${op}: cache must be a LayerKVCache (KVCache.layer(i))`);
+    if (cache.numKeyValueHeads !== this.numKeyValueHeads || cache.headDim !== this.headDim || cache.valueHeadDim !== this.headDim) {
+      fail('ERR_SHAPE', `${op}: the KV cache holds ${cache.numKeyValueHeads} heads of ${cache.headDim} (values ${cache.valueHeadDim}), the layer ${this.numKeyValueHeads} of ${this.headDim}`);
+    }
+    if (cache.dtype !== x.dtype) fail('ERR_DTYPE', `${op}: the KV cache holds ${cache.dtype}, the input is ${x.dtype}`);
+    cache.checkRoom(x.shape[0], seq, op);
+  }
+
+  #checkMask(mask: Tensor, batch: number, seq: number, keys: number, op: string): void {
     checkTensor(mask, op, 'attentionMask');
     if (!isFloat(mask.dtype)) fail('ERR_DTYPE', `${op}: attentionMask must be an additive float mask, got ${mask.dtype}`);
     const s = mask.shape;
     const ok =
-      (mask.ndim === 2 && sameShape(s, [seq, seq])) ||
-      (mask.ndim === 4 && (s[0] === batch || s[0] === 1) && (s[1] === 1 || s[1] === this.numAttentionHeads) && sameShape(s.slice(2), [seq, seq]));
+      (mask.ndim === 2 && sameShape(s, [seq, keys])) ||
+      (mask.ndim === 4 && (s[0] === batch || s[0] === 1) && (s[1] === 1 || s[1] === this.numAttentionHeads) && sameShape(s.slice(2), [seq, keys]));
     if (!ok) {
-      fail('ERR_SHAPE', `${op}: attentionMask must be [${seq}, ${seq}] or [${batch} or 1, 1 or ${this.numAttentionHeads}, ${seq}, ${seq}], got ${fmtShape(s)}`);
+      fail('ERR_SHAPE', `${op}: attentionMask must be [${seq}, ${keys}] or [${batch} or 1, 1 or ${this.numAttentionHeads}, ${seq}, ${keys}], got ${fmtShape(s)}`);
     }
-  }
-
-  /** A checked mask in the grouped layout of the scores, [.., kv head, heads sharing it, seq, seq]. */
-  #groupedMask(mask: Tensor, dtype: DType): Tensor {
-    const m = mask.to(dtype);
-    if (m.ndim === 2) return m;
-    const [b, h, seq] = m.shape;
-    return h === 1 ? m.unsqueeze(1) : m.reshape(b, this.numKeyValueHeads, h / this.numKeyValueHeads, seq, seq);
   }
 }

@@ -5,6 +5,7 @@ import { tidy } from '../memory';
 import { add } from '../ops/elementwise';
 import { Tensor } from '../tensor';
 import { CausalSelfAttention, PositionEmbeddings } from './attention';
+import { LayerKVCache } from './cache';
 import { RMSNorm } from './layers';
 import { checkSize, floatDtype, Module } from './module';
 import { SwiGLU } from './mlp';
@@ -60,12 +61,12 @@ export class DecoderBlock extends Module {
   }
 
   /**
-   * x [batch, seq, hiddenSize] -> the same shape. `positionEmbeddings` and `attentionMask` as
-   * {@link CausalSelfAttention.forward}.
+   * x [batch, seq, hiddenSize] -> the same shape. `positionEmbeddings`, `attentionMask` and the
+   * layer's KV `cache` (for generation) as {@link CausalSelfAttention.forward}.
    */
-  forward(x: Tensor, positionEmbeddings: PositionEmbeddings, attentionMask: Tensor | null = null): Tensor {
+  forward(x: Tensor, positionEmbeddings: PositionEmbeddings, attentionMask: Tensor | null = null, cache: LayerKVCache | null = null): Tensor {
     return tidy(() => {
-      const h = add(x, this.self_attn.call(this.input_layernorm.call(x), positionEmbeddings, attentionMask));
+      const h = add(x, this.self_attn.call(this.input_layernorm.call(x), positionEmbeddings, attentionMask, cache));
       return add(h, this.mlp.call(this.post_attention_layernorm.call(h)));
     });
   }

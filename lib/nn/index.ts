@@ -11,6 +11,8 @@ export { RotaryEmbedding, CausalSelfAttention, rotateHalf, applyRotary, causalMa
 export type { PositionEmbeddings, RotaryOptions, AttentionOptions } from './attention';
 export { SwiGLU } from './mlp';
 export type { SwiGLUOptions } from './mlp';
+export { KVCache, LayerKVCache } from './cache';
+export type { KVCacheOptions, CachedKeysValues } from './cache';
 export { DecoderBlock } from './decoder';
 export type { DecoderBlockOptions } from './decoder';
 /** Complete models (LLaMA) with Hugging Face's names and files. */

@@ -201,6 +201,7 @@ Napi::Object init_module(Napi::Env env, Napi::Object exports) {
   register_loss(env, exports);
   register_optim(env, exports);
   register_lora(env, exports);
+  register_attention(env, exports);
   return exports;
 }
 

@@ -1,6 +1,7 @@
 import test from 'ava';
 import * as ig from '../../lib';
 import { DType, Tensor, nn } from '../../lib';
+import { addon } from '../../lib/native';
 import { LAYOUTS, Ref, Rng, assertClose, assertCode, randomShape, randomTensor, refOf } from '../helpers';
 import { randomizeParameters } from './models';
 import { attentionWeights, refAttention, refRopeTables, refRotate, repeatBatch } from './reference';
@@ -270,6 +271,20 @@ test('CausalSelfAttention: a forward leaves only its output behind (and its grap
   const out = ig.noGrad(() => s.attn.call(s.x.t, s.pe));
   t.is(live(), level + 1);
   out.dispose();
+  s.done();
+});
+
+test('CausalSelfAttention: the heads are views of the projections, read in place forward and backward (no operand copies)', (t) => {
+  const copies = () => (addon as { matmulOperandCopies(): number }).matmulOperandCopies();
+  const s = attnSetup(new Rng(38), CASES[0], 'float32', 2, 5, false);
+  const x = s.x.t.contiguous().requiresGrad_();
+  const before = copies();
+  const out = s.attn.call(x, s.pe);
+  const ones = ig.onesLike(out);
+  out.backward(ones);
+  t.is(copies(), before);
+  for (const u of [out, ones]) u.dispose();
+  x.dispose();
   s.done();
 });
 

@@ -1,0 +1,61 @@
+// Per-row math of the fused scaled dot-product attention, shared by the CPU loops and the CUDA
+// kernels: causal limits, the online softmax over key tiles, the logsumexp the backward reads,
+// and the softmax gradient. A is the accumulation type (float, or double for float64).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include "kernels/reduce.h"
+
+namespace ignis {
+
+// How many of the keys [first, first + n) query i sees under causal masking with bottom-right
+// alignment: with lq queries and lk keys, query i sits at key position lk - lq + i and sees the
+// keys j <= that position (for lq == lk, the usual j <= i; for one decoded token, every key).
+IGNIS_HD int64_t causal_visible(int64_t i, int64_t lq, int64_t lk, int64_t first, int64_t n) {
+  const int64_t visible = lk - lq + i + 1 - first;
+  return visible < 0 ? 0 : visible > n ? n : visible;
+}
+
+// The value subtracted from a row's scores before exp when its running maximum is m: m, or 0
+// while every key seen so far is masked (m = -inf), so that exp(-inf - shift) is 0, not NaN.
+template <typename A>
+IGNIS_HD A softmax_shift(A m) {
+  return std::isinf(m) && m < 0 ? A(0) : m;
+}
+
+// The factor a row's running sum and output are multiplied by when its maximum grows from
+// old_max to new_max: 1 when it stays (a row still fully masked included).
+template <typename A>
+IGNIS_HD A online_rescale(A old_max, A new_max) {
+  return old_max == new_max ? A(1) : exp_acc(old_max - new_max);
+}
+
+// The logsumexp of a row saved for the backward, from its final max and sum of exp(s - shift):
+// max + log(sum), or +inf for a row that sees no key, so that the backward's probabilities
+// exp(s - lse) are 0 there and the row gets zero gradients.
+template <typename A>
+IGNIS_HD A attention_lse(A max, A sum) {
+  return sum > 0 ? softmax_shift(max) + std::log(sum) : A(INFINITY);
+}
+
+// The factor that normalises a row's output: 1 / sum, or 0 (a zero output) for a row that sees
+// no key.
+template <typename A>
+IGNIS_HD A attention_norm(A sum) {
+  return sum > 0 ? A(1) / sum : A(0);
+}
+
+// A probability recomputed in the backward from its score and the row's logsumexp.
+template <typename A>
+IGNIS_HD A attention_prob(A score, A lse) {
+  return exp_acc(score - lse);
+}
+
+// The gradient of one score: P * (dP - delta), with delta the row's sum of dO * O (which equals
+// the sum of P * dP).
+template <typename A>
+IGNIS_HD A attention_score_grad(A p, A dp, A delta) {
+  return p * (dp - delta);
+}
+
+}  // namespace ignis
