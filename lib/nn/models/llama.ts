@@ -15,7 +15,8 @@ import { arange, full, getRngState, setRngState, tensor } from '../../ops/creati
 import { cat } from '../../ops/indexing';
 import { crossEntropy } from '../../ops/loss';
 import { Tensor } from '../../tensor';
-import { causalMask, RotaryEmbedding } from '../attention';
+import { RotaryEmbedding } from '../attention';
+import { KVCache } from '../cache';
 import { DecoderBlock } from '../decoder';
 import { Embedding, Linear, RMSNorm } from '../layers';
 import { floatDtype, listNames, Module } from '../module';
@@ -33,8 +34,14 @@ export interface LlamaForwardOptions {
    * transformers' attention_mask. Default: every token (only the causal mask).
    */
   attentionMask?: Tensor | null;
-  /** Integer positions [batch or 1, seq] for the rotary embedding (default 0 .. seq - 1). */
+  /** Integer positions [batch or 1, seq] for the rotary embedding (default past .. past + seq - 1). */
   positionIds?: Tensor | null;
+  /**
+   * Keys and values of earlier positions (from {@link LlamaForCausalLM.createCache}): the input
+   * continues them (past = cache.length) and its own keys and values are added. With a cache,
+   * `attentionMask` covers the past and the new positions, [batch, past + seq], as transformers'.
+   */
+  cache?: KVCache | null;
 }
 
 /** Options of {@link LlamaForCausalLM.forward}. */
@@ -80,20 +87,24 @@ function checkIds(op: string, ids: Tensor, name: string): void {
 }
 
 /**
- * The additive mask [batch, 1, seq, seq] of a padding mask [batch, seq]: 0 where key j <= query i
- * and j is a token, the dtype's lowest finite value elsewhere.
+ * The additive mask [batch, 1, seq, past + seq] of a padding mask [batch, past + seq] for `seq`
+ * new positions after `past` cached ones: 0 where key j <= past + query i and j is a token, the
+ * dtype's lowest finite value elsewhere.
  */
-function paddingMask(op: string, mask: Tensor, batch: number, seq: number, dtype: DType): Tensor {
+function paddingMask(op: string, mask: Tensor, batch: number, past: number, seq: number, dtype: DType): Tensor {
   checkTensor(mask, op, 'attentionMask');
-  if (!sameShape(mask.shape, [batch, seq])) fail('ERR_SHAPE', `${op}: attentionMask must be [${batch}, ${seq}] like the input ids, got ${fmtShape(mask.shape)}`);
+  const keys = past + seq;
+  if (!sameShape(mask.shape, [batch, keys])) {
+    fail('ERR_SHAPE', `${op}: attentionMask must be [${batch}, ${keys}] (the cached and the new positions), got ${fmtShape(mask.shape)}`);
+  }
   const keep = tidy(() => mask.to('float64').data() as Float64Array);
-  const data = dtype === 'float64' ? new Float64Array(batch * seq * seq) : new Float32Array(batch * seq * seq);
+  const data = dtype === 'float64' ? new Float64Array(batch * seq * keys) : new Float32Array(batch * seq * keys);
   for (let b = 0; b < batch; b++) {
     for (let i = 0; i < seq; i++) {
-      for (let j = 0; j < seq; j++) data[(b * seq + i) * seq + j] = j <= i && keep[b * seq + j] !== 0 ? 0 : LOWEST[dtype];
+      for (let j = 0; j < keys; j++) data[(b * seq + i) * keys + j] = j <= past + i && keep[b * keys + j] !== 0 ? 0 : LOWEST[dtype];
     }
   }
-  return tensor(data, { shape: [batch, 1, seq, seq], dtype });
+  return tensor(data, { shape: [batch, 1, seq, keys], dtype });
 }
 
 /**
@@ -148,11 +159,20 @@ export class LlamaModel extends Module {
         fail('ERR_SHAPE', `${op}: positionIds must be [${batch} or 1, ${seq}], got ${fmtShape(positions.shape)}`);
       }
     }
+    const cache = opts.cache ?? null;
+    if (cache !== null) {
+      if (!(cache instanceof KVCache)) fail('ERR_ARG', `${op}: cache must be a KVCache (see createCache)`);
+      if (cache.layers.length !== this.layers.length) fail('ERR_ARG', `${op}: the cache has ${cache.layers.length} layers, the model ${this.layers.length}`);
+    }
+    const past = cache?.length ?? 0;
     return tidy(() => {
       let h = this.embed_tokens.call(inputIds);
-      const pe = this.rotary_emb.call(positions ?? arange(seq).view(1, seq), h.dtype);
-      const mask = opts.attentionMask ? paddingMask(op, opts.attentionMask, batch, seq, h.dtype) : causalMask(seq, { dtype: h.dtype });
-      for (const layer of this.layers) h = layer.call(h, pe, mask);
+      const pe = this.rotary_emb.call(positions ?? arange(past, past + seq, { dtype: 'int64' }).view(1, seq), h.dtype);
+      // without a padding mask the attention is causal by itself (no mask tensor, masked tiles skipped)
+      const mask = opts.attentionMask ? paddingMask(op, opts.attentionMask, batch, past, seq, h.dtype) : null;
+      this.layers.forEach((layer, i) => {
+        h = layer.call(h, pe, mask, cache?.layer(i) ?? null);
+      });
       return this.norm.call(h);
     });
   }
@@ -205,6 +225,18 @@ export class LlamaForCausalLM extends Module {
       const scores = logits.dtype === 'float64' ? logits : logits.to('float32');
       const loss = crossEntropy(scores.reshape(batch * seq, vocab), targets.reshape(batch * seq), { ignoreIndex: -100 });
       return { logits, loss };
+    });
+  }
+
+  /**
+   * A key/value cache for `batchSize` sequences of up to `maxLength` positions, in the model's
+   * dtype, for {@link forward}'s `cache` option (generation). It belongs to the caller: dispose it.
+   */
+  createCache(batchSize: number, maxLength: number): KVCache {
+    const c = this.config;
+    return new KVCache({
+      numLayers: c.numHiddenLayers, batchSize, numKeyValueHeads: c.numKeyValueHeads, headDim: c.headDim,
+      maxLength, dtype: this.model.embed_tokens.weight.dtype,
     });
   }
 

@@ -1,0 +1,283 @@
+/**
+ * LoRA fine-tuning of a causal language model, end to end: load the base model and tokenizer,
+ * read and split the data, add adapters, train with checkpoints, evaluate, and save a PEFT
+ * adapter with its loss curve. The `ignis finetune` command is a thin layer over {@link finetune}.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { fail } from '../errors';
+import { manualSeed } from '../ops/creation';
+import { applyLora } from '../lora/apply';
+import { saveAdapter } from '../lora/peft';
+import { LlamaForCausalLM } from '../nn/models/llama';
+import { IGNORE_INDEX, readRecords, splitExamples, tokenizeRecords } from '../data/dataset';
+import type { Example } from '../data/dataset';
+import { Tokenizer } from '../data/tokenizer';
+import { writeJsonAtomic, writeTextAtomic } from '../io/files';
+import { generate } from '../generate';
+import { findTrainingState, loadTrainingState, saveTrainingState } from './state';
+import { lossCurveSvg } from './plot';
+import { Trainer } from './trainer';
+import type { EvalResult, StepResult } from './trainer';
+import { resolveDevice } from './device';
+
+/** The package's own folder (models/ and data/ ship in it). */
+const PACKAGE_DIR = path.join(__dirname, '..', '..', '..');
+
+/** The built-in base model: a small LLaMA pretrained by `scripts/pretrain-base.js`. */
+export const BUILTIN_MODEL = path.join(PACKAGE_DIR, 'models', 'ignis-tiny');
+/** The built-in fine-tuning dataset: The Devil's Dictionary as prompt/completion records. */
+export const BUILTIN_DATA = path.join(PACKAGE_DIR, 'data', 'devils-dictionary.jsonl');
+
+/** Options of {@link finetune}; every one has a default. */
+export interface FinetuneOptions {
+  /** The base model's folder (HF layout: config.json, model.safetensors, tokenizer.json). Default: the built-in model. */
+  model?: string;
+  /** The data file: JSONL of {"text"} or {"prompt","completion"} records, or plain text. Default: the built-in dataset. */
+  data?: string;
+  /** Where the adapter, the loss curve and checkpoints go (default `lora-out`). */
+  out?: string;
+  /** LoRA rank (default 8). */
+  rank?: number;
+  /** LoRA alpha (default 16). */
+  alpha?: number;
+  /** Dropout on the LoRA path (default 0.05). */
+  dropout?: number;
+  /** Module names to adapt (default ['q_proj', 'v_proj']), or 'all-linear'. */
+  target?: string[] | 'all-linear';
+  /** Peak learning rate (default 1e-3). */
+  lr?: number;
+  /** Passes over the training data (default 1; ignored when `steps` is given). */
+  epochs?: number;
+  /** Optimizer steps in all (default: from epochs). */
+  steps?: number;
+  /** Examples per micro-batch (default 8). */
+  batch?: number;
+  /** Tokens per training sequence (default 128). */
+  seqLen?: number;
+  /** Micro-batches per optimizer step (default 1). */
+  gradAccum?: number;
+  /** Warmup steps (default: 5% of the steps). */
+  warmup?: number;
+  /** Seeds the adapters' initialisation, the data order and dropout (default 0). */
+  seed?: number;
+  /** 'auto' (CUDA when available, else CPU), 'cpu' or 'cuda' (default 'auto'). */
+  device?: string;
+  /** Evaluate on the held-out split every this many steps (default: 4 times in the run; 0 = only at the start and end). */
+  evalEvery?: number;
+  /** Share of the examples held out for evaluation (default 0.1). */
+  evalFraction?: number;
+  /** Write a checkpoint every this many steps (default: at evaluations); one is also written when stopped. */
+  saveEvery?: number;
+  /** Continue from the checkpoint in `out` (same settings required). */
+  resume?: boolean;
+  /** Prompts to sample before and after training (default: three held-out prompts). */
+  samplePrompts?: string[];
+  /** Tokens generated per sample (default 60). */
+  sampleTokens?: number;
+  /** Stops training after the current step, with a checkpoint (Ctrl-C in the command). */
+  signal?: AbortSignal;
+  /** Called after each step and evaluation (the command draws its progress bar with it). */
+  onProgress?: (event: ProgressEvent) => void;
+  /** Called with lines worth showing (summary, samples, evaluations). */
+  log?: (line: string) => void;
+}
+
+/** What {@link FinetuneOptions.onProgress} receives. */
+export type ProgressEvent =
+  | { kind: 'start'; step: number; totalSteps: number }
+  | ({ kind: 'step'; totalSteps: number; tokensPerSecond: number } & StepResult)
+  | ({ kind: 'eval'; step: number } & EvalResult);
+
+/** One sample: the prompt and the text the model added. */
+export interface Sample {
+  prompt: string;
+  completion: string;
+}
+
+/** What {@link finetune} returns. */
+export interface FinetuneResult {
+  /** The folder holding adapter_config.json, adapter_model.safetensors, loss.svg and metrics.json. */
+  out: string;
+  /** Steps done (all of them unless stopped). */
+  steps: number;
+  totalSteps: number;
+  /** True when stopped by the signal before the end (a checkpoint was written; the adapter was not). */
+  stopped: boolean;
+  /** Held-out loss and perplexity before and after training. */
+  evalBefore: EvalResult;
+  evalAfter: EvalResult | null;
+  samplesBefore: Sample[];
+  samplesAfter: Sample[];
+  /** Training tokens per second (learned tokens, median over the steps). */
+  tokensPerSecond: number;
+  /** Trainable and total parameter counts. */
+  trainableParameters: number;
+  totalParameters: number;
+}
+
+interface History {
+  train: [number, number][];
+  eval: [number, number][];
+  evalBefore: EvalResult;
+  samplesBefore: Sample[];
+  stepSeconds: number[];
+}
+
+function positive(value: unknown, name: string, integer = true): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    fail('ERR_ARG', `finetune: ${name} must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function median(values: number[]): number {
+  const s = values.slice().sort((a, b) => a - b);
+  return s.length ? s[s.length >> 1] : NaN;
+}
+
+/**
+ * Fine-tunes a LoRA adapter on a causal LM and saves it as PEFT does (adapter_config.json and
+ * adapter_model.safetensors, loadable by PEFT on the same base model), with loss.svg (training
+ * and held-out loss) and metrics.json. Bad options, an unreadable model folder or data file,
+ * a sequence length above the model's maximum, and malformed data lines are clear errors raised
+ * before any file is written. Dropout draws from the global generator (seeded from `seed`): two
+ * runs interleaved in one process would share it, so run them one after the other.
+ */
+export async function finetune(options: FinetuneOptions = {}): Promise<FinetuneResult> {
+  const o = {
+    model: options.model ?? BUILTIN_MODEL,
+    data: options.data ?? BUILTIN_DATA,
+    out: options.out ?? 'lora-out',
+    rank: positive(options.rank ?? 8, 'rank'),
+    alpha: positive(options.alpha ?? 16, 'alpha', false),
+    dropout: options.dropout ?? 0.05,
+    target: options.target ?? ['q_proj', 'v_proj'],
+    lr: positive(options.lr ?? 1e-3, 'lr', false),
+    epochs: positive(options.epochs ?? 1, 'epochs'),
+    batch: positive(options.batch ?? 8, 'batch'),
+    seqLen: positive(options.seqLen ?? 128, 'seqLen'),
+    gradAccum: positive(options.gradAccum ?? 1, 'gradAccum'),
+    seed: options.seed ?? 0,
+    evalFraction: options.evalFraction ?? 0.1,
+  };
+  if (!(o.dropout >= 0 && o.dropout < 1)) fail('ERR_ARG', `finetune: dropout must be in [0, 1), got ${o.dropout}`);
+  if (!Number.isSafeInteger(o.seed)) fail('ERR_ARG', `finetune: seed must be an integer, got ${o.seed}`);
+  const log = options.log ?? (() => {});
+  const device = resolveDevice(options.device ?? 'auto', 'finetune');
+
+  const tokenizer = Tokenizer.fromDir(o.model);
+  const records = readRecords(o.data);
+  const model = LlamaForCausalLM.fromPretrained(o.model, { dtype: 'float32' });
+  try {
+    const maxLen = model.config.maxPositionEmbeddings;
+    if (o.seqLen > maxLen) fail('ERR_ARG', `finetune: seqLen ${o.seqLen} is above the model's maximum of ${maxLen} positions`);
+    const examples = tokenizeRecords(records, tokenizer, { seqLen: o.seqLen });
+    const { train, heldOut } = splitExamples(examples, o.evalFraction, o.seed);
+    if (heldOut.length === 0) fail('ERR_ARG', `finetune: the data gives ${examples.length} example(s); at least 2 are needed to hold one out`);
+
+    manualSeed(o.seed);
+    const summary = applyLora(model, { r: o.rank, alpha: o.alpha, dropout: o.dropout, targetModules: o.target });
+    const perEpoch = Math.ceil(Math.ceil(train.length / o.batch) / o.gradAccum);
+    const totalSteps = options.steps === undefined ? perEpoch * o.epochs : positive(options.steps, 'steps');
+    const warmup = options.warmup ?? Math.floor(totalSteps * 0.05);
+    const evalEvery = options.evalEvery ?? Math.max(1, Math.ceil(totalSteps / 4));
+    const saveEvery = options.saveEvery ?? evalEvery;
+    const trainer = new Trainer({
+      model, train, heldOut, padId: tokenizer.padId, batchSize: o.batch, gradAccum: o.gradAccum,
+      totalSteps, lr: o.lr, warmupSteps: warmup, seed: o.seed,
+    });
+    try {
+      log(`base model ${o.model}: ${summary.total - summary.trainable} parameters; LoRA r=${o.rank} alpha=${o.alpha} on ${summary.targeted.length} modules: ${summary.trainable} trainable (${((100 * summary.trainable) / summary.total).toFixed(2)}%)`);
+      log(`data ${o.data}: ${records.length} records -> ${train.length} training and ${heldOut.length} held-out sequences of up to ${o.seqLen} tokens; ${totalSteps} steps on ${device}`);
+      const settings = { ...o, out: undefined, totalSteps, warmup };
+      const checkpointDir = path.join(o.out, 'checkpoint');
+      const samplePrompts = options.samplePrompts ?? heldOutPrompts(heldOut, tokenizer);
+      const sample = (): Sample[] => samplePrompts.map((prompt) => ({
+        prompt,
+        completion: generate(model, tokenizer, prompt, { maxNewTokens: options.sampleTokens ?? 60, temperature: 0 }).text,
+      }));
+
+      let history: History;
+      const resumeFrom = options.resume ? findTrainingState(checkpointDir) : null;
+      if (options.resume && resumeFrom === null) fail('ERR_IO', `finetune: resume asked for, but ${checkpointDir} holds no checkpoint`);
+      if (resumeFrom !== null) {
+        history = loadTrainingState(resumeFrom, trainer, settings) as History;
+        log(`resumed from ${resumeFrom} at step ${trainer.step} of ${totalSteps}`);
+      } else {
+        const evalBefore = trainer.evaluate();
+        history = { train: [], eval: [[0, evalBefore.loss]], evalBefore, samplesBefore: sample(), stepSeconds: [] };
+        manualSeed(o.seed);  // sampling must not move the training's random stream
+        log(`held-out loss before: ${evalBefore.loss.toFixed(4)} (perplexity ${evalBefore.perplexity.toFixed(2)})`);
+      }
+      fs.mkdirSync(o.out, { recursive: true });
+      const save = () => saveTrainingState(checkpointDir, trainer, { settings, history });
+
+      options.onProgress?.({ kind: 'start', step: trainer.step, totalSteps });
+      let stopped = false;
+      while (trainer.step < totalSteps) {
+        if (options.signal?.aborted) {
+          stopped = true;
+          break;
+        }
+        const started = performance.now();
+        const result = trainer.trainStep();
+        const seconds = (performance.now() - started) / 1000;
+        history.stepSeconds.push(seconds);
+        history.train.push([result.step, result.loss]);
+        options.onProgress?.({ kind: 'step', totalSteps, tokensPerSecond: result.inputTokens / seconds, ...result });
+        if (result.step % evalEvery === 0 || result.step === totalSteps) {
+          const e = trainer.evaluate();
+          history.eval.push([result.step, e.loss]);
+          options.onProgress?.({ kind: 'eval', step: result.step, ...e });
+        }
+        if (result.step % saveEvery === 0 && result.step < totalSteps) save();
+        await nextTurn();  // lets a signal (Ctrl-C) arrive between steps
+      }
+      const evalAfter = stopped ? null : trainer.evaluate();
+      const samplesAfter = stopped ? [] : sample();
+      if (stopped) {
+        save();
+        log(`stopped at step ${trainer.step} of ${totalSteps}; checkpoint saved in ${checkpointDir} (resume with the same settings and resume)`);
+      } else {
+        saveAdapter(model, o.out, { baseModelNameOrPath: o.model });
+      }
+      const tokensPerSecond = median(history.stepSeconds.map((s) => (o.batch * o.gradAccum * o.seqLen) / s));
+      writeTextAtomic('finetune', path.join(o.out, 'loss.svg'), lossCurveSvg(`LoRA fine-tuning of ${path.basename(o.model)}`, [
+        { name: 'training loss', points: history.train, color: '#1f77b4' },
+        { name: 'held-out loss', points: history.eval, color: '#d62728' },
+      ]));
+      const result: FinetuneResult = {
+        out: o.out,
+        steps: trainer.step,
+        totalSteps,
+        stopped,
+        evalBefore: history.evalBefore,
+        evalAfter,
+        samplesBefore: history.samplesBefore,
+        samplesAfter,
+        tokensPerSecond,
+        trainableParameters: summary.trainable,
+        totalParameters: summary.total,
+      };
+      writeJsonAtomic('finetune', path.join(o.out, 'metrics.json'), { ...result, settings, trainLoss: history.train, evalLoss: history.eval });
+      return result;
+    } finally {
+      trainer.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * Three held-out prompts: the prompt part of prompt/completion examples, or the first 16 tokens
+ * of text examples.
+ */
+function heldOutPrompts(heldOut: Example[], tokenizer: Tokenizer): string[] {
+  return heldOut.slice(0, 3).map((e) => {
+    const prompt = e.inputIds.filter((_, p) => e.labels[p] === IGNORE_INDEX);
+    return tokenizer.decode(prompt.length ? prompt : e.inputIds.slice(0, 16));
+  });
+}
