@@ -38,3 +38,14 @@ export * as lora from './lora';
 export { LoraLinear, applyLora } from './lora';
 /** safetensors files and Hugging Face config.json. */
 export * as io from './io';
+/** Tokenizers, dataset files and batches. */
+export * as data from './data';
+export { Tokenizer } from './data/tokenizer';
+/** Training loops and LoRA fine-tuning end to end. */
+export * as train from './train';
+/** LoRA fine-tuning end to end, also found in {@link train}. */
+export { finetune } from './train/finetune';
+export type { FinetuneOptions, FinetuneResult } from './train/finetune';
+/** Text generation with a KV cache. */
+export { generate } from './generate';
+export type { GenerateOptions, GenerateResult, GenerativeLM } from './generate';
