@@ -28,6 +28,8 @@ export * as optim from './optim';
 /** The optimizers and clipGradNorm, also found in {@link optim}. */
 export { SGD, AdamW, clipGradNorm } from './optim';
 export * as nn from './nn';
+/** CUDA devices, streams, events, memory statistics and the matmul precision. */
+export * as cuda from './cuda';
 export * from './ops/lora';
 /** LoRA layers and PEFT-style targeting. */
 export * as lora from './lora';

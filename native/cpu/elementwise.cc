@@ -106,15 +106,6 @@ IGNIS_VECTOR_CLONES void unary_grad_row(char* const* p, const int64_t* s, int64_
   map_row2<T, T>(p, s, n, [f](T g, T x) __attribute__((always_inline)) { return T(f(A(g), A(x))); });
 }
 
-// v (an integer or +-inf) as the nearest value of the integer type T.
-template <typename T>
-T saturate(double v) {
-  constexpr double lowest = double(std::numeric_limits<T>::lowest());
-  if (v <= lowest) return std::numeric_limits<T>::lowest();
-  if (v >= -lowest) return std::numeric_limits<T>::max();
-  return T(v);
-}
-
 // One row of out[i] = c[i] ? x[i * StepX] : y[i * StepY], Step 0 for a broadcast operand.
 template <typename T, int StepX, int StepY>
 void select_row(char* const* p, int64_t n) {

@@ -495,6 +495,15 @@ IGNIS_HD T clamp_value(T x, T lo, T hi) {
   return r > hi ? hi : r;
 }
 
+// A clamp bound v (an integer or +-inf) as the nearest value of the integer type T.
+template <typename T>
+IGNIS_HD T saturate(double v) {
+  constexpr double lowest = double(std::numeric_limits<T>::lowest());
+  if (v <= lowest) return std::numeric_limits<T>::lowest();
+  if (v >= -lowest) return std::numeric_limits<T>::max();
+  return T(v);
+}
+
 // The gradient of clamp: g where lo <= x <= hi, 0 elsewhere (and for NaN x).
 template <typename T>
 IGNIS_HD T clamp_grad(T g, T x, T lo, T hi) {
