@@ -78,6 +78,11 @@ interface CudaNative {
 }
 const native = addon as CudaNative;
 
+/** Whether this build of ignis has the CUDA backend (built with `npm run build:cuda`). */
+export function isBuilt(): boolean {
+  return cudaStatus().built;
+}
+
 /** Whether CUDA tensors can be made here: a build with the CUDA backend, a driver and a device. */
 export function isAvailable(): boolean {
   return cudaStatus().available;

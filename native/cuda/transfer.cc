@@ -19,9 +19,11 @@ struct Staging {
   cudaEvent_t done[kBuffers] = {};
   int next = 0;
 
+  // Makes `device` current (its default stream is the null stream of the current device) and
+  // the buffers ready.
   void init(int device) {
-    if (ready) return;
     use_device(device);
+    if (ready) return;
     for (int i = 0; i < kBuffers; i++) {
       if (!data[i]) check(cudaHostAlloc(&data[i], kBufferBytes, cudaHostAllocDefault), "cudaHostAlloc");
       if (!done[i]) check(cudaEventCreateWithFlags(&done[i], cudaEventDisableTiming), "cudaEventCreateWithFlags");
