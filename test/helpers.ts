@@ -7,6 +7,17 @@ import type { ExecutionContext } from 'ava';
 import * as ig from '../lib';
 import { DType, IgnisError, Tensor } from '../lib';
 
+/**
+ * A device that does not exist here, for ERR_DEVICE checks: 'cuda' without CUDA, a CUDA index
+ * past the last device with it.
+ */
+export const UNAVAILABLE_DEVICE: ig.Device = ig.cuda.isAvailable() ? `cuda:${ig.cuda.deviceCount()}` : 'cuda';
+
+/** t on a CUDA device where there is one (for mixed-device checks), else null. */
+export function onCuda(t: Tensor): Tensor | null {
+  return ig.cuda.isAvailable() ? t.cuda() : null;
+}
+
 /** A small deterministic generator (mulberry32) for test data and shapes. */
 export class Rng {
   private state: number;

@@ -1,9 +1,9 @@
 #include "core/elementwise.h"
 
 #include <cmath>
+#include "core/backend.h"
 #include "core/loop.h"
 #include "core/views.h"
-#include "core/backend.h"
 
 namespace ignis {
 

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include "core/backend.h"
 #include "core/loop.h"
 #include "core/views.h"
-#include "core/backend.h"
 
 namespace ignis {
 namespace {

@@ -1,8 +1,8 @@
 #include "core/views.h"
 
 #include <optional>
-#include "core/loop.h"
 #include "core/backend.h"
+#include "core/loop.h"
 
 namespace ignis {
 

@@ -249,16 +249,8 @@ void compare_scalar(CompareOp op, const TensorPtr& out, const TensorPtr& a, doub
       } else if (representable_as<T>(s)) {
         const T sv = T(s);
         map_unary<bool, T>(out, a, kElementwiseGrain, [f, sv](T x) { return f(x, sv); });
-      } else {
-        // Fractional, NaN or beyond T's range: compare in double, exactly. A fractional s has
-        // |s| < 2^52, where rounding x to double keeps its order; beyond the range s becomes
-        // +-inf, since the largest int64 values round up to 2^63 itself.
-        double sv = s;
-        if constexpr (std::is_signed_v<T>) {
-          constexpr double lowest = double(std::numeric_limits<T>::lowest());
-          if (s >= -lowest) sv = INFINITY;
-          if (s < lowest) sv = -INFINITY;
-        }
+      } else {  // fractional, NaN or beyond T's range: compare in double, exactly
+        const double sv = integer_comparand<T>(s);
         map_unary<bool, T>(out, a, kElementwiseGrain, [f, sv](T x) { return f(double(x), sv); });
       }
     });

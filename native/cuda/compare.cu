@@ -1,6 +1,4 @@
 // Comparisons and selections.
-#include <cmath>
-#include <limits>
 #include <type_traits>
 #include "core/dtype.h"
 #include "cuda/elementwise.h"
@@ -39,7 +37,7 @@ void compare(CompareOp op, const TensorPtr& out, const TensorPtr& a, const Tenso
 }
 
 // As cpu::compare_scalar: floats compare with s rounded to a's dtype; integers exactly, in
-// double when s is fractional, NaN or beyond their range (see there).
+// double when s is fractional, NaN or beyond their range (integer_comparand).
 void compare_scalar(CompareOp op, const TensorPtr& out, const TensorPtr& a, double s) {
   dispatch_all(a->dtype, "compare", [&](auto tag) {
     using T = decltype(tag);
@@ -51,13 +49,7 @@ void compare_scalar(CompareOp op, const TensorPtr& out, const TensorPtr& a, doub
       } else if (representable_as<T>(s)) {
         map<bool, T>("compare", out, {a}, CompareWith<T, T, F>{f, T(s)});
       } else {
-        double sv = s;
-        if constexpr (std::is_signed_v<T>) {
-          constexpr double lowest = double(std::numeric_limits<T>::lowest());
-          if (s >= -lowest) sv = INFINITY;
-          if (s < lowest) sv = -INFINITY;
-        }
-        map<bool, T>("compare", out, {a}, CompareWith<T, double, F>{f, sv});
+        map<bool, T>("compare", out, {a}, CompareWith<T, double, F>{f, integer_comparand<T>(s)});
       }
     });
   });

@@ -527,6 +527,20 @@ IGNIS_HD bool representable_as(double v) {
 
 // --- comparisons ---------------------------------------------------------------------------
 
+// The double that an integer or bool x compares with, in double, as it would with s, where s is
+// not exact in T (fractional, NaN or beyond T's range): a fractional s has |s| < 2^52, where
+// rounding x to double keeps its order; beyond the range s becomes +-inf, since the largest
+// int64 values round up to 2^63 itself.
+template <typename T>
+double integer_comparand(double s) {
+  if constexpr (std::is_signed_v<T>) {
+    constexpr double lowest = double(std::numeric_limits<T>::lowest());
+    if (s >= -lowest) return INFINITY;
+    if (s < lowest) return -INFINITY;
+  }
+  return s;
+}
+
 // The numeric values are part of the JS <-> C++ contract (lib/ops/elementwise.ts).
 enum class CompareOp : int { Eq = 0, Ne, Lt, Le, Gt, Ge };
 
