@@ -23,15 +23,16 @@ class CudaMemory : public RawDeviceMemory {
     return data;
   }
 
-  // cudaFree waits for the device's queued work, so a block still in use is never given back early.
+  // Only whole free segments come here (emptyCache, or before retrying a failed cudaMalloc), but
+  // work queued earlier on the device may still use their blocks: wait for it first.
   void free(void* data) noexcept override {
-    if (cudaSetDevice(device_) == cudaSuccess) cudaFree(data);
+    if (try_use_device(device_) && cudaDeviceSynchronize() == cudaSuccess) cudaFree(data);
     cudaGetLastError();
   }
 
   std::string describe() noexcept override {
     size_t free = 0, total = 0;
-    if (cudaSetDevice(device_) != cudaSuccess || cudaMemGetInfo(&free, &total) != cudaSuccess) {
+    if (!try_use_device(device_) || cudaMemGetInfo(&free, &total) != cudaSuccess) {
       cudaGetLastError();
       return "";
     }

@@ -123,6 +123,16 @@ void use_device(int device) {
   t_device = device;
 }
 
+bool try_use_device(int device) noexcept {
+  if (t_device == device) return true;
+  if (cudaSetDevice(device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  t_device = device;
+  return true;
+}
+
 cudaStream_t current_stream(int device) { return g_current[device].load(std::memory_order_acquire); }
 
 namespace {

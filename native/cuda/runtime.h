@@ -22,6 +22,8 @@ int device_count();
 void require_device(Device device);
 // Makes `device` current on this thread (a no-op when it already is); the device must exist.
 void use_device(int device);
+// As use_device, for code that must not throw: false when it failed.
+bool try_use_device(int device) noexcept;
 // The stream the ops of `device` run on now (nullptr: the default stream).
 cudaStream_t current_stream(int device);
 
