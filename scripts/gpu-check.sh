@@ -10,11 +10,11 @@
 #   scripts/gpu-check.sh            the check on the GPU
 #   scripts/gpu-check.sh --cpu      the same steps with the CPU backend (CI runs it: no GPU there)
 #   scripts/gpu-check.sh --quick    smaller tests and benchmarks (with --cpu: under a minute)
-#   scripts/gpu-check.sh --pack     prepares .gpu/ here for a GPU machine without Node or network:
-#                                   node.xz, node_modules.tar.xz, dist.tar.xz and ignis.node
-#                                   (from build-cuda/, built first with `npm run build:cuda`)
+#   scripts/gpu-check.sh --pack     prepares .gpu/ here for a GPU machine without Node or network
+#                                   (about 30 MB): node.xz, node_modules.tar.xz, dist.tar.xz and
+#                                   ignis.node.xz (from build-cuda/: `npm run build:cuda` first)
 #
-# What it uses on the GPU machine, in order: the addon named by IGNIS_ADDON, else .gpu/ignis.node,
+# What it uses on the GPU machine, in order: the addon named by IGNIS_ADDON, else .gpu/ignis.node.xz,
 # else build-cuda/Release/ignis.node, else a build with `npm run build:cuda` (nvcc, CMake and
 # Node's headers needed) for the GPU's own architecture (IGNIS_CUDA_ARCHITECTURES overrides).
 # Node comes from PATH, else .gpu/node.xz; node_modules and dist/ from .gpu/*.tar.xz when missing.
@@ -35,12 +35,15 @@ for arg in "$@"; do
   esac
 done
 
+# The tools, through node alone: a machine with a Node binary brought along has no npm or npx.
+tool() { node "$root/node_modules/$1" "${@:2}"; }
+
 if [ "$pack" = 1 ]; then
   set -e
-  mkdir -p .gpu
+  mkdir -p .gpu && rm -f .gpu/ignis.node .gpu/bin/node
   [ -f build-cuda/Release/ignis.node ] || { echo "gpu-check --pack: build first with npm run build:cuda" >&2; exit 1; }
-  [ -f dist/lib/index.js ] || npx tsc -p .
-  cp build-cuda/Release/ignis.node .gpu/ignis.node
+  [ -f dist/lib/index.js ] || tool typescript/bin/tsc -p .
+  xz -T0 -6 -c build-cuda/Release/ignis.node >.gpu/ignis.node.xz.tmp && mv .gpu/ignis.node.xz.tmp .gpu/ignis.node.xz
   xz -T0 -6 -c "$(command -v node)" >.gpu/node.xz.tmp && mv .gpu/node.xz.tmp .gpu/node.xz
   tar -C "$(readlink -f node_modules)/.." -cJhf .gpu/node_modules.tar.xz.tmp --exclude=node_modules/typescript node_modules &&
     mv .gpu/node_modules.tar.xz.tmp .gpu/node_modules.tar.xz
@@ -78,8 +81,9 @@ else
   record "node" pass "$(node --version)" ""
 fi
 [ -e node_modules ] || { [ -f .gpu/node_modules.tar.xz ] && tar -xJf .gpu/node_modules.tar.xz; }
+[ -f .gpu/ignis.node ] || { [ -f .gpu/ignis.node.xz ] && xz -dc .gpu/ignis.node.xz >.gpu/ignis.node; }
 [ -f dist/lib/index.js ] || { [ -f .gpu/dist.tar.xz ] && tar -xJf .gpu/dist.tar.xz; }
-if [ ! -f dist/lib/index.js ] && [ -x node_modules/.bin/tsc ]; then node_modules/.bin/tsc -p . || true; fi
+if [ ! -f dist/lib/index.js ] && [ -f node_modules/typescript/bin/tsc ]; then tool typescript/bin/tsc -p . || true; fi
 
 # --- 1. the machine ----------------------------------------------------------------------
 section "machine"
@@ -114,7 +118,7 @@ if [ -n "${IGNIS_ADDON:-}" ]; then
   addon=$IGNIS_ADDON
   echo "using IGNIS_ADDON=$addon"
 elif [ "$mode" = cpu ]; then
-  [ -f build/Release/ignis.node ] || npx node-gyp rebuild -j 2
+  [ -f build/Release/ignis.node ] || tool node-gyp/bin/node-gyp.js rebuild -j 2
   addon=build/Release/ignis.node
 elif [ -f .gpu/ignis.node ]; then
   addon=.gpu/ignis.node
@@ -123,7 +127,9 @@ elif [ -f build-cuda/Release/ignis.node ]; then
 else
   archs=${IGNIS_CUDA_ARCHITECTURES:-$(echo "${capability:-9.0}" | tr -d .)-real}
   echo "building with the CUDA backend for $archs"
-  if IGNIS_CUDA_ARCHITECTURES=$archs npm run build:cuda >"$OUT/build.log" 2>&1; then
+  # as `npm run build:cuda`
+  if { IGNIS_CUDA_ARCHITECTURES=$archs tool cmake-js/bin/cmake-js configure --out build-cuda --CDIGNIS_CUDA=ON &&
+    tool cmake-js/bin/cmake-js build --out build-cuda; } >"$OUT/build.log" 2>&1; then
     addon=build-cuda/Release/ignis.node
   else
     tail -n 30 "$OUT/build.log"
@@ -172,12 +178,12 @@ if [ "$ready" = 1 ]; then
   # --- 3. tests ------------------------------------------------------------------------------
   section "tests"
   if [ "$quick" = 1 ]; then
-    test_files=(dist/test/cuda/*.test.js dist/test/errors.test.js dist/test/ops/elementwise.test.js dist/test/ops/matmul.test.js)
+    test_files=('test/cuda/*.test.ts' test/errors.test.ts test/ops/elementwise.test.ts test/ops/matmul.test.ts)
   else
     test_files=()
   fi
   start=$SECONDS
-  npx ava "${test_files[@]}" >"$OUT/tests.log" 2>&1
+  tool ava/entrypoints/cli.mjs "${test_files[@]}" >"$OUT/tests.log" 2>&1
   test_rc=$?
   tail -n 25 "$OUT/tests.log"
   passed=$(grep -Eo '[0-9]+ tests? passed' "$OUT/tests.log" | tail -n 1 | grep -Eo '^[0-9]+')
