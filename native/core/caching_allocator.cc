@@ -17,7 +17,37 @@ std::string bytes_str(size_t n) {
   return buf;
 }
 
+class FakeDeviceMemory : public RawDeviceMemory {
+ public:
+  explicit FakeDeviceMemory(size_t capacity) : capacity_(capacity) {}
+  void* malloc(size_t nbytes) override {
+    if (nbytes > capacity_ - used_) return nullptr;
+    uintptr_t address = next_;
+    next_ += nbytes + (size_t(1) << 20);
+    used_ += nbytes;
+    sizes_[address] = nbytes;
+    return reinterpret_cast<void*>(address);
+  }
+  void free(void* data) noexcept override {
+    auto it = sizes_.find(uintptr_t(data));
+    if (it == sizes_.end()) return;
+    used_ -= it->second;
+    sizes_.erase(it);
+  }
+  std::string describe() noexcept override {
+    return std::to_string(capacity_) + " bytes in all, " + std::to_string(capacity_ - used_) + " free";
+  }
+
+ private:
+  const size_t capacity_;
+  size_t used_ = 0;
+  uintptr_t next_ = uintptr_t(1) << 32;
+  std::unordered_map<uintptr_t, size_t> sizes_;
+};
+
 }  // namespace
+
+std::unique_ptr<RawDeviceMemory> fake_device_memory(size_t capacity) { return std::make_unique<FakeDeviceMemory>(capacity); }
 
 bool CachingAllocator::ByStreamSize::operator()(const Block* a, const Block* b) const {
   if (a->stream != b->stream) return a->stream < b->stream;

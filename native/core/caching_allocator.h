@@ -38,6 +38,10 @@ class RawDeviceMemory {
   virtual std::string describe() noexcept { return ""; }
 };
 
+// A device for tests: hands out addresses of an imaginary address space (never touched), up to
+// `capacity` bytes in use, with gaps so that no two allocations are adjacent.
+std::unique_ptr<RawDeviceMemory> fake_device_memory(size_t capacity);
+
 struct AllocatorStats {
   int64_t allocated = 0;       // bytes in blocks in use (rounded sizes)
   int64_t reserved = 0;        // bytes in segments taken from the device

@@ -212,36 +212,6 @@ Napi::Value GetMatmulTf32(const Napi::CallbackInfo& info) { return Napi::Boolean
 
 // --- the caching allocator over a fake device, for tests -------------------------------------
 
-// Hands out addresses from an imaginary address space, never touched, up to `capacity` bytes in
-// use; segments are spaced apart so that no two are adjacent.
-class FakeDeviceMemory : public RawDeviceMemory {
- public:
-  explicit FakeDeviceMemory(size_t capacity) : capacity_(capacity) {}
-  void* malloc(size_t nbytes) override {
-    if (nbytes > capacity_ - used_) return nullptr;
-    uintptr_t address = next_;
-    next_ += nbytes + (size_t(1) << 20);
-    used_ += nbytes;
-    sizes_[address] = nbytes;
-    return reinterpret_cast<void*>(address);
-  }
-  void free(void* data) noexcept override {
-    auto it = sizes_.find(uintptr_t(data));
-    if (it == sizes_.end()) return;
-    used_ -= it->second;
-    sizes_.erase(it);
-  }
-  std::string describe() noexcept override {
-    return std::to_string(capacity_) + " bytes in all, " + std::to_string(capacity_ - used_) + " free";
-  }
-
- private:
-  const size_t capacity_;
-  size_t used_ = 0;
-  uintptr_t next_ = uintptr_t(1) << 32;
-  std::unordered_map<uintptr_t, size_t> sizes_;
-};
-
 Externals<CachingAllocator> g_test_allocators;
 
 CachingAllocator* test_allocator_arg(const Napi::CallbackInfo& info) {
@@ -252,7 +222,7 @@ CachingAllocator* test_allocator_arg(const Napi::CallbackInfo& info) {
 Napi::Value TestAllocatorCreate(const Napi::CallbackInfo& info) {
   int64_t capacity = int_arg(info, 0);
   if (capacity < 0) fail(ERR_ARG, "testAllocatorCreate: capacity must be non-negative");
-  auto* a = new CachingAllocator(std::make_unique<FakeDeviceMemory>(size_t(capacity)), "fake:0");
+  auto* a = new CachingAllocator(fake_device_memory(size_t(capacity)), "fake:0");
   return g_test_allocators.wrap(info.Env(), a);
 }
 // testAllocatorAllocate(a, nbytes, stream) -> address (0 for 0 bytes)
