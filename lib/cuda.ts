@@ -147,8 +147,10 @@ export function libraries(): LibraryInfo[] {
 
 /**
  * A queue of GPU work. Ops run on the current stream of their device ({@link currentStream};
- * each device starts on its default stream). Streams made with `new Stream()` are kept for the
- * life of the process: make a few and reuse them.
+ * each device starts on its default stream). Streams made with {@link Stream.create} run
+ * concurrently with each other but are ordered with the default stream (CUDA's blocking
+ * streams), and are kept for the life of the process: make a few and reuse them. Between two
+ * created streams, order work with {@link Stream.waitStream} or events.
  */
 export class Stream {
   /** @internal */

@@ -169,7 +169,9 @@ class Runtime : public CudaRuntime {
   int64_t create_stream(int device) override {
     use_device(checked_device(device));
     cudaStream_t s;
-    check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    // Blocking: work on it also waits for the default stream's earlier work (and the other way),
+    // so a tensor made or copied on the default stream is ready when another stream reads it.
+    check(cudaStreamCreateWithFlags(&s, cudaStreamDefault), "cudaStreamCreateWithFlags");
     std::lock_guard<std::mutex> lock(g_streams_mutex);
     g_streams.push_back({device, s});
     return int64_t(g_streams.size()) - 1;

@@ -133,6 +133,7 @@ gpuTest('streams: ops run on the current stream; withStream switches and restore
   const side = ig.cuda.Stream.create();
   t.not(side.id, main.id);
   const x = ig.randn([1 << 20], { device: 'cuda' });
+  side.waitStream(main);
   const y = ig.cuda.withStream(side, () => {
     t.is(ig.cuda.currentStream().id, side.id);
     return x.mul(3).add(1);
