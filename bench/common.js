@@ -36,6 +36,34 @@ function timeit(fn, { reps = 7, warmup = 3, minSampleMs = 20 } = {}) {
   return { median: median(samples), samples };
 }
 
+/**
+ * Seconds per call of fn on a CUDA device, measured with CUDA events around `inner` calls (so
+ * that the GPU's own time is what counts): `reps` samples of at least `minSampleMs` each, after
+ * `warmup` calls and a synchronisation. Returns the median and all samples.
+ */
+function timeCuda(ig, fn, { reps = 15, warmup = 3, minSampleMs = 20 } = {}) {
+  for (let i = 0; i < warmup; i++) fn();
+  ig.cuda.synchronize();
+  const start = new ig.cuda.Event({ enableTiming: true });
+  const end = new ig.cuda.Event({ enableTiming: true });
+  const sample = (inner) => {
+    start.record();
+    for (let i = 0; i < inner; i++) fn();
+    end.record();
+    end.synchronize();
+    return start.elapsedTime(end);
+  };
+  let inner = 1;
+  for (;;) {
+    const ms = sample(inner);
+    if (ms >= minSampleMs || inner >= 1 << 16) break;
+    inner *= ms > 0 ? Math.min(100, Math.max(2, Math.ceil((minSampleMs / ms) * 1.2))) : 100;
+  }
+  const samples = [];
+  for (let r = 0; r < reps; r++) samples.push(sample(inner) / 1e3 / inner);
+  return { median: median(samples), samples };
+}
+
 // Python peers: numpy through `python3` (its own OpenBLAS), PyTorch CPU through /usr/bin/python3
 // (Debian's python3-torch).
 const PEERS = {
@@ -91,4 +119,4 @@ function report(name, rows, extra = {}) {
   return file;
 }
 
-module.exports = { median, timeit, runPeer, report };
+module.exports = { median, timeit, timeCuda, runPeer, report };

@@ -1,12 +1,16 @@
-'use strict';
-// float32 matmul against numpy and PyTorch (CPU) in the same run: square products at
-// n = 256..2048 (target: at least 0.9x numpy's GFLOP/s at 1024), a transposed first operand, a
-// batch of small products and a linear layer with bias.
-// Usage: node bench/matmul.js [--quick] [--threads N]   (build first: node-gyp build && tsc -p .)
+"use strict";
+// Matmul against numpy and PyTorch in the same run.
+// CPU (default): float32 square products at n = 256..2048 (target: at least 0.9x numpy's GFLOP/s
+// at 1024), a transposed first operand, a batch of small products and a linear layer with bias,
+// against numpy and PyTorch on the CPU.
+// --device cuda: TF32 and bfloat16 (and full float32) products at 4096 and 8192 against PyTorch
+// on the same GPU, timed with CUDA events after a warm-up, median of many (target: at least 0.95x).
+// Usage: node bench/matmul.js [--quick] [--threads N] [--device cpu|cuda]
+// (build first: node-gyp build or npm run build:cuda, and tsc -p .)
 // --threads N runs every library on N threads (numpy through OPENBLAS_NUM_THREADS).
 const ig = require('..');
 const { addon } = require('../dist/lib/native');
-const { median, timeit, runPeer, report } = require('./common');
+const { median, timeit, timeCuda, runPeer, report } = require('./common');
 
 const quick = process.argv.includes('--quick');
 const threadsFlag = process.argv.indexOf('--threads');
@@ -15,6 +19,55 @@ if (threadsFlag > 0) {
   ig.setNumThreads(n);
   process.env.OPENBLAS_NUM_THREADS = String(n);
 }
+const deviceFlag = process.argv.indexOf('--device');
+const device = deviceFlag > 0 ? process.argv[deviceFlag + 1] : 'cpu';
+
+if (device === 'cuda') {
+  benchCuda();
+  process.exit(0);
+}
+
+/** TF32 / bfloat16 / float32 square products on the GPU, ignis and PyTorch alternating. */
+function benchCuda() {
+  if (!ig.cuda.isAvailable()) throw new Error(`bench/matmul --device cuda: ${ig.cuda.unavailableReason()}`);
+  const sizes = quick ? [1024, 2048] : [4096, 8192];
+  const cases = [
+    ...sizes.map((n) => ({ name: `tf32 ${n}`, n, dtype: 'float32', precision: 'high' })),
+    ...sizes.map((n) => ({ name: `bf16 ${n}`, n, dtype: 'bfloat16', precision: 'highest' })),
+    { name: `float32 ${sizes[0]}`, n: sizes[0], dtype: 'float32', precision: 'highest' },
+  ];
+  const timeIgnis = (c) => {
+    ig.cuda.setMatmulPrecision(c.precision);
+    const a = ig.randn([c.n, c.n], { dtype: c.dtype, device: 'cuda' });
+    const b = ig.randn([c.n, c.n], { dtype: c.dtype, device: 'cuda' });
+    const seconds = timeCuda(ig, () => ig.matmul(a, b).dispose()).median;
+    a.dispose();
+    b.dispose();
+    ig.cuda.setMatmulPrecision('highest');
+    return seconds;
+  };
+  const rounds = quick ? 1 : 2;
+  const seconds = { ignis: [], torch: [] };
+  let torch;
+  for (let r = 0; r < rounds; r++) {
+    seconds.ignis.push(cases.map(timeIgnis));
+    torch = runPeer('torch', 'matmul', { cases, lib: 'torch', device: 'cuda' });
+    seconds.torch.push(torch.rows?.map((row) => row.seconds));
+  }
+  const rows = cases.map((c, i) => {
+    const tflops = (lib) => {
+      const times = seconds[lib].map((round) => round?.[i]).filter((t) => t !== undefined);
+      return times.length ? (2 * c.n ** 3) / median(times) / 1e12 : undefined;
+    };
+    const [ours, theirs] = [tflops('ignis'), tflops('torch')];
+    return { case: c.name, 'ignis TFLOP/s': ours, 'torch TFLOP/s': theirs, 'ignis/torch': theirs && ours / theirs };
+  });
+  const gpu = ig.cuda.getDeviceProperties().name;
+  const cublas = ig.cuda.libraries().find((l) => l.name === 'cublas');
+  report('matmul-cuda', rows, { gpu, cublas: cublas.version, torch: torch.version ?? torch.skipped, rounds });
+  console.log(`${gpu}; ignis with cuBLAS ${cublas.version} (${cublas.path}); torch: ${torch.version ?? torch.skipped}`);
+}
+
 const sizes = quick ? [256, 512] : [256, 512, 1024, 2048];
 const cases = [
   ...sizes.map((n) => ({ name: `square ${n}`, a: [n, n], b: [n, n] })),

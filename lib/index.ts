@@ -31,6 +31,8 @@ export { SGD, AdamW, clipGradNorm } from './optim';
 export * as nn from './nn';
 /** The LLaMA models, also found in `nn.models`. */
 export { LlamaModel, LlamaForCausalLM } from './nn/models';
+/** CUDA devices, streams, events, memory statistics and the matmul precision. */
+export * as cuda from './cuda';
 export * from './ops/lora';
 /** LoRA layers and PEFT-style targeting. */
 export * as lora from './lora';

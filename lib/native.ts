@@ -14,6 +14,8 @@ export interface NativeMeta {
   strides: number[];
   offset: number;
   dtype: number;
+  /** -1 for the CPU, N for cuda:N. */
+  device: number;
   contiguous: boolean;
   storageBytes: number;
 }
@@ -21,8 +23,10 @@ export interface NativeMeta {
 /** The tensor functions every family builds on (native/napi/tensor.cc). */
 export interface CoreNative {
   setErrorClass(cls: typeof IgnisError): void;
-  empty(shape: number[], dtype: number): NativeHandle;
-  fromBuffer(data: ArrayBufferView, shape: number[], dtype: number): NativeHandle;
+  /** Device codes: -1 (or omitted) for the CPU, N for cuda:N. */
+  empty(shape: number[], dtype: number, device?: number): NativeHandle;
+  fromBuffer(data: ArrayBufferView, shape: number[], dtype: number, device?: number): NativeHandle;
+  /** The elements, row-major, copied to the host. */
   toBuffer(h: NativeHandle): ArrayBuffer;
   meta(h: NativeHandle): NativeMeta;
   isContiguous(h: NativeHandle): boolean;
@@ -41,6 +45,8 @@ export interface CoreNative {
   contiguous(h: NativeHandle): NativeHandle;
   clone(h: NativeHandle): NativeHandle;
   toDtype(h: NativeHandle, dtype: number): NativeHandle;
+  /** An alias on the same device, else a contiguous copy on `device`. */
+  toDevice(h: NativeHandle, device: number): NativeHandle;
   copyInto(dst: NativeHandle, src: NativeHandle): void;
   fill(h: NativeHandle, value: number): void;
   memory(): { handles: number; tensors: number; storages: number; cpuBytes: number; cudaBytes: number };

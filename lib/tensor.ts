@@ -2,6 +2,7 @@ import { inspect } from 'util';
 import { backward as runBackward, BackwardOptions } from './autograd/backward';
 import { detach } from './autograd/graph';
 import type { Node } from './autograd/graph';
+import { Device, deviceOfCode } from './device';
 import { DType, DTYPES, DataArray, TYPED_ARRAYS, TypedArrayFor, isFloat } from './dtype';
 import { fail } from './errors';
 import { format } from './format';
@@ -15,8 +16,7 @@ import * as reduce from './ops/reduce';
 import * as softmaxOps from './ops/softmax';
 import * as views from './ops/views';
 
-/** Where a tensor lives. ignis has `'cpu'`; `'cuda'` / `'cuda:N'` come with the CUDA backend. */
-export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+export type { Device } from './device';
 
 /** A nested JS array of numbers (or booleans for bool tensors), as `toArray()` returns. */
 export type NestedArray = number | boolean | NestedArray[];
@@ -224,6 +224,10 @@ export class Tensor {
   clone(): Tensor { return views.clone(this); }
   /** Converts to a dtype or moves to a device: a new tensor (an alias if nothing changes). */
   to(target: DType | Device): Tensor { return views.to(this, target); }
+  /** This tensor on a CUDA device (default: the current one), as `to('cuda')`; a number N means 'cuda:N'. */
+  cuda(device: number | Device = 'cuda'): Tensor { return views.to(this, typeof device === 'number' ? `cuda:${device}` : device); }
+  /** This tensor in host memory, as `to('cpu')`. */
+  cpu(): Tensor { return views.to(this, 'cpu'); }
 
   // --- elementwise (ops/elementwise.ts) ---
   add(other: Tensor | number, alpha?: number): Tensor { return elementwise.add(this, other, alpha); }
@@ -295,8 +299,9 @@ function numbersOf(t: Tensor): (number | boolean)[] {
 
 function checkAgainstNative(t: Tensor): void {
   const m = core.meta(t._handle as NativeHandle);
-  if (m.shape.length !== t.shape.length || m.shape.some((d, i) => d !== t.shape[i]) || DTYPES[m.dtype] !== t.dtype) {
-    fail('ERR_INTERNAL', `tensor metadata mismatch: JS [${t.shape}] ${t.dtype}, native [${m.shape}] ${DTYPES[m.dtype]}`);
+  const device = deviceOfCode(m.device);
+  if (m.shape.length !== t.shape.length || m.shape.some((d, i) => d !== t.shape[i]) || DTYPES[m.dtype] !== t.dtype || device !== t.device) {
+    fail('ERR_INTERNAL', `tensor metadata mismatch: JS [${t.shape}] ${t.dtype} ${t.device}, native [${m.shape}] ${DTYPES[m.dtype]} ${device}`);
   }
 }
 

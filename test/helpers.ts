@@ -10,6 +10,17 @@ import * as path from 'path';
 import * as ig from '../lib';
 import { DType, IgnisError, Tensor } from '../lib';
 
+/**
+ * A device that does not exist here, for ERR_DEVICE checks: 'cuda' without CUDA, a CUDA index
+ * past the last device with it.
+ */
+export const UNAVAILABLE_DEVICE: ig.Device = ig.cuda.isAvailable() ? `cuda:${ig.cuda.deviceCount()}` : 'cuda';
+
+/** t on a CUDA device where there is one (for mixed-device checks), else null. */
+export function onCuda(t: Tensor): Tensor | null {
+  return ig.cuda.isAvailable() ? t.cuda() : null;
+}
+
 /** A small deterministic generator (mulberry32) for test data and shapes. */
 export class Rng {
   private state: number;
@@ -95,9 +106,10 @@ export const LAYOUTS: readonly Layout[] = ['contiguous', 'transposed', 'strided'
  * - transposed: a permuted view of a contiguous tensor (last two dims swapped in memory);
  * - strided: every other element of a larger tensor along each dim;
  * - broadcast: the first dim > 1 holds one row, expanded (values are made to match).
- * Returns the tensor and the reference values it holds (rounded to the dtype).
+ * Returns the tensor and the reference values it holds (rounded to the dtype). The views are
+ * made on `device`, so that a kernel there sees the layout.
  */
-export function makeTensor(values: Ref, dtype: DType, layout: Layout): { t: Tensor; ref: Ref } {
+export function makeTensor(values: Ref, dtype: DType, layout: Layout, device: ig.Device = 'cpu'): { t: Tensor; ref: Ref } {
   const { shape } = values;
   let data = values.data;
   if (layout === 'broadcast') {
@@ -116,7 +128,7 @@ export function makeTensor(values: Ref, dtype: DType, layout: Layout): { t: Tens
         const idx = unravel(i, rowShape);
         rowData[i] = values.data[idx.reduce((acc, v, k) => acc + v * strides[k], 0)];
       }
-      const base = ig.tensor(rowData, { shape: rowShape }).to(dtype);
+      const base = ig.tensor(rowData, { shape: rowShape, device }).to(dtype);
       const t = base.expand(...shape);
       base.dispose();
       return { t, ref: refOf(t) };
@@ -126,7 +138,7 @@ export function makeTensor(values: Ref, dtype: DType, layout: Layout): { t: Tens
     const n = shape.length;
     const perm = Array.from({ length: n }, (_, i) => i);
     [perm[n - 2], perm[n - 1]] = [perm[n - 1], perm[n - 2]];
-    const base = ig.tensor(data, { shape }).to(dtype);
+    const base = ig.tensor(data, { shape, device }).to(dtype);
     const swapped = base.permute(...perm).contiguous();
     const t = swapped.permute(...perm);
     base.dispose();
@@ -141,7 +153,7 @@ export function makeTensor(values: Ref, dtype: DType, layout: Layout): { t: Tens
       const idx = unravel(i, shape);
       big[idx.reduce((acc, v, k) => acc + 2 * v * bigStrides[k], 0)] = data[i];
     }
-    let t = ig.tensor(big, { shape: bigShape }).to(dtype);
+    let t = ig.tensor(big, { shape: bigShape, device }).to(dtype);
     for (let d = 0; d < shape.length; d++) {
       const next = t.slice(d, 0, undefined, 2);
       t.dispose();
@@ -149,15 +161,23 @@ export function makeTensor(values: Ref, dtype: DType, layout: Layout): { t: Tens
     }
     return { t, ref: refOf(t) };
   }
-  const base = ig.tensor(data, { shape });
+  const base = ig.tensor(data, { shape, device });
   const t = base.to(dtype);
   base.dispose();
   return { t, ref: refOf(t) };
 }
 
-/** Random values of `shape` in [lo, hi), as a tensor in `layout` plus its reference. */
-export function randomTensor(rng: Rng, shape: number[], dtype: DType = 'float32', layout: Layout = 'contiguous', lo = -1, hi = 1) {
-  return makeTensor(refFromFn(shape, () => rng.uniform(lo, hi)), dtype, layout);
+/** Random values of `shape` in [lo, hi), as a tensor in `layout` (on `device`) plus its reference. */
+export function randomTensor(
+  rng: Rng,
+  shape: number[],
+  dtype: DType = 'float32',
+  layout: Layout = 'contiguous',
+  lo = -1,
+  hi = 1,
+  device: ig.Device = 'cpu',
+) {
+  return makeTensor(refFromFn(shape, () => rng.uniform(lo, hi)), dtype, layout, device);
 }
 
 /** Random values in a contiguous tensor of `baseShape` seen through a random permutation of its dims. */

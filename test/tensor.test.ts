@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ig from '../lib';
 import { DType, Tensor } from '../lib';
-import { Rng, assertCode, numel, randomShape } from './helpers';
+import { Rng, UNAVAILABLE_DEVICE, assertCode, numel, randomShape } from './helpers';
 
 const DTYPES: DType[] = ['float32', 'float64', 'bfloat16', 'float16', 'int32', 'int64', 'bool'];
 const LIB = path.join(__dirname, '..', 'lib');
@@ -315,7 +315,7 @@ test('tensor(): bad data', (t) => {
   assertCode(t, () => ig.tensor([2 ** 63], { dtype: 'int64' }), 'ERR_ARG');
   assertCode(t, () => ig.tensor(BigUint64Array.from([2n ** 63n]), { dtype: 'int64' }), 'ERR_ARG');
   assertCode(t, () => ig.tensor([1], { dtype: 'complex64' as DType }), 'ERR_DTYPE');
-  assertCode(t, () => ig.tensor([1], { device: 'cuda' }), 'ERR_DEVICE');
+  assertCode(t, () => ig.tensor([1], { device: UNAVAILABLE_DEVICE }), 'ERR_DEVICE');
   assertCode(t, () => ig.tensor([1], { device: 'tpu' as ig.Device }), 'ERR_DEVICE');
   assertCode(t, () => ig.tensor(ig.zeros([2]) as unknown as number), 'ERR_ARG');
 });

@@ -1,7 +1,7 @@
-"""matmul peer: the cases of bench/matmul.js with numpy or PyTorch (CPU), float32."""
+"""matmul peer: the cases of bench/matmul.js with numpy or PyTorch: float32 on the CPU, or on the GPU (device cuda)."""
 import ctypes
 
-from peer_common import args, emit, timeit
+from peer_common import args, emit, time_cuda, timeit
 
 
 def blas_config():
@@ -18,8 +18,25 @@ def blas_config():
     return "no OpenBLAS found (" + ", ".join(paths) + ")"
 
 
+def main_cuda(a):
+    """The --device cuda cases: square products on the GPU, TF32 allowed or not per case."""
+    import torch
+
+    rows = []
+    for case in a["cases"]:
+        torch.backends.cuda.matmul.allow_tf32 = case["precision"] == "high"
+        dtype = getattr(torch, case["dtype"])
+        x = torch.randn(case["n"], case["n"], dtype=dtype, device="cuda")
+        y = torch.randn(case["n"], case["n"], dtype=dtype, device="cuda")
+        rows.append({"name": case["name"], "seconds": time_cuda(torch, lambda: x @ y)["median"]})
+        del x, y
+    emit({"rows": rows, "version": f"{torch.__version__} (CUDA {torch.version.cuda}, cuBLAS via torch)"})
+
+
 def main():
     a = args()
+    if a.get("device") == "cuda":
+        return main_cuda(a)
     if a["lib"] == "torch":
         import torch
 

@@ -1,6 +1,7 @@
 /** Argument checks shared by the op families: each fails with an IgnisError naming the op. */
 import { fail } from '../errors';
-import { Device, Tensor } from '../tensor';
+import { Tensor } from '../tensor';
+export { checkDevice } from '../device';
 
 export function fmtShape(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
@@ -84,11 +85,3 @@ export function checkSameDevice(op: string, ...tensors: Tensor[]): void {
   }
 }
 
-/** Checks a device name; only 'cpu' exists in a build without CUDA. */
-export function checkDevice(device: unknown, op: string): Device {
-  if (device === 'cpu') return 'cpu';
-  if (typeof device === 'string' && /^cuda(:\d+)?$/.test(device)) {
-    fail('ERR_DEVICE', `${op}: device ${device} is not available: this build of ignis has no CUDA backend`);
-  }
-  fail('ERR_DEVICE', `${op}: unknown device ${String(device)}; expected 'cpu', 'cuda' or 'cuda:N'`);
-}

@@ -1,17 +1,19 @@
 /** Creating tensors: from JS data, filled, ranges, identity, random (seeded Philox). */
 import { DType, checkDType, dtypeCode, isFloat } from '../dtype';
 import { fail } from '../errors';
+import { deviceCode } from '../device';
 import { addon, core, NativeHandle } from '../native';
 import { Device, Tensor, wrap } from '../tensor';
 import { checkDevice, checkInt, checkNumber, checkShape, checkTensor, fmtShape } from './check';
 
+/** Each takes a device code last (lib/device.ts deviceCode). */
 interface CreationNative {
-  arange(start: number, end: number, step: number, dtype: number): NativeHandle;
-  linspace(start: number, end: number, steps: number, dtype: number): NativeHandle;
-  eye(n: number, m: number, dtype: number): NativeHandle;
-  rand(shape: number[], dtype: number): NativeHandle;
-  randn(shape: number[], dtype: number): NativeHandle;
-  randint(low: number, high: number, shape: number[], dtype: number): NativeHandle;
+  arange(start: number, end: number, step: number, dtype: number, device: number): NativeHandle;
+  linspace(start: number, end: number, steps: number, dtype: number, device: number): NativeHandle;
+  eye(n: number, m: number, dtype: number, device: number): NativeHandle;
+  rand(shape: number[], dtype: number, device: number): NativeHandle;
+  randn(shape: number[], dtype: number, device: number): NativeHandle;
+  randint(low: number, high: number, shape: number[], dtype: number, device: number): NativeHandle;
   getRngState(): { seed: bigint; offset: bigint };
   setRngState(seed: bigint, offset: bigint): void;
 }
@@ -127,17 +129,31 @@ function typedFrom(values: ArrayLike<number | boolean | bigint>, dtype: DType): 
   return out;
 }
 
-/** A tensor from bytes/values already laid out for `dtype` (16-bit floats go through float32). */
+/**
+ * A tensor from bytes/values already laid out for `dtype` (16-bit floats go through float32),
+ * made in host memory and then moved to `device`.
+ */
 function fromValues(values: ArrayBufferView, shape: number[], dtype: DType, device: Device): Tensor {
+  let h: NativeHandle;
   if ((dtype === 'bfloat16' || dtype === 'float16') && !(values instanceof Uint16Array)) {
     const wide = core.fromBuffer(values, shape, dtypeCode('float32'));
     try {
-      return wrap(core.toDtype(wide, dtypeCode(dtype)), shape, dtype, device);
+      h = core.toDtype(wide, dtypeCode(dtype));
     } finally {
       core.dispose(wide);
     }
+  } else {
+    h = core.fromBuffer(values, shape, dtypeCode(dtype));
   }
-  return wrap(core.fromBuffer(values, shape, dtypeCode(dtype)), shape, dtype, device);
+  if (device !== 'cpu') {
+    const host = h;
+    try {
+      h = core.toDevice(host, deviceCode(device));
+    } finally {
+      core.dispose(host);
+    }
+  }
+  return wrap(h, shape, dtype, device);
 }
 
 /**
@@ -179,7 +195,7 @@ function allocate(op: string, shape: number[], opts: LeafOptions | undefined, fa
   checkShape(shape, op);
   const { dtype, device } = options(op, opts, fallback);
   const grad = wantsGrad(opts, dtype, op);
-  const t = wrap(core.empty(shape, dtypeCode(dtype)), shape.slice(), dtype, device);
+  const t = wrap(core.empty(shape, dtypeCode(dtype), deviceCode(device)), shape.slice(), dtype, device);
   if (value !== undefined) core.fill(t.handle(op), value);
   return leaf(t, grad);
 }
@@ -310,7 +326,7 @@ export function arange(
   if (!isFloat(dtype) && (!fitsDtype(s, dtype) || !fitsDtype(s + Math.max(length - 1, 0) * st, dtype))) {
     fail('ERR_ARG', `arange: values from ${s} in steps of ${st} do not fit in ${dtype}`);
   }
-  return wrap(native.arange(start, end, step, dtypeCode(dtype)), [length], dtype, device);
+  return wrap(native.arange(start, end, step, dtypeCode(dtype), deviceCode(device)), [length], dtype, device);
 }
 
 /** `steps` evenly spaced values from `start` to `end`, both included (default dtype float32). */
@@ -324,7 +340,7 @@ export function linspace(start: number, end: number, steps: number, opts?: Creat
   if (!isFloat(dtype) && (!fitsDtype(Math.trunc(a), dtype) || !fitsDtype(Math.trunc(b), dtype))) {
     fail('ERR_ARG', `linspace: [${a}, ${b}] does not fit in ${dtype}`);
   }
-  return wrap(native.linspace(a, b, n, dtypeCode(dtype)), [n], dtype, device);
+  return wrap(native.linspace(a, b, n, dtypeCode(dtype), deviceCode(device)), [n], dtype, device);
 }
 
 /** The n x m (default n x n) identity matrix: ones on the diagonal, zeros elsewhere. */
@@ -334,7 +350,7 @@ export function eye(n: number, m?: number | CreationOptions, opts?: CreationOpti
   const cols = checkInt(m, 'eye', 'm');
   checkShape([rows, cols], 'eye');
   const { dtype, device } = options('eye', opts, 'float32');
-  return wrap(native.eye(rows, cols, dtypeCode(dtype)), [rows, cols], dtype, device);
+  return wrap(native.eye(rows, cols, dtypeCode(dtype), deviceCode(device)), [rows, cols], dtype, device);
 }
 
 function floatOptions(op: string, opts: CreationOptions | undefined): { dtype: DType; device: Device } {
@@ -352,7 +368,7 @@ export function rand(shape: number[], opts?: LeafOptions): Tensor {
   checkShape(shape, 'rand');
   const { dtype, device } = floatOptions('rand', opts);
   const grad = wantsGrad(opts, dtype, 'rand');
-  return leaf(wrap(native.rand(shape, dtypeCode(dtype)), shape.slice(), dtype, device), grad);
+  return leaf(wrap(native.rand(shape, dtypeCode(dtype), deviceCode(device)), shape.slice(), dtype, device), grad);
 }
 
 /** Standard normal samples (Box-Muller) from the global generator; `requiresGrad` as in {@link rand}. */
@@ -360,7 +376,7 @@ export function randn(shape: number[], opts?: LeafOptions): Tensor {
   checkShape(shape, 'randn');
   const { dtype, device } = floatOptions('randn', opts);
   const grad = wantsGrad(opts, dtype, 'randn');
-  return leaf(wrap(native.randn(shape, dtypeCode(dtype)), shape.slice(), dtype, device), grad);
+  return leaf(wrap(native.randn(shape, dtypeCode(dtype), deviceCode(device)), shape.slice(), dtype, device), grad);
 }
 
 /**
@@ -388,7 +404,7 @@ export function randint(
   const { dtype, device } = options('randint', opts, 'int64');
   rejectBool(dtype, 'randint');
   if (!fitsDtype(low, dtype) || !fitsDtype(high - 1, dtype)) fail('ERR_ARG', `randint: [${low}, ${high}) does not fit in ${dtype}`);
-  return wrap(native.randint(low, high, shape as number[], dtypeCode(dtype)), (shape as number[]).slice(), dtype, device);
+  return wrap(native.randint(low, high, shape as number[], dtypeCode(dtype), deviceCode(device)), (shape as number[]).slice(), dtype, device);
 }
 
 /** {@link rand} with t's shape, dtype and device (unless overridden). */

@@ -1,5 +1,6 @@
 /** Views (no copy: reshape when possible, permute, narrow, slice, expand, ...) and conversions. */
 import { needsGrad, record } from '../autograd/graph';
+import { deviceCode } from '../device';
 import { DType, DTYPES, checkDType, dtypeCode, isFloat } from '../dtype';
 import { fail } from '../errors';
 import { core, NativeHandle } from '../native';
@@ -283,5 +284,12 @@ export function to(t: Tensor, target: DType | Device): Tensor {
     return out;
   }
   const device = checkDevice(target, 'to');
-  return recordIdentity(wrap(core.alias(t.handle('to')), t.shape, t.dtype, device), 'to', t);
+  if (device === t.device) return recordIdentity(wrap(core.alias(t.handle('to')), t.shape, t.dtype, device), 'to', t);
+  const out = wrap(core.toDevice(t.handle('to'), deviceCode(device)), t.shape, t.dtype, device);
+  // the gradient moved back
+  if (needsGrad(t)) {
+    const from = t.device;
+    record(out, 'to', [t], [], (g) => [to(g, from)]);
+  }
+  return out;
 }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <mutex>
+#include "core/backend.h"
 #include "cpu/creation.h"
 #include "kernels/philox.h"
 
@@ -64,6 +65,21 @@ int64_t arange_length(double start, double end, double step, DType dtype) {
   return int64_t(length);
 }
 
+// The creation kernels run on the CPU for now: they write into `out` itself there, and into a
+// host tensor copied to `out` (already allocated, so an unavailable device fails before the
+// generator moves) elsewhere.
+template <typename Kernel>
+TensorPtr generate(const TensorPtr& out, Kernel kernel_fn) {
+  if (out->device().is_cpu()) {
+    kernel_fn(out);
+    return out;
+  }
+  TensorPtr host = empty(out->shape, out->dtype, Device{});
+  kernel_fn(host);
+  if (out->numel() > 0) kernel(&DeviceBackend::transfer, out->device(), "creation")(out, host);
+  return out;
+}
+
 }  // namespace
 
 TensorPtr arange(double start, double end, double step, DType dtype, Device device) {
@@ -76,9 +92,7 @@ TensorPtr arange(double start, double end, double step, DType dtype, Device devi
     if (!fits(start, dtype) || !fits(last, dtype))
       fail(ERR_ARG, "arange: values up to ", last, " do not fit in ", dtype_name(dtype));
   }
-  TensorPtr out = empty({n}, dtype, device);
-  cpu::arange(out, start, step);
-  return out;
+  return generate(empty({n}, dtype, device), [&](const TensorPtr& out) { cpu::arange(out, start, step); });
 }
 
 TensorPtr linspace(double start, double end, int64_t steps, DType dtype, Device device) {
@@ -91,15 +105,11 @@ TensorPtr linspace(double start, double end, int64_t steps, DType dtype, Device 
     if (!fits(start, dtype) || !fits(end, dtype))
       fail(ERR_ARG, "linspace: [", start, ", ", end, "] does not fit in ", dtype_name(dtype));
   }
-  TensorPtr out = empty({steps}, dtype, device);
-  cpu::linspace(out, start, end);
-  return out;
+  return generate(empty({steps}, dtype, device), [&](const TensorPtr& out) { cpu::linspace(out, start, end); });
 }
 
 TensorPtr eye(int64_t n, int64_t m, DType dtype, Device device) {
-  TensorPtr out = empty({n, m}, dtype, device);  // checks the sizes
-  cpu::eye(out);
-  return out;
+  return generate(empty({n, m}, dtype, device), [](const TensorPtr& out) { cpu::eye(out); });  // empty checks the sizes
 }
 
 RngState rng_state() {
@@ -117,8 +127,7 @@ TensorPtr rand(const Shape& shape, DType dtype, Device device) {
   TensorPtr out = empty(shape, dtype, device);
   int per_block = dtype == DType::Float64 ? kUniformDoublePerBlock : kUniformFloatPerBlock;
   RngState s = take_blocks(blocks_for(out->numel(), per_block));
-  cpu::uniform(out, s.seed, s.offset);
-  return out;
+  return generate(out, [&](const TensorPtr& host) { cpu::uniform(host, s.seed, s.offset); });
 }
 
 TensorPtr randn(const Shape& shape, DType dtype, Device device) {
@@ -126,8 +135,7 @@ TensorPtr randn(const Shape& shape, DType dtype, Device device) {
   TensorPtr out = empty(shape, dtype, device);
   int per_block = dtype == DType::Float64 ? kNormalDoublePerBlock : kNormalFloatPerBlock;
   RngState s = take_blocks(blocks_for(out->numel(), per_block));
-  cpu::normal(out, s.seed, s.offset);
-  return out;
+  return generate(out, [&](const TensorPtr& host) { cpu::normal(host, s.seed, s.offset); });
 }
 
 TensorPtr randint(int64_t low, int64_t high, const Shape& shape, DType dtype, Device device) {
@@ -137,8 +145,7 @@ TensorPtr randint(int64_t low, int64_t high, const Shape& shape, DType dtype, De
     fail(ERR_ARG, "randint: [", low, ", ", high, ") does not fit in ", dtype_name(dtype));
   TensorPtr out = empty(shape, dtype, device);
   RngState s = take_blocks(blocks_for(out->numel(), kIntPerBlock));
-  cpu::random_int(out, low, uint64_t(high) - uint64_t(low), s.seed, s.offset);
-  return out;
+  return generate(out, [&](const TensorPtr& host) { cpu::random_int(host, low, uint64_t(high) - uint64_t(low), s.seed, s.offset); });
 }
 
 }  // namespace ignis

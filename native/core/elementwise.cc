@@ -1,9 +1,9 @@
 #include "core/elementwise.h"
 
 #include <cmath>
+#include "core/backend.h"
 #include "core/loop.h"
 #include "core/views.h"
-#include "cpu/elementwise.h"
 
 namespace ignis {
 
@@ -59,7 +59,7 @@ TensorPtr binary(BinaryOp op, const TensorPtr& a, const TensorPtr& b) {
   check_same_dtype(name, a, b);
   check_binary_dtype(op, a->dtype);
   TensorPtr out = empty(broadcast_shapes(a->shape, b->shape, name), a->dtype, a->device());
-  cpu::binary(op, out, a, b);
+  kernel(&DeviceBackend::binary, out->device(), name)(op, out, a, b);
   return out;
 }
 
@@ -67,7 +67,7 @@ TensorPtr binary_scalar(BinaryOp op, const TensorPtr& a, double s, bool reversed
   check_binary_dtype(op, a->dtype);
   check_scalar_fits(s, a->dtype, binary_name(op));
   TensorPtr out = empty(a->shape, a->dtype, a->device());
-  cpu::binary_scalar(op, out, a, s, reversed);
+  kernel(&DeviceBackend::binary_scalar, out->device(), binary_name(op))(op, out, a, s, reversed);
   return out;
 }
 
@@ -80,7 +80,7 @@ TensorPtr binary_backward(BinaryGrad op, const TensorPtr& grad, const TensorPtr&
   if (!is_float(grad->dtype)) fail(ERR_DTYPE, name, ": expected floating-point tensors, got ", dtype_name(grad->dtype));
   const Shape shape = broadcast_shapes(grad->shape, broadcast_shapes(self->shape, other->shape, name), name);
   TensorPtr out = empty(shape, grad->dtype, grad->device());
-  cpu::binary_backward(op, out, grad, self, other);
+  kernel(&DeviceBackend::binary_backward, out->device(), name)(op, out, grad, self, other);
   return out;
 }
 
@@ -103,7 +103,7 @@ TensorPtr unary(UnaryOp op, const TensorPtr& a) {
   DType dtype = unary_result_dtype(op, a->dtype);
   TensorPtr input = to_dtype(a, dtype);  // an alias unless int/bool is promoted
   TensorPtr out = empty(a->shape, dtype, a->device());
-  cpu::unary(op, out, input);
+  kernel(&DeviceBackend::unary, out->device(), unary_name(op))(op, out, input);
   return out;
 }
 
@@ -117,7 +117,7 @@ TensorPtr clamp(const TensorPtr& a, double lo, double hi) {
              " (convert to a float dtype first)");
   }
   TensorPtr out = empty(a->shape, a->dtype, a->device());
-  cpu::clamp(out, a, lo, hi);
+  kernel(&DeviceBackend::clamp, out->device(), "clamp")(out, a, lo, hi);
   return out;
 }
 
@@ -135,7 +135,7 @@ TensorPtr unary_backward(UnaryOp op, const TensorPtr& grad, const TensorPtr& sav
   if (op == UnaryOp::Neg) fail(ERR_ARG, name, ": neg has no gradient kernel (its gradient is -grad)");
   check_gradient_operands(name, grad, saved);
   TensorPtr out = empty(grad->shape, grad->dtype, grad->device());
-  cpu::unary_backward(op, out, grad, saved);
+  kernel(&DeviceBackend::unary_backward, out->device(), name)(op, out, grad, saved);
   return out;
 }
 
@@ -144,7 +144,7 @@ TensorPtr clamp_backward(const TensorPtr& grad, const TensorPtr& a, double lo, d
   if (std::isnan(lo) || std::isnan(hi)) fail(ERR_ARG, name, ": bounds must not be NaN");
   check_gradient_operands(name, grad, a);
   TensorPtr out = empty(grad->shape, grad->dtype, grad->device());
-  cpu::clamp_backward(out, grad, a, lo, hi);
+  kernel(&DeviceBackend::clamp_backward, out->device(), name)(out, grad, a, lo, hi);
   return out;
 }
 
@@ -153,13 +153,13 @@ TensorPtr compare(CompareOp op, const TensorPtr& a, const TensorPtr& b) {
   check_same_device(name, a, b);
   check_same_dtype(name, a, b);
   TensorPtr out = empty(broadcast_shapes(a->shape, b->shape, name), DType::Bool, a->device());
-  cpu::compare(op, out, a, b);
+  kernel(&DeviceBackend::compare, out->device(), name)(op, out, a, b);
   return out;
 }
 
 TensorPtr compare_scalar(CompareOp op, const TensorPtr& a, double s) {
   TensorPtr out = empty(a->shape, DType::Bool, a->device());
-  cpu::compare_scalar(op, out, a, s);
+  kernel(&DeviceBackend::compare_scalar, out->device(), compare_name(op))(op, out, a, s);
   return out;
 }
 
@@ -188,7 +188,7 @@ TensorPtr where(const TensorPtr& condition, const TensorPtr& a, double a_value, 
     }
   }
   TensorPtr out = empty(shape, dtype, condition->device());
-  cpu::where(out, condition, operands[0], operands[1]);
+  kernel(&DeviceBackend::where, out->device(), "where")(out, condition, operands[0], operands[1]);
   return out;
 }
 
@@ -198,7 +198,7 @@ TensorPtr masked_fill(const TensorPtr& t, const TensorPtr& mask, double value) {
   broadcast_strides(*mask, t->shape, "maskedFill");  // ERR_SHAPE unless mask fits t's shape
   TensorPtr fill_value = scalar_tensor(value, t->dtype, t->device(), "maskedFill");
   TensorPtr out = empty(t->shape, t->dtype, t->device());
-  cpu::where(out, mask, fill_value, t);
+  kernel(&DeviceBackend::where, out->device(), "maskedFill")(out, mask, fill_value, t);
   return out;
 }
 

@@ -17,7 +17,8 @@ constexpr const char* ERR_DISPOSED = "ERR_DISPOSED";  // use of a disposed tenso
 constexpr const char* ERR_INDEX = "ERR_INDEX";        // index or dim out of range
 constexpr const char* ERR_ARG = "ERR_ARG";            // invalid argument (type, NaN, negative size, ...)
 constexpr const char* ERR_IO = "ERR_IO";
-constexpr const char* ERR_OOM = "ERR_OOM";            // host allocation failed
+constexpr const char* ERR_OOM = "ERR_OOM";            // host or device allocation failed
+constexpr const char* ERR_CUDA = "ERR_CUDA";          // a CUDA, cuBLAS or NCCL call failed
 constexpr const char* ERR_INTERNAL = "ERR_INTERNAL";
 
 class Error : public std::runtime_error {

@@ -1,5 +1,6 @@
 #include "core/indexing.h"
 
+#include "core/backend.h"
 #include "core/views.h"
 #include "cpu/indexing.h"
 
@@ -11,6 +12,7 @@ void check_index_dtype(const TensorPtr& index, const char* op, const char* name)
 }
 
 TensorPtr embedding(const TensorPtr& indices, const TensorPtr& weight) {
+  cpu_only("embedding", indices, weight);
   check_same_device("embedding", indices, weight);
   check_index_dtype(indices, "embedding", "indices");
   if (!is_float(weight->dtype))
@@ -40,6 +42,7 @@ static TensorPtr zero_accumulator(const Shape& shape, DType dtype, Device device
 
 TensorPtr embedding_backward(const TensorPtr& grad, const TensorPtr& indices, int64_t num_embeddings) {
   const char* op = "embedding backward";
+  cpu_only(op, grad, indices);
   check_same_device(op, indices, grad);
   check_index_dtype(indices, op, "indices");
   if (!is_float(grad->dtype)) fail(ERR_DTYPE, op, ": grad must be a floating-point tensor, got ", dtype_name(grad->dtype));
@@ -63,6 +66,7 @@ TensorPtr embedding_backward(const TensorPtr& grad, const TensorPtr& indices, in
 static TensorPtr at_least_1d(const TensorPtr& t) { return t->ndim() == 0 ? make_view(t, {1}, {1}, t->offset) : t; }
 
 TensorPtr gather(const TensorPtr& t, int64_t dim, const TensorPtr& index) {
+  cpu_only("gather", t, index);
   check_same_device("gather", t, index);
   check_index_dtype(index, "gather", "index");
   dim = normalize_dim(dim, t->ndim(), "gather");
@@ -86,6 +90,7 @@ TensorPtr gather(const TensorPtr& t, int64_t dim, const TensorPtr& index) {
 
 TensorPtr gather_backward(const TensorPtr& grad, int64_t dim, const TensorPtr& index, const Shape& shape) {
   const char* op = "gather backward";
+  cpu_only(op, grad, index);
   check_same_device(op, grad, index);
   check_index_dtype(index, op, "index");
   if (!is_float(grad->dtype)) fail(ERR_DTYPE, op, ": grad must be a floating-point tensor, got ", dtype_name(grad->dtype));

@@ -2,6 +2,7 @@
 
 #include <climits>
 #include <cmath>
+#include "core/backend.h"
 #include "core/elementwise.h"
 #include "core/loop.h"
 #include "core/matmul.h"
@@ -116,6 +117,7 @@ TensorPtr transposed_copy(const TensorPtr& t, DType dtype) {
 LoraForward lora_linear_forward(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, const TensorPtr& a,
                                 const TensorPtr& b, double scale, const TensorPtr& mask) {
   const char* op = "loraLinearForward";
+  cpu_only(op, x, w, bias, a, b, mask);
   check_layer(op, w, a, b);
   Shape lead = check_input(op, x, w, a, mask);
   check_scale(op, scale);
@@ -141,6 +143,7 @@ LoraGrads lora_linear_backward(const TensorPtr& dy, const TensorPtr& x, const Te
                                const TensorPtr& b, const TensorPtr& xa, double scale, const TensorPtr& mask,
                                bool need_input_grad) {
   const char* op = "loraLinearBackward";
+  cpu_only(op, dy, x, w, a, b, xa, mask);
   check_layer(op, w, a, b);
   Shape lead = check_input(op, x, w, a, mask);
   check_scale(op, scale);
@@ -164,6 +167,7 @@ LoraGrads lora_linear_backward(const TensorPtr& dy, const TensorPtr& x, const Te
 
 void lora_merge(const TensorPtr& w, const TensorPtr& a, const TensorPtr& b, double scale, bool unmerge) {
   const char* op = unmerge ? "loraUnmerge" : "loraMerge";
+  cpu_only(op, w, a, b);
   check_layer(op, w, a, b);
   check_scale(op, scale);
   if (!w->is_contiguous()) fail(ERR_ARG, op, ": weight of shape ", shape_str(w->shape), " must be contiguous (it is updated in place)");
@@ -179,6 +183,7 @@ void lora_merge(const TensorPtr& w, const TensorPtr& a, const TensorPtr& b, doub
 
 TensorPtr lora_dropout_mask(const TensorPtr& uniform, double p) {
   const char* op = "loraDropoutMask";
+  cpu_only(op, uniform);
   check_float(op, "uniform samples", uniform);
   if (!(p >= 0 && p <= 1)) fail(ERR_ARG, op, ": p must be in [0, 1], got ", p);
   TensorPtr u = contiguous(uniform);

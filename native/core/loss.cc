@@ -1,5 +1,6 @@
 #include "core/loss.h"
 
+#include "core/backend.h"
 #include "core/indexing.h"
 #include "core/loop.h"
 #include "core/views.h"
@@ -44,6 +45,7 @@ static TensorPtr checked_labels(const char* op, const TensorPtr& logits, const T
 
 CrossEntropyRows cross_entropy_rows(const TensorPtr& logits, const TensorPtr& target, int64_t ignore_index,
                                     double label_smoothing) {
+  cpu_only("crossEntropy", logits, target);
   cpu::IndexScan scan;
   TensorPtr labels = checked_labels("crossEntropy", logits, target, ignore_index, label_smoothing, scan);
   const DType acc = accumulation_dtype(logits->dtype);
@@ -67,6 +69,7 @@ TensorPtr cross_entropy(const TensorPtr& logits, const TensorPtr& target, const 
 TensorPtr cross_entropy_backward(const TensorPtr& grad, const TensorPtr& logits, const TensorPtr& target,
                                  const TensorPtr& logsumexp, const CrossEntropyOptions& options, int64_t counted) {
   const char* op = "crossEntropy backward";
+  cpu_only(op, grad, logits, target, logsumexp);
   cpu::IndexScan scan;
   TensorPtr labels = checked_labels(op, logits, target, options.ignore_index, options.label_smoothing, scan);
   const bool per_row = options.reduction == Reduction::None;
@@ -90,6 +93,7 @@ TensorPtr cross_entropy_backward(const TensorPtr& grad, const TensorPtr& logits,
 }
 
 TensorPtr mse_loss(const TensorPtr& input, const TensorPtr& target, Reduction reduction, DType dtype) {
+  cpu_only("mseLoss", input, target);
   check_same_device("mseLoss", input, target);
   if (!is_float(dtype))
     fail(ERR_DTYPE, "mseLoss: expected floating-point tensors, got ", dtype_name(input->dtype), " and ",

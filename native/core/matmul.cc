@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include "core/backend.h"
 #include "core/loop.h"
 #include "core/views.h"
-#include "cpu/matmul.h"
 
 namespace ignis {
 namespace {
@@ -121,9 +121,9 @@ TensorPtr product(const char* op, const TensorPtr& a, const TensorPtr& b, const 
   if (m > kBlasMax || n > kBlasMax || k > kBlasMax)
     fail(ERR_SHAPE, op, ": shapes ", shape_str(a->shape), " and ", shape_str(b->shape), " exceed BLAS's 32-bit sizes");
   DType dtype = a->dtype;
-  // 16-bit floats are computed in float32: Debian's OpenBLAS 0.3.21 is built without bfloat16
-  // support, so cblas_sbgemm is declared in cblas.h but missing from the library.
-  DType compute = dtype == DType::Float64 ? DType::Float64 : DType::Float32;
+  const DeviceBackend& device = backend(a->device());
+  auto gemm = kernel(&DeviceBackend::gemm, a->device(), op);
+  DType compute = device.gemm_dtype(dtype);
   TensorPtr out = empty(out_shape, compute, a->device());
   if (bias) copy_into(out, bias);
   if (out->numel() > 0) {
@@ -131,9 +131,9 @@ TensorPtr product(const char* op, const TensorPtr& a, const TensorPtr& b, const 
       if (!bias) fill(out, 0);
     } else {
       TensorPtr blas_a = blas_operand(a, compute), blas_b = blas_operand(b, compute);
-      Gemm g{m, n, k, batch, gemm_operand(blas_a, batch), gemm_operand(blas_b, batch), out->data(), bias != nullptr};
+      Gemm g{m, n, k, batch, gemm_operand(blas_a, batch), gemm_operand(blas_b, batch), out->data(), bias != nullptr, 1, out->device()};
       fold_batch_into_rows(g, blas_a);
-      cpu::gemm(compute, g);
+      gemm(compute, g);
     }
   }
   return compute == dtype ? out : to_dtype(out, dtype);

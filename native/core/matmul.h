@@ -34,6 +34,7 @@ struct Gemm {
   void* out;
   bool accumulate;
   double alpha = 1;
+  Device device = {};  // where the operands and out live
 };
 
 // t (2 dims or more) in `dtype` with its last two dims in a BLAS form: t itself when it already

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include "core/backend.h"
 #include "core/views.h"
 #include "cpu/norm.h"
 
@@ -80,6 +81,7 @@ static double machine_epsilon(DType dtype) {
 TensorPtr layer_norm(const TensorPtr& x, const Shape& normalized_shape, const TensorPtr& weight, const TensorPtr& bias,
                      double eps, NormStats* stats) {
   const char* op = "layerNorm";
+  cpu_only(op, x, weight, bias);
   check_norm_args(op, x, normalized_shape, eps);
   TensorPtr w = affine_arg(op, "weight", weight, x, normalized_shape);
   TensorPtr b = affine_arg(op, "bias", bias, x, normalized_shape);
@@ -95,6 +97,7 @@ TensorPtr layer_norm(const TensorPtr& x, const Shape& normalized_shape, const Te
 TensorPtr rms_norm(const TensorPtr& x, const Shape& normalized_shape, const TensorPtr& weight, std::optional<double> eps,
                    NormStats* stats) {
   const char* op = "rmsNorm";
+  cpu_only(op, x, weight);
   const double e = eps ? *eps : machine_epsilon(x->dtype);
   check_norm_args(op, x, normalized_shape, e);
   TensorPtr w = affine_arg(op, "weight", weight, x, normalized_shape);
@@ -109,6 +112,7 @@ NormGrads norm_backward(const TensorPtr& grad, const TensorPtr& x, const Shape& 
                         const NormStats& stats, bool want_x, bool want_weight, bool want_bias) {
   const bool centered = stats.mean != nullptr;
   const char* op = centered ? "layerNorm backward" : "rmsNorm backward";
+  cpu_only(op, grad, x, weight, stats.mean, stats.rstd);
   check_norm_args(op, x, normalized_shape, 0);
   TensorPtr w = affine_arg(op, "weight", weight, x, normalized_shape);
   check_same_device(op, x, grad);

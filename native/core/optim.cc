@@ -1,6 +1,7 @@
 #include "core/optim.h"
 
 #include <cmath>
+#include "core/backend.h"
 #include "core/views.h"
 #include "cpu/optim.h"
 
@@ -63,6 +64,7 @@ TensorList contiguous_all(const TensorList& tensors) {
 void adamw_step(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                 const TensorList& exp_avg_sqs, const std::vector<int64_t>& steps, const AdamWOptions& o) {
   const char* op = "adamw";
+  cpu_only(op, params, grads, exp_avgs, exp_avg_sqs);
   check_count(op, "grad", grads.size(), params.size());
   check_count(op, "exp_avg", exp_avgs.size(), params.size());
   check_count(op, "exp_avg_sq", exp_avg_sqs.size(), params.size());
@@ -85,6 +87,7 @@ void adamw_step(const TensorList& params, const TensorList& grads, const TensorL
 void sgd_step(const TensorList& params, const TensorList& grads, const TensorList& momentum_buffers,
               const std::vector<bool>& fresh, const SgdOptions& o) {
   const char* op = "sgd";
+  cpu_only(op, params, grads, momentum_buffers);
   check_count(op, "grad", grads.size(), params.size());
   check_option(op, "lr", o.lr, 0);
   check_option(op, "momentum", o.momentum, 0);
@@ -105,6 +108,7 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
 
 double total_norm(const TensorList& tensors, double norm_type) {
   const char* op = "clipGradNorm";
+  cpu_only(op, tensors);
   if (!(norm_type > 0)) fail(ERR_ARG, op, ": normType must be positive or Infinity, got ", norm_type);
   for (size_t k = 0; k < tensors.size(); k++) {
     check_float(op, k, tensors[k]);
@@ -115,6 +119,7 @@ double total_norm(const TensorList& tensors, double norm_type) {
 
 void scale_in_place(const TensorList& tensors, double factor) {
   const char* op = "clipGradNorm";
+  cpu_only(op, tensors);
   for (size_t k = 0; k < tensors.size(); k++) {
     const TensorPtr& t = tensors[k];
     check_float(op, k, t);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include "core/backend.h"
 #include "core/views.h"
 #include "cpu/reduce.h"
 
@@ -80,6 +81,7 @@ static ReducePlan make_plan(const TensorPtr& x, const std::vector<int>& kept, co
 
 TensorPtr reduce(ReduceOp op, const TensorPtr& x, const std::optional<Shape>& dims, bool keepdim, double correction) {
   const char* name = reduce_name(op);
+  cpu_only(name, x);
   if ((op == ReduceOp::Mean || op == ReduceOp::Var || op == ReduceOp::LogSumExp) && !is_float(x->dtype))
     fail(ERR_DTYPE, name, ": expected a floating-point tensor, got ", dtype_name(x->dtype), "; convert it to a float dtype first");
   if (op == ReduceOp::Var && !std::isfinite(correction)) fail(ERR_ARG, "var: correction must be a finite number, got ", correction);

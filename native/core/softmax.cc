@@ -1,6 +1,7 @@
 #include "core/softmax.h"
 
 #include <algorithm>
+#include "core/backend.h"
 #include "core/reduce.h"
 #include "core/views.h"
 #include "cpu/softmax.h"
@@ -9,6 +10,7 @@ namespace ignis {
 
 TensorPtr softmax(const TensorPtr& x, int64_t dim, bool log) {
   const char* name = log ? "logSoftmax" : "softmax";
+  cpu_only(name, x);
   if (!is_float(x->dtype)) fail(ERR_DTYPE, name, ": expected a floating-point tensor, got ", dtype_name(x->dtype));
   const int nd = x->ndim();
   const int d = int(normalize_dim(dim, nd, name));

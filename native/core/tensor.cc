@@ -1,7 +1,7 @@
 #include "core/tensor.h"
 
 #include <limits>
-#include "core/allocator.h"
+#include "core/backend.h"
 
 namespace ignis {
 
@@ -11,21 +11,19 @@ MemoryCounters& memory_counters() {
 }
 
 Storage::Storage(Device device, size_t nbytes) : device(device), nbytes(nbytes), data(nullptr) {
-  if (!device.is_cpu()) fail(ERR_DEVICE, "device ", device.str(), " is not available in this build");
-  data = host_alloc(nbytes);
-  if (!data) fail(ERR_OOM, "out of memory allocating ", nbytes, " bytes on ", device.str());
+  data = backend(device).allocate(device, nbytes);
   auto& c = memory_counters();
   c.live_storages++;
   c.live_bytes[int(device.type)] += int64_t(nbytes);
-  c.unreported_bytes += int64_t(nbytes);
+  if (device.is_cpu()) c.unreported_bytes += int64_t(nbytes);  // V8 hears of host memory only
 }
 
 Storage::~Storage() {
-  host_free(data, nbytes);
+  backend(device).deallocate(device, data, nbytes);
   auto& c = memory_counters();
   c.live_storages--;
   c.live_bytes[int(device.type)] -= int64_t(nbytes);
-  c.unreported_bytes -= int64_t(nbytes);
+  if (device.is_cpu()) c.unreported_bytes -= int64_t(nbytes);
 }
 
 TensorImpl::TensorImpl(std::shared_ptr<Storage> storage, DType dtype, Shape shape, Shape strides, int64_t offset)

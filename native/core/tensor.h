@@ -13,7 +13,7 @@ using Shape = std::vector<int64_t>;
 constexpr int kMaxDims = 16;
 
 struct Storage {
-  Storage(Device device, size_t nbytes);  // allocates; throws ERR_OOM
+  Storage(Device device, size_t nbytes);  // allocates; throws ERR_OOM (ERR_DEVICE, ERR_CUDA off the CPU)
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;

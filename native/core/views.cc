@@ -1,8 +1,8 @@
 #include "core/views.h"
 
 #include <optional>
+#include "core/backend.h"
 #include "core/loop.h"
-#include "cpu/copy.h"
 
 namespace ignis {
 
@@ -158,7 +158,7 @@ TensorPtr to_dtype(const TensorPtr& t, DType dtype) {
 
 void copy_into(const TensorPtr& dst, const TensorPtr& src) {
   check_same_device("copy", dst, src);
-  cpu::copy(dst, src);
+  kernel(&DeviceBackend::copy, dst->device(), "copy")(dst, src);
 }
 
 void fill(const TensorPtr& dst, double value) {
@@ -167,7 +167,7 @@ void fill(const TensorPtr& dst, double value) {
               : dst->dtype == DType::Int64 ? value >= -9223372036854775808.0 && value < 9223372036854775808.0
                                            : true;
   if (!fits) fail(ERR_ARG, "fill: ", value, " cannot be converted to ", dtype_name(dst->dtype), " without overflow");
-  cpu::fill(dst, value);
+  kernel(&DeviceBackend::fill, dst->device(), "fill")(dst, value);
 }
 
 }  // namespace ignis

@@ -2,20 +2,9 @@
 
 #include <cstring>
 #include "core/loop.h"
+#include "kernels/convert.h"
 
 namespace ignis::cpu {
-
-// Element conversion through the wider of the two arithmetic types; bool means "not zero".
-template <typename To, typename From>
-inline To convert(From v) {
-  if constexpr (std::is_same_v<To, bool>) {
-    return static_cast<acc_t<From>>(v) != acc_t<From>(0);
-  } else if constexpr (std::is_same_v<To, bfloat16> || std::is_same_v<To, float16>) {
-    return To(float(v));
-  } else {
-    return static_cast<To>(static_cast<acc_t<From>>(v));
-  }
-}
 
 void copy(const TensorPtr& dst, const TensorPtr& src) {
   Shape src_strides = broadcast_strides(*src, dst->shape, "copy");

@@ -106,15 +106,6 @@ IGNIS_VECTOR_CLONES void unary_grad_row(char* const* p, const int64_t* s, int64_
   map_row2<T, T>(p, s, n, [f](T g, T x) __attribute__((always_inline)) { return T(f(A(g), A(x))); });
 }
 
-// v (an integer or +-inf) as the nearest value of the integer type T.
-template <typename T>
-T saturate(double v) {
-  constexpr double lowest = double(std::numeric_limits<T>::lowest());
-  if (v <= lowest) return std::numeric_limits<T>::lowest();
-  if (v >= -lowest) return std::numeric_limits<T>::max();
-  return T(v);
-}
-
 // One row of out[i] = c[i] ? x[i * StepX] : y[i * StepY], Step 0 for a broadcast operand.
 template <typename T, int StepX, int StepY>
 void select_row(char* const* p, int64_t n) {
@@ -258,16 +249,8 @@ void compare_scalar(CompareOp op, const TensorPtr& out, const TensorPtr& a, doub
       } else if (representable_as<T>(s)) {
         const T sv = T(s);
         map_unary<bool, T>(out, a, kElementwiseGrain, [f, sv](T x) { return f(x, sv); });
-      } else {
-        // Fractional, NaN or beyond T's range: compare in double, exactly. A fractional s has
-        // |s| < 2^52, where rounding x to double keeps its order; beyond the range s becomes
-        // +-inf, since the largest int64 values round up to 2^63 itself.
-        double sv = s;
-        if constexpr (std::is_signed_v<T>) {
-          constexpr double lowest = double(std::numeric_limits<T>::lowest());
-          if (s >= -lowest) sv = INFINITY;
-          if (s < lowest) sv = -INFINITY;
-        }
+      } else {  // fractional, NaN or beyond T's range: compare in double, exactly
+        const double sv = integer_comparand<T>(s);
         map_unary<bool, T>(out, a, kElementwiseGrain, [f, sv](T x) { return f(double(x), sv); });
       }
     });

@@ -495,6 +495,15 @@ IGNIS_HD T clamp_value(T x, T lo, T hi) {
   return r > hi ? hi : r;
 }
 
+// A clamp bound v (an integer or +-inf) as the nearest value of the integer type T.
+template <typename T>
+IGNIS_HD T saturate(double v) {
+  constexpr double lowest = double(std::numeric_limits<T>::lowest());
+  if (v <= lowest) return std::numeric_limits<T>::lowest();
+  if (v >= -lowest) return std::numeric_limits<T>::max();
+  return T(v);
+}
+
 // The gradient of clamp: g where lo <= x <= hi, 0 elsewhere (and for NaN x).
 template <typename T>
 IGNIS_HD T clamp_grad(T g, T x, T lo, T hi) {
@@ -517,6 +526,20 @@ IGNIS_HD bool representable_as(double v) {
 }
 
 // --- comparisons ---------------------------------------------------------------------------
+
+// The double that an integer or bool x compares with, in double, as it would with s, where s is
+// not exact in T (fractional, NaN or beyond T's range): a fractional s has |s| < 2^52, where
+// rounding x to double keeps its order; beyond the range s becomes +-inf, since the largest
+// int64 values round up to 2^63 itself.
+template <typename T>
+double integer_comparand(double s) {
+  if constexpr (std::is_signed_v<T>) {
+    constexpr double lowest = double(std::numeric_limits<T>::lowest());
+    if (s >= -lowest) return INFINITY;
+    if (s < lowest) return -INFINITY;
+  }
+  return s;
+}
 
 // The numeric values are part of the JS <-> C++ contract (lib/ops/elementwise.ts).
 enum class CompareOp : int { Eq = 0, Ne, Lt, Le, Gt, Ge };

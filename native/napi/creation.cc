@@ -6,30 +6,32 @@
 namespace ignis::napi {
 namespace {
 
-// arange(start, end, step, dtype)
+// Every creation function takes a device code last (see device_arg).
+
+// arange(start, end, step, dtype, device?)
 Napi::Value Arange(const Napi::CallbackInfo& info) {
-  return wrap(info.Env(), arange(number_arg(info, 0), number_arg(info, 1), number_arg(info, 2), dtype_arg(info, 3), Device{}));
+  return wrap(info.Env(), arange(number_arg(info, 0), number_arg(info, 1), number_arg(info, 2), dtype_arg(info, 3), device_arg(info, 4)));
 }
 
-// linspace(start, end, steps, dtype)
+// linspace(start, end, steps, dtype, device?)
 Napi::Value Linspace(const Napi::CallbackInfo& info) {
-  return wrap(info.Env(), linspace(number_arg(info, 0), number_arg(info, 1), int_arg(info, 2), dtype_arg(info, 3), Device{}));
+  return wrap(info.Env(), linspace(number_arg(info, 0), number_arg(info, 1), int_arg(info, 2), dtype_arg(info, 3), device_arg(info, 4)));
 }
 
-// eye(n, m, dtype)
+// eye(n, m, dtype, device?)
 Napi::Value Eye(const Napi::CallbackInfo& info) {
-  return wrap(info.Env(), eye(int_arg(info, 0), int_arg(info, 1), dtype_arg(info, 2), Device{}));
+  return wrap(info.Env(), eye(int_arg(info, 0), int_arg(info, 1), dtype_arg(info, 2), device_arg(info, 3)));
 }
 
-// rand(shape, dtype), randn(shape, dtype), randint(low, high, shape, dtype)
+// rand(shape, dtype, device?), randn(shape, dtype, device?), randint(low, high, shape, dtype, device?)
 Napi::Value Rand(const Napi::CallbackInfo& info) {
-  return wrap(info.Env(), rand(shape_arg(info, 0), dtype_arg(info, 1), Device{}));
+  return wrap(info.Env(), rand(shape_arg(info, 0), dtype_arg(info, 1), device_arg(info, 2)));
 }
 Napi::Value Randn(const Napi::CallbackInfo& info) {
-  return wrap(info.Env(), randn(shape_arg(info, 0), dtype_arg(info, 1), Device{}));
+  return wrap(info.Env(), randn(shape_arg(info, 0), dtype_arg(info, 1), device_arg(info, 2)));
 }
 Napi::Value Randint(const Napi::CallbackInfo& info) {
-  return wrap(info.Env(), randint(int_arg(info, 0), int_arg(info, 1), shape_arg(info, 2), dtype_arg(info, 3), Device{}));
+  return wrap(info.Env(), randint(int_arg(info, 0), int_arg(info, 1), shape_arg(info, 2), dtype_arg(info, 3), device_arg(info, 4)));
 }
 
 uint64_t uint64_arg(const Napi::CallbackInfo& info, size_t i) {

@@ -136,6 +136,15 @@ Shape shape_arg(const Napi::CallbackInfo& info, size_t i) {
 
 DType dtype_arg(const Napi::CallbackInfo& info, size_t i) { return dtype_from_int(int_arg(info, i)); }
 
+Device device_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (info[i].IsNull() || info[i].IsUndefined()) return Device{};
+  int64_t code = int_arg(info, i);
+  if (code < -1 || code > 65535) fail(ERR_ARG, "argument ", i, ": ", code, " is not a device code");
+  return code < 0 ? Device{} : Device{DeviceType::CUDA, int(code)};
+}
+
+int device_code(Device device) { return device.is_cpu() ? -1 : device.index; }
+
 std::vector<TensorPtr> tensor_list_arg(const Napi::CallbackInfo& info, size_t i) {
   Napi::Value v = info[i];
   if (!v.IsArray()) fail(ERR_ARG, "argument ", i, " must be an array of tensors");
@@ -202,6 +211,7 @@ Napi::Object init_module(Napi::Env env, Napi::Object exports) {
   register_optim(env, exports);
   register_lora(env, exports);
   register_attention(env, exports);
+  register_cuda(env, exports);
   return exports;
 }
 

@@ -22,6 +22,9 @@ double number_arg(const Napi::CallbackInfo& info, size_t i);
 bool bool_arg(const Napi::CallbackInfo& info, size_t i);
 Shape shape_arg(const Napi::CallbackInfo& info, size_t i);  // an array of integers
 DType dtype_arg(const Napi::CallbackInfo& info, size_t i);
+// A device code (lib/tensor.ts deviceCode): -1, null or undefined for the CPU, n >= 0 for cuda:n.
+Device device_arg(const Napi::CallbackInfo& info, size_t i);
+int device_code(Device device);
 std::vector<TensorPtr> tensor_list_arg(const Napi::CallbackInfo& info, size_t i);
 Napi::Array shape_value(Napi::Env env, const Shape& shape);
 // Several results: an array of handles, with null for an empty pointer.
@@ -44,6 +47,7 @@ void register_loss(Napi::Env env, Napi::Object exports);
 void register_optim(Napi::Env env, Napi::Object exports);
 void register_lora(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
+void register_cuda(Napi::Env env, Napi::Object exports);
 
 Napi::Object init_module(Napi::Env env, Napi::Object exports);
 

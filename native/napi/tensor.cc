@@ -1,5 +1,6 @@
 // Tensor lifetime, data in and out, views and copies.
 #include <cstring>
+#include "core/backend.h"
 #include "core/parallel.h"
 #include "core/views.h"
 #include "napi/napi.h"
@@ -7,16 +8,19 @@
 namespace ignis::napi {
 namespace {
 
+// empty(shape, dtype, device?)
 Napi::Value Empty(const Napi::CallbackInfo& info) {
-  return wrap(info.Env(), empty(shape_arg(info, 0), dtype_arg(info, 1), Device{}));
+  return wrap(info.Env(), empty(shape_arg(info, 0), dtype_arg(info, 1), device_arg(info, 2)));
 }
 
-// fromBuffer(typedArray, shape, dtype): a copy of the bytes, which must be exactly numel * size.
+// fromBuffer(typedArray, shape, dtype, device?): a copy of the bytes, which must be exactly
+// numel * size, on the device.
 Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   if (!info[0].IsTypedArray()) fail(ERR_ARG, "tensor: data must be a TypedArray");
   auto array = info[0].As<Napi::TypedArray>();
   Shape shape = shape_arg(info, 1);
   DType dtype = dtype_arg(info, 2);
+  Device device = device_arg(info, 3);
   check_shape(shape, "tensor");
   size_t nbytes = size_t(shape_numel(shape)) * dtype_size(dtype);
   if (array.ByteLength() != nbytes)
@@ -25,12 +29,12 @@ Napi::Value FromBuffer(const Napi::CallbackInfo& info) {
   TensorPtr t = empty(shape, dtype, Device{});
   const char* src = static_cast<const char*>(array.ArrayBuffer().Data()) + array.ByteOffset();
   if (nbytes) std::memcpy(t->data(), src, nbytes);
-  return wrap(info.Env(), t);
+  return wrap(info.Env(), to_device(t, device));
 }
 
-// toBuffer(t): the elements in row-major order, as a new ArrayBuffer.
+// toBuffer(t): the elements in row-major order, as a new ArrayBuffer (copied from the device).
 Napi::Value ToBuffer(const Napi::CallbackInfo& info) {
-  TensorPtr t = contiguous(tensor_arg(info, 0));
+  TensorPtr t = to_host_contiguous(tensor_arg(info, 0));
   size_t nbytes = size_t(t->numel()) * t->element_size();
   auto buffer = Napi::ArrayBuffer::New(info.Env(), nbytes);
   if (nbytes) std::memcpy(buffer.Data(), t->data(), nbytes);
@@ -45,6 +49,7 @@ Napi::Value Meta(const Napi::CallbackInfo& info) {
   o.Set("strides", shape_value(env, t->strides));
   o.Set("offset", Napi::Number::New(env, double(t->offset)));
   o.Set("dtype", Napi::Number::New(env, double(int(t->dtype))));
+  o.Set("device", Napi::Number::New(env, device_code(t->device())));
   o.Set("contiguous", Napi::Boolean::New(env, t->is_contiguous()));
   o.Set("storageBytes", Napi::Number::New(env, double(t->storage->nbytes)));
   return o;
@@ -101,6 +106,10 @@ Napi::Value Contiguous(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), t->is_contiguous() ? alias(t) : contiguous_copy(t));
 }
 Napi::Value Clone(const Napi::CallbackInfo& info) { return wrap(info.Env(), contiguous_copy(tensor_arg(info, 0))); }
+// toDevice(t, device): t itself (an alias) on its device, else a contiguous copy on `device`.
+Napi::Value ToDevice(const Napi::CallbackInfo& info) {
+  return wrap(info.Env(), to_device(tensor_arg(info, 0), device_arg(info, 1)));
+}
 Napi::Value ToDtype(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), to_dtype(tensor_arg(info, 0), dtype_arg(info, 1)));
 }
@@ -156,6 +165,7 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
   define(env, exports, "contiguous", Contiguous);
   define(env, exports, "clone", Clone);
   define(env, exports, "toDtype", ToDtype);
+  define(env, exports, "toDevice", ToDevice);
   define(env, exports, "copyInto", CopyInto);
   define(env, exports, "fill", Fill);
   define(env, exports, "memory", Memory);

@@ -1,0 +1,79 @@
+// The seam between the device-neutral core and the device backends. Core ops validate and
+// allocate, then call the kernel of their tensors' device through that device's DeviceBackend,
+// a table of functions. The CPU backend (cpu/backend.cc) fills every entry. The CUDA backend
+// (native/cuda/, built by CMake when nvcc is found, with IGNIS_WITH_CUDA defined) registers
+// itself when the addon loads and fills the entries it has: a null entry is an op that device
+// does not implement yet, which raises ERR_DEVICE (never a silent fallback to the CPU).
+#pragma once
+#include <initializer_list>
+#include <vector>
+#include "core/matmul.h"
+#include "core/tensor.h"
+#include "kernels/elementwise.h"
+
+namespace ignis {
+
+struct DeviceBackend {
+  const char* name = nullptr;  // "cpu", "cuda"
+
+  // Memory behind Storage. allocate throws (ERR_OOM, ERR_DEVICE, ERR_CUDA) and may return
+  // nullptr for 0 bytes; deallocate takes what allocate gave, with the same size.
+  void* (*allocate)(Device device, size_t nbytes) = nullptr;
+  void (*deallocate)(Device device, void* data, size_t nbytes) noexcept = nullptr;
+  // dst <- src, one of them on this backend's device type and the other on the CPU or another
+  // device of this type; both contiguous, of one dtype and shape. Returns once src may change
+  // (a copy to the CPU has landed when it returns).
+  void (*transfer)(const TensorPtr& dst, const TensorPtr& src) = nullptr;
+
+  // Kernels, with the signatures and contracts of their CPU versions (cpu/copy.h,
+  // cpu/elementwise.h, cpu/matmul.h).
+  void (*copy)(const TensorPtr& dst, const TensorPtr& src) = nullptr;
+  void (*fill)(const TensorPtr& dst, double value) = nullptr;
+  void (*binary)(BinaryOp op, const TensorPtr& out, const TensorPtr& a, const TensorPtr& b) = nullptr;
+  void (*binary_scalar)(BinaryOp op, const TensorPtr& out, const TensorPtr& a, double s, bool reversed) = nullptr;
+  void (*binary_backward)(BinaryGrad op, const TensorPtr& out, const TensorPtr& grad, const TensorPtr& self,
+                          const TensorPtr& other) = nullptr;
+  void (*unary)(UnaryOp op, const TensorPtr& out, const TensorPtr& a) = nullptr;
+  void (*clamp)(const TensorPtr& out, const TensorPtr& a, double lo, double hi) = nullptr;
+  void (*unary_backward)(UnaryOp op, const TensorPtr& out, const TensorPtr& grad, const TensorPtr& saved) = nullptr;
+  void (*clamp_backward)(const TensorPtr& out, const TensorPtr& grad, const TensorPtr& a, double lo, double hi) = nullptr;
+  void (*compare)(CompareOp op, const TensorPtr& out, const TensorPtr& a, const TensorPtr& b) = nullptr;
+  void (*compare_scalar)(CompareOp op, const TensorPtr& out, const TensorPtr& a, double s) = nullptr;
+  void (*where)(const TensorPtr& out, const TensorPtr& condition, const TensorPtr& a, const TensorPtr& b) = nullptr;
+  // GEMM: products of operands of a float dtype d run in gemm_dtype(d) (operands are converted
+  // to it, and the result back), then gemm(gemm_dtype(d), g).
+  DType (*gemm_dtype)(DType dtype) = nullptr;
+  void (*gemm)(DType dtype, const Gemm& g) = nullptr;
+};
+
+// Called once by a backend built into the addon (from a static initializer).
+void register_backend(DeviceType type, const DeviceBackend* backend);
+// The backend of a device; ERR_DEVICE when this build has none for its type.
+const DeviceBackend& backend(Device device);
+// "cpu" or "cuda".
+const char* device_type_name(DeviceType type);
+
+// A kernel of `device`'s backend, or ERR_DEVICE "op <op> is not implemented on cuda yet".
+template <typename Fn>
+Fn kernel(Fn DeviceBackend::*entry, Device device, const char* op) {
+  const DeviceBackend& b = backend(device);
+  Fn fn = b.*entry;
+  if (!fn) fail(ERR_DEVICE, "op ", op, " is not implemented on ", b.name, " yet");
+  return fn;
+}
+
+// For ops that have only CPU kernels so far: ERR_DEVICE as above when a tensor (null ones are
+// skipped) lives elsewhere.
+void require_cpu(const char* op, const TensorPtr& t);
+void require_cpu(const char* op, const std::vector<TensorPtr>& tensors);
+template <typename... Tensors>
+void cpu_only(const char* op, const Tensors&... tensors) {
+  (require_cpu(op, tensors), ...);
+}
+
+// t on `device`: t itself (an alias) when it is there already, else a contiguous copy there.
+TensorPtr to_device(const TensorPtr& t, Device device);
+// t's elements, contiguous, in host memory: t itself when it already is.
+TensorPtr to_host_contiguous(const TensorPtr& t);
+
+}  // namespace ignis

@@ -1,0 +1,52 @@
+#include "cpu/backend.h"
+
+#include "core/allocator.h"
+#include "cpu/copy.h"
+#include "cpu/elementwise.h"
+#include "cpu/matmul.h"
+
+namespace ignis::cpu {
+namespace {
+
+void* allocate(Device device, size_t nbytes) {
+  void* data = host_alloc(nbytes);
+  if (!data) fail(ERR_OOM, "out of memory allocating ", nbytes, " bytes on ", device.str());
+  return data;
+}
+
+void deallocate(Device, void* data, size_t nbytes) noexcept { host_free(data, nbytes); }
+
+// 16-bit floats are computed in float32: Debian's OpenBLAS 0.3.21 is built without bfloat16
+// support, so cblas_sbgemm is declared in cblas.h but missing from the library.
+DType gemm_dtype(DType dtype) { return dtype == DType::Float64 ? DType::Float64 : DType::Float32; }
+
+DeviceBackend make_backend() {
+  DeviceBackend b;
+  b.name = "cpu";
+  b.allocate = allocate;
+  b.deallocate = deallocate;
+  b.copy = copy;
+  b.fill = fill;
+  b.binary = binary;
+  b.binary_scalar = binary_scalar;
+  b.binary_backward = binary_backward;
+  b.unary = unary;
+  b.clamp = clamp;
+  b.unary_backward = unary_backward;
+  b.clamp_backward = clamp_backward;
+  b.compare = compare;
+  b.compare_scalar = compare_scalar;
+  b.where = where;
+  b.gemm_dtype = gemm_dtype;
+  b.gemm = gemm;
+  return b;
+}
+
+}  // namespace
+
+const DeviceBackend& backend() {
+  static const DeviceBackend b = make_backend();
+  return b;
+}
+
+}  // namespace ignis::cpu

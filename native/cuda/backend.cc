@@ -1,0 +1,40 @@
+// The CUDA backend's entries in the DeviceBackend table, registered when the addon loads. Ops
+// without an entry here raise ERR_DEVICE "op X is not implemented on cuda yet".
+#include "core/backend.h"
+#include "cuda/allocator.h"
+#include "cuda/copy.h"
+#include "cuda/elementwise.h"
+#include "cuda/matmul.h"
+#include "cuda/transfer.h"
+
+namespace ignis::cuda {
+namespace {
+
+DeviceBackend make_backend() {
+  DeviceBackend b;
+  b.name = "cuda";
+  b.allocate = allocate;
+  b.deallocate = deallocate;
+  b.transfer = transfer;
+  b.copy = copy;
+  b.fill = fill;
+  b.binary = binary;
+  b.binary_scalar = binary_scalar;
+  b.binary_backward = binary_backward;
+  b.unary = unary;
+  b.clamp = clamp;
+  b.unary_backward = unary_backward;
+  b.clamp_backward = clamp_backward;
+  b.compare = compare;
+  b.compare_scalar = compare_scalar;
+  b.where = where;
+  b.gemm_dtype = gemm_dtype;
+  b.gemm = gemm;
+  return b;
+}
+
+const DeviceBackend g_backend = make_backend();
+[[maybe_unused]] const bool g_registered = (register_backend(DeviceType::CUDA, &g_backend), true);
+
+}  // namespace
+}  // namespace ignis::cuda

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# The one-shot GPU check (see GPU.md in the project's notes): on a machine with an NVIDIA GPU it
+#   1. prints nvidia-smi and the CUDA, cuBLAS and NCCL versions found,
+#   2. builds the addon with the CUDA backend, or verifies a given build,
+#   3. runs the test suite with CUDA available (the CUDA-vs-CPU tests included), saving the log,
+#   4. runs the GPU benchmarks against PyTorch on the same GPU, saving their JSON,
+#   5. ends with a table: each step, pass or fail, its figure and the ratio to PyTorch.
+# Everything goes under $OUT (default: ./gpu-check-out). It exits non-zero when a step failed.
+#
+#   scripts/gpu-check.sh            the check on the GPU
+#   scripts/gpu-check.sh --cpu      the same steps with the CPU backend (CI runs it: no GPU there)
+#   scripts/gpu-check.sh --quick    smaller tests and benchmarks (with --cpu: under a minute)
+#   scripts/gpu-check.sh --pack     prepares .gpu/ here for a GPU machine without Node or network
+#                                   (about 30 MB): node.xz, node_modules.tar.xz, dist.tar.xz and
+#                                   ignis.node.xz (from build-cuda/: `npm run build:cuda` first)
+#
+# What it uses on the GPU machine, in order: the addon named by IGNIS_ADDON, else .gpu/ignis.node.xz,
+# else build-cuda/Release/ignis.node, else a build with `npm run build:cuda` (nvcc, CMake and
+# Node's headers needed) for the GPU's own architecture (IGNIS_CUDA_ARCHITECTURES overrides).
+# Node comes from PATH, else .gpu/node.xz; node_modules and dist/ from .gpu/*.tar.xz when missing.
+# PyTorch is the first of $IGNIS_BENCH_TORCH_PYTHON, python3, /usr/bin/python3 that has it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+mode=cuda
+quick=0
+pack=0
+for arg in "$@"; do
+  case "$arg" in
+    --cpu) mode=cpu ;;
+    --quick) quick=1 ;;
+    --pack) pack=1 ;;
+    *) echo "gpu-check: unknown option $arg (expected --cpu, --quick, --pack)" >&2; exit 2 ;;
+  esac
+done
+
+# The tools, through node alone: a machine with a Node binary brought along has no npm or npx.
+tool() { node "$root/node_modules/$1" "${@:2}"; }
+
+if [ "$pack" = 1 ]; then
+  set -e
+  mkdir -p .gpu && rm -f .gpu/ignis.node .gpu/bin/node
+  [ -f build-cuda/Release/ignis.node ] || { echo "gpu-check --pack: build first with npm run build:cuda" >&2; exit 1; }
+  [ -f dist/lib/index.js ] || tool typescript/bin/tsc -p .
+  xz -T0 -6 -c build-cuda/Release/ignis.node >.gpu/ignis.node.xz.tmp && mv .gpu/ignis.node.xz.tmp .gpu/ignis.node.xz
+  xz -T0 -6 -c "$(command -v node)" >.gpu/node.xz.tmp && mv .gpu/node.xz.tmp .gpu/node.xz
+  tar -C "$(readlink -f node_modules)/.." -cJhf .gpu/node_modules.tar.xz.tmp --exclude=node_modules/typescript node_modules &&
+    mv .gpu/node_modules.tar.xz.tmp .gpu/node_modules.tar.xz
+  tar -cJf .gpu/dist.tar.xz.tmp dist && mv .gpu/dist.tar.xz.tmp .gpu/dist.tar.xz
+  du -ch .gpu/* | tail -n 1
+  exit 0
+fi
+
+OUT=${OUT:-$root/gpu-check-out}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+exec > >(tee "$OUT/gpu-check.log") 2>&1
+
+rows=()  # step|status|figure|ratio
+failed=0
+record() {
+  rows+=("$1|$2|$3|$4")
+  if [ "$2" = fail ]; then failed=1; fi
+}
+section() { printf '\n=== %s\n' "$1"; }
+
+section "gpu-check ($mode$([ "$quick" = 1 ] && echo ', quick')) in $root, results in $OUT"
+date -u
+
+# --- Node, node_modules and dist/ (brought along when the machine lacks them) ---------------
+if ! command -v node >/dev/null; then
+  if [ -f .gpu/node.xz ]; then
+    mkdir -p .gpu/bin && xz -dc .gpu/node.xz >.gpu/bin/node && chmod +x .gpu/bin/node
+    export PATH="$root/.gpu/bin:$PATH"
+  fi
+fi
+if ! command -v node >/dev/null; then
+  record "node" fail "no node on PATH and no .gpu/node.xz" ""
+else
+  record "node" pass "$(node --version)" ""
+fi
+[ -e node_modules ] || { [ -f .gpu/node_modules.tar.xz ] && tar -xJf .gpu/node_modules.tar.xz; }
+[ -f .gpu/ignis.node ] || { [ -f .gpu/ignis.node.xz ] && xz -dc .gpu/ignis.node.xz >.gpu/ignis.node; }
+[ -f dist/lib/index.js ] || { [ -f .gpu/dist.tar.xz ] && tar -xJf .gpu/dist.tar.xz; }
+if [ ! -f dist/lib/index.js ] && [ -f node_modules/typescript/bin/tsc ]; then tool typescript/bin/tsc -p . || true; fi
+
+# --- 1. the machine ----------------------------------------------------------------------
+section "machine"
+uname -a
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi | tee "$OUT/nvidia-smi.txt"
+  gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
+  capability=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1)
+  record "nvidia-smi" pass "$gpu_name, compute $capability" ""
+elif [ "$mode" = cuda ]; then
+  record "nvidia-smi" fail "nvidia-smi not found" ""
+else
+  echo "nvidia-smi: not found (CPU mode)"
+fi
+command -v nvcc >/dev/null && nvcc --version | tail -n 2
+
+torch_python=""
+for py in ${IGNIS_BENCH_TORCH_PYTHON:-} python3 /usr/bin/python3; do
+  if "$py" -c 'import torch' 2>/dev/null; then torch_python=$py; break; fi
+done
+if [ -n "$torch_python" ]; then
+  export IGNIS_BENCH_TORCH_PYTHON=$torch_python
+  "$torch_python" -c 'import torch; print("PyTorch", torch.__version__, "CUDA", torch.version.cuda, "GPU available:", torch.cuda.is_available())'
+else
+  echo "PyTorch: not found (benchmarks run without their peer)"
+fi
+
+# --- 2. the addon --------------------------------------------------------------------------
+section "build"
+addon=""
+if [ -n "${IGNIS_ADDON:-}" ]; then
+  addon=$IGNIS_ADDON
+  echo "using IGNIS_ADDON=$addon"
+elif [ "$mode" = cpu ]; then
+  [ -f build/Release/ignis.node ] || tool node-gyp/bin/node-gyp.js rebuild -j 2
+  addon=build/Release/ignis.node
+elif [ -f .gpu/ignis.node ]; then
+  addon=.gpu/ignis.node
+elif [ -f build-cuda/Release/ignis.node ]; then
+  addon=build-cuda/Release/ignis.node
+else
+  archs=${IGNIS_CUDA_ARCHITECTURES:-$(echo "${capability:-9.0}" | tr -d .)-real}
+  echo "building with the CUDA backend for $archs"
+  # as `npm run build:cuda`
+  if { IGNIS_CUDA_ARCHITECTURES=$archs tool cmake-js/bin/cmake-js configure --out build-cuda --CDIGNIS_CUDA=ON &&
+    tool cmake-js/bin/cmake-js build --out build-cuda; } >"$OUT/build.log" 2>&1; then
+    addon=build-cuda/Release/ignis.node
+  else
+    tail -n 30 "$OUT/build.log"
+  fi
+fi
+export IGNIS_ADDON=${addon:+$(readlink -f "$addon")}
+status_js='const ig = require("."); const s = { built: ig.cuda.isBuilt(), available: ig.cuda.isAvailable(),
+  devices: ig.cuda.deviceCount(), reason: ig.cuda.unavailableReason() }; console.log(JSON.stringify(s));'
+ready=0
+if [ -z "$addon" ] || ! status=$(node -e "$status_js"); then
+  record "build / load" fail "${addon:-no addon built}" ""
+else
+  echo "$status"
+  if [ "$mode" = cuda ] && ! echo "$status" | grep -q '"available":true'; then
+    record "build / load" fail "CUDA not available: $(echo "$status" | sed 's/.*"reason":"\([^"]*\)".*/\1/')" ""
+  else
+    record "build / load" pass "${IGNIS_ADDON#"$root"/}" ""
+    ready=1
+  fi
+fi
+if [ "$ready" = 0 ]; then
+  record "tests" skip "no usable addon" ""
+  record "benchmarks" skip "no usable addon" ""
+fi
+
+if [ "$ready" = 1 ]; then
+  # --- the CUDA runtime and libraries --------------------------------------------------------
+  section "CUDA runtime and libraries"
+  versions_js='const ig = require(".");
+  if (!ig.cuda.isBuilt()) { console.log(`CUDA: not used (${ig.cuda.unavailableReason()})`); process.exit(0); }
+  const v = ig.cuda.versions(); const libs = ig.cuda.libraries();
+  const props = ig.cuda.isAvailable() ? ig.cuda.getDeviceProperties(0) : null;
+  require("fs").writeFileSync(process.argv[1], JSON.stringify({ ...v, device: props, libraries: libs }, null, 2));
+  console.log(`CUDA runtime ${v.runtime}, driver ${v.driver || "none"}`);
+  for (const l of libs) console.log(l.loaded ? `${l.name} ${l.version} at ${l.path}` : `${l.name}: ${l.error}`);'
+  if node -e "$versions_js" "$OUT/versions.json"; then
+    if [ -f "$OUT/versions.json" ]; then
+      libs=$(node -e 'const v = require(process.argv[1]); console.log(v.libraries.map((l) => `${l.name} ${l.loaded ? l.version : "missing"}`).join(", "))' "$OUT/versions.json")
+      # on the GPU, matmul needs cuBLAS
+      if [ "$mode" = cuda ] && echo "$libs" | grep -q 'cublas missing'; then record "cuBLAS / NCCL" fail "$libs" ""; else record "cuBLAS / NCCL" pass "$libs" ""; fi
+    fi
+  else
+    record "cuBLAS / NCCL" fail "could not query the libraries" ""
+  fi
+
+  # --- 3. tests ------------------------------------------------------------------------------
+  section "tests"
+  if [ "$quick" = 1 ]; then
+    test_files=('test/cuda/*.test.ts' test/errors.test.ts test/ops/elementwise.test.ts test/ops/matmul.test.ts)
+  else
+    test_files=()
+  fi
+  start=$SECONDS
+  tool ava/entrypoints/cli.mjs "${test_files[@]}" >"$OUT/tests.log" 2>&1
+  test_rc=$?
+  tail -n 25 "$OUT/tests.log"
+  passed=$(grep -Eo '[0-9]+ tests? passed' "$OUT/tests.log" | tail -n 1 | grep -Eo '^[0-9]+')
+  failures=$(grep -Eo '[0-9]+ tests? failed' "$OUT/tests.log" | tail -n 1 | grep -Eo '^[0-9]+')
+  skipped=$(grep -Eo '[0-9]+ tests? skipped' "$OUT/tests.log" | tail -n 1 | grep -Eo '^[0-9]+')
+  summary="${passed:-0} passed, ${failures:-0} failed, ${skipped:-0} skipped in $((SECONDS - start)) s"
+  if [ "$test_rc" = 0 ]; then record "tests" pass "$summary" ""; else record "tests" fail "$summary (exit $test_rc)" ""; fi
+
+  # --- 4. benchmarks -------------------------------------------------------------------------
+  section "benchmarks"
+  bench_args=(--device "$mode")
+  [ "$quick" = 1 ] && bench_args+=(--quick)
+  [ "$mode" = cpu ] && bench_args+=(--threads 1)
+  result=bench/results/$([ "$mode" = cuda ] && echo matmul-cuda || echo matmul).json
+  rm -f "$result"
+  if node bench/matmul.js "${bench_args[@]}" && [ -f "$result" ]; then
+    cp "$result" "$OUT/"
+    # one row per case: the first figure column and its ratio to PyTorch
+    while IFS='|' read -r name figure ratio; do record "$name" pass "$figure" "$ratio"; done < <(node -e '
+      const r = require(process.argv[1]);
+      for (const row of r.rows) {
+        const key = Object.keys(row).find((k) => k.startsWith("ignis ") && k !== "ignis/torch");
+        const unit = key.replace("ignis ", "");
+        const ratio = row["ignis/torch"];
+        console.log(`matmul ${row.case}|${row[key].toFixed(1)} ${unit}|${ratio === undefined ? "no PyTorch" : ratio.toFixed(2) + "x PyTorch"}`);
+      }' "$(readlink -f "$result")")
+  else
+    record "matmul benchmark" fail "bench/matmul.js ${bench_args[*]} failed" ""
+  fi
+fi
+
+# --- 5. the table --------------------------------------------------------------------------
+section "summary"
+{
+  printf '%-44s %-6s %-44s %s\n' step status figure "vs PyTorch"
+  for row in "${rows[@]}"; do
+    IFS='|' read -r step status figure ratio <<<"$row"
+    printf '%-44s %-6s %-44s %s\n' "$step" "$status" "$figure" "$ratio"
+  done
+} | tee "$OUT/summary.txt"
+exit "$failed"
