@@ -30,7 +30,16 @@ export const BUILTIN_MODEL = path.join(PACKAGE_DIR, 'models', 'ignis-tiny');
 /** The built-in fine-tuning dataset: The Devil's Dictionary as prompt/completion records. */
 export const BUILTIN_DATA = path.join(PACKAGE_DIR, 'data', 'devils-dictionary.jsonl');
 
-/** Options of {@link finetune}; every one has a default. */
+/**
+ * The settings of the built-in demo (the built-in model on the built-in dataset, in a few
+ * minutes on 2 cores): used for the options not given when neither `model` nor `data` is.
+ */
+export const BUILTIN_DEMO = { epochs: 3, lr: 3e-3, rank: 16, alpha: 32, target: 'all-linear' } as const;
+
+/**
+ * Options of {@link finetune}; every one has a default. Without `model` and `data`, the built-in
+ * demo's settings ({@link BUILTIN_DEMO}) replace the defaults of the options not given.
+ */
 export interface FinetuneOptions {
   /** The base model's folder (HF layout: config.json, model.safetensors, tokenizer.json). Default: the built-in model. */
   model?: string;
@@ -72,7 +81,7 @@ export interface FinetuneOptions {
   saveEvery?: number;
   /** Continue from the checkpoint in `out` (same settings required). */
   resume?: boolean;
-  /** Prompts to sample before and after training (default: three held-out prompts). */
+  /** Prompts to sample before and after training, with temperature 0.7, top-p 0.9 and `seed` (default: three held-out prompts). */
   samplePrompts?: string[];
   /** Tokens generated per sample (default 60). */
   sampleTokens?: number;
@@ -145,7 +154,9 @@ function median(values: number[]): number {
  * before any file is written. Dropout draws from the global generator (seeded from `seed`): two
  * runs interleaved in one process would share it, so run them one after the other.
  */
-export async function finetune(options: FinetuneOptions = {}): Promise<FinetuneResult> {
+export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneResult> {
+  const demo = given.model === undefined && given.data === undefined;
+  const options: FinetuneOptions = demo ? { ...BUILTIN_DEMO, ...definedOnly(given) } : given;
   const o = {
     model: options.model ?? BUILTIN_MODEL,
     data: options.data ?? BUILTIN_DATA,
@@ -196,7 +207,7 @@ export async function finetune(options: FinetuneOptions = {}): Promise<FinetuneR
       const samplePrompts = options.samplePrompts ?? heldOutPrompts(heldOut, tokenizer);
       const sample = (): Sample[] => samplePrompts.map((prompt) => ({
         prompt,
-        completion: generate(model, tokenizer, prompt, { maxNewTokens: options.sampleTokens ?? 60, temperature: 0 }).text,
+        completion: generate(model, tokenizer, prompt, { maxNewTokens: options.sampleTokens ?? 60, temperature: 0.7, topP: 0.9, seed: o.seed }).text,
       }));
 
       let history: History;
@@ -269,6 +280,11 @@ export async function finetune(options: FinetuneOptions = {}): Promise<FinetuneR
   } finally {
     model.dispose();
   }
+}
+
+/** `opts` without the keys whose value is undefined (so that they do not hide defaults). */
+function definedOnly<T extends object>(opts: T): Partial<T> {
+  return Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /**

@@ -3,7 +3,7 @@
  * training checkpoints and the loss curve. Exported as the `train` namespace.
  * @packageDocumentation
  */
-export { finetune, BUILTIN_MODEL, BUILTIN_DATA } from './finetune';
+export { finetune, BUILTIN_MODEL, BUILTIN_DATA, BUILTIN_DEMO } from './finetune';
 export type { FinetuneOptions, FinetuneResult, ProgressEvent, Sample } from './finetune';
 export { Trainer } from './trainer';
 export type { CausalLM, TrainerOptions, StepResult, EvalResult, TrainerState } from './trainer';

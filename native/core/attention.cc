@@ -3,6 +3,7 @@
 #include <climits>
 #include <cmath>
 #include <vector>
+#include "core/backend.h"
 #include "core/loop.h"
 #include "core/matmul.h"
 #include "core/views.h"
@@ -87,6 +88,7 @@ void check_like(const char* name, const TensorPtr& t, const Shape& shape, DType 
 
 AttentionForward attention_forward(const TensorPtr& q, const TensorPtr& k, const TensorPtr& v, const TensorPtr& mask, bool causal,
                                    double scale) {
+  cpu_only("scaledDotProductAttention", q, k, v, mask);
   cpu::AttentionProblem p = check_problem(q, k, v, mask, causal, scale);
   std::vector<TensorPtr> keep;
   fill_operands(p, q, k, v, keep);
@@ -98,6 +100,7 @@ AttentionForward attention_forward(const TensorPtr& q, const TensorPtr& k, const
 
 AttentionGrads attention_backward(const TensorPtr& dout, const TensorPtr& q, const TensorPtr& k, const TensorPtr& v,
                                   const TensorPtr& out, const TensorPtr& lse, const TensorPtr& mask, bool causal, double scale) {
+  cpu_only("scaledDotProductAttention backward", dout, q, k, v, out, lse, mask);
   cpu::AttentionProblem p = check_problem(q, k, v, mask, causal, scale);
   const Shape out_shape{p.batch, p.heads, p.q_len, p.value_dim};
   check_like("the output gradient", dout, out_shape, q->dtype, q);
