@@ -33,3 +33,5 @@ export * from './ops/lora';
 export * as lora from './lora';
 /** The LoRA layer and applyLora, also found in {@link lora}. */
 export { LoraLinear, applyLora } from './lora';
+/** Distributed training: process groups, collectives, the store and the launcher. */
+export * as dist from './dist';

@@ -18,6 +18,8 @@ constexpr const char* ERR_INDEX = "ERR_INDEX";        // index or dim out of ran
 constexpr const char* ERR_ARG = "ERR_ARG";            // invalid argument (type, NaN, negative size, ...)
 constexpr const char* ERR_IO = "ERR_IO";
 constexpr const char* ERR_OOM = "ERR_OOM";            // host allocation failed
+constexpr const char* ERR_DIST = "ERR_DIST";          // a distributed peer, store or connection failed
+constexpr const char* ERR_TIMEOUT = "ERR_TIMEOUT";    // a distributed wait ran past its timeout
 constexpr const char* ERR_INTERNAL = "ERR_INTERNAL";
 
 class Error : public std::runtime_error {

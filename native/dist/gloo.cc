@@ -1,0 +1,881 @@
+#include "dist/gloo.h"
+
+#include <gloo/common/logging.h>
+#include <gloo/context.h>
+#include <gloo/rendezvous/context.h>
+#include <gloo/rendezvous/prefix_store.h>
+#include <gloo/rendezvous/store.h>
+#include <gloo/transport/tcp/device.h>
+#include <gloo/transport/unbound_buffer.h>
+
+#include <algorithm>
+#include <cstring>
+#include <future>
+#include "cpu/copy.h"
+
+namespace ignis::dist {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using gloo::transport::UnboundBuffer;
+using BufferPtr = std::unique_ptr<UnboundBuffer>;
+
+// A failed transfer: a peer's connection broke, or (timed_out) the deadline passed.
+struct CommFailure : std::runtime_error {
+  CommFailure(const std::string& message, bool timed_out) : std::runtime_error(message), timed_out(timed_out) {}
+  bool timed_out;
+};
+// The group was shut down while the operation waited.
+struct Aborted {};
+
+// Up to this size an allreduce sends every rank's whole buffer to every other rank (one step);
+// above, it reduce-scatters then all-gathers (two steps, 2 (n-1) / n of the bytes).
+size_t direct_all_reduce_limit(int n) {
+  static const size_t configured = [] {
+    const char* env = std::getenv("IGNIS_GLOO_DIRECT_BYTES");
+    return env ? size_t(std::strtoull(env, nullptr, 10)) : size_t(0);
+  }();
+  if (configured) return configured;
+  return n == 2 ? (256u << 10) : (64u << 10);
+}
+// How often (at most) a rank posts the number of the collective it reached to the store.
+constexpr Millis kReportInterval{20};
+// Large transfers go in segments of this size so that reducing one overlaps receiving the next.
+constexpr size_t kSegmentBytes = 512u << 10;
+
+// Message kinds, part of every message's slot.
+enum Kind : uint64_t { kDirect = 1, kScatter, kGather, kBroadcast, kBarrier, kPointToPoint, kCollective };
+
+uint64_t mix(uint64_t h, uint64_t v) {  // splitmix64 over h ^ v
+  uint64_t z = h ^ (v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+std::string ranks_str(const std::vector<int>& ranks) {
+  std::string s = ranks.size() == 1 ? "rank " : "ranks ";
+  for (size_t i = 0; i < ranks.size(); i++) s += (i ? ", " : "") + std::to_string(ranks[i]);
+  return s;
+}
+
+Millis ms_until(Clock::time_point deadline) {
+  return std::max(Millis(0), std::chrono::duration_cast<Millis>(deadline - Clock::now()));
+}
+
+// Gloo's store interface over ignis's TCP store. Gloo passes its own 30 s default to wait():
+// the group's timeout applies instead.
+class StoreAdapter : public gloo::rendezvous::Store {
+ public:
+  StoreAdapter(StoreClient& client, Millis timeout) : client_(client), timeout_(timeout) {}
+  void set(const std::string& key, const std::vector<char>& data) override {
+    client_.set(key, std::string(data.begin(), data.end()));
+  }
+  std::vector<char> get(const std::string& key) override {
+    std::string value = client_.get(key, timeout_);
+    return std::vector<char>(value.begin(), value.end());
+  }
+  void wait(const std::vector<std::string>& keys) override { client_.wait(keys, timeout_); }
+  void wait(const std::vector<std::string>& keys, const Millis&) override { client_.wait(keys, timeout_); }
+
+ private:
+  StoreClient& client_;
+  Millis timeout_;
+};
+
+// The rank at the end of a key such as "pg0/joined/3"; -1 when there is none.
+int rank_of_key(const std::string& key) {
+  size_t slash = key.rfind('/');
+  std::string tail = slash == std::string::npos ? key : key.substr(slash + 1);
+  if (tail.empty() || tail.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::atoi(tail.c_str());
+}
+
+bool is_cpu(const TensorPtr& t) { return t->device().is_cpu(); }
+
+std::string describe(const TensorPtr& t) { return std::string(dtype_name(t->dtype)) + " " + shape_str(t->shape); }
+
+}  // namespace
+
+// --- work ---
+
+void Work::wait() {
+  std::unique_lock<std::mutex> lock(m_);
+  cv_.wait(lock, [&] { return done_; });
+}
+
+void Work::finish(const char* code, std::string message) {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    code_ = code;
+    message_ = std::move(message);
+    done_ = true;
+  }
+  cv_.notify_all();
+}
+
+// --- the group's state, shared with its comm thread ---
+
+class Exchange;
+
+struct Task {
+  std::shared_ptr<Work> work;
+  std::string what;       // for messages: "allReduce #3 (float32 [4], sum)"
+  std::string signature;  // what must agree across ranks: "allReduce(float32 [4], sum)"
+  int64_t seq = -1;       // the collective's sequence number; -1 for the rendezvous and send/recv
+  int peer = -1;          // send/recv: the other rank
+  Millis timeout{0};
+  std::function<void(GlooGroup::State&, Exchange&)> run;
+};
+
+struct GlooGroup::State {
+  GroupOptions opt;
+  OnDone on_done;
+
+  std::mutex queue_mutex;
+  std::condition_variable queue_cv;
+  std::deque<Task> queue;
+  bool stopping = false;
+  std::atomic<bool> aborted{false};
+  std::thread thread;
+  // Issuing side (the thread that calls the collectives).
+  uint64_t next_work_id = 1;
+  int64_t next_seq = 0;
+
+  // The store client: used by the comm thread and by the progress reporter, under store_mutex.
+  std::mutex store_mutex;
+  std::unique_ptr<StoreClient> store;
+  // Progress reports: the comm thread notes each collective it starts; the reporter thread posts
+  // the latest to the store every kReportInterval when it changed (posting each one would cost a
+  // store wake-up per collective), so that a failing rank can tell who did not arrive.
+  std::thread reporter;
+  std::mutex report_mutex;
+  std::condition_variable report_cv;
+  bool report_stop = false;
+  std::atomic<int64_t> started_seq{-1};
+
+  // Comm thread only.
+  std::shared_ptr<gloo::transport::Device> device;
+  std::shared_ptr<gloo::rendezvous::Context> context;
+  std::string broken;  // why the group is unusable; empty while it works
+  std::unique_ptr<char[]> scratch;
+  size_t scratch_bytes = 0;
+
+  // The buffer the comm thread waits on, so that shutdown() can interrupt the wait.
+  std::mutex wait_mutex;
+  UnboundBuffer* waiting = nullptr;
+
+  std::string key(const std::string& what, int64_t a) const { return opt.prefix + "/" + what + "/" + std::to_string(a); }
+  std::string key(const std::string& what, int64_t a, int64_t b) const { return key(what, a) + "/" + std::to_string(b); }
+
+  char* scratch_space(size_t bytes) {
+    if (bytes > scratch_bytes) {
+      scratch.reset();
+      scratch.reset(new char[bytes]);
+      scratch_bytes = bytes;
+    }
+    return scratch.get();
+  }
+
+  void run_loop();
+  void report_loop();
+  void execute(Task& task);
+  void connect(Clock::time_point deadline);
+  void debug_check(const Task& task, Clock::time_point deadline);
+  std::string diagnose(const Task& task, bool timed_out);
+  void fail_group(const std::string& why);
+};
+
+// One operation's transfers: buffers, message slots and waits with the operation's deadline.
+class Exchange {
+ public:
+  Exchange(GlooGroup::State& s, uint64_t key, Clock::time_point deadline)
+      : rank(s.opt.rank), size(s.opt.size), s_(s), key_(key), deadline_(deadline) {}
+
+  const int rank, size;
+
+  BufferPtr buffer(void* data, size_t bytes) { return s_.context->createUnboundBuffer(data, bytes); }
+  // The slot of a message: this operation, the kind and step of the message, and its size, so
+  // a message can only meet the receive posted for it.
+  uint64_t slot(Kind kind, uint64_t step, size_t bytes) const { return mix(mix(mix(key_, kind), step), bytes); }
+  void wait_recv(UnboundBuffer& b) { wait(b, true); }
+  void wait_send(UnboundBuffer& b) { wait(b, false); }
+  char* scratch(size_t bytes) { return s_.scratch_space(bytes); }
+  // Position of peer p among the size - 1 others.
+  size_t index(int p) const { return size_t(p < rank ? p : p - 1); }
+  Clock::time_point deadline() const { return deadline_; }
+
+ private:
+  void wait(UnboundBuffer& b, bool recv) {
+    {
+      std::lock_guard<std::mutex> lock(s_.wait_mutex);
+      if (s_.aborted) throw Aborted{};
+      s_.waiting = &b;
+    }
+    struct Clear {
+      GlooGroup::State& s;
+      ~Clear() {
+        std::lock_guard<std::mutex> lock(s.wait_mutex);
+        s.waiting = nullptr;
+      }
+    } clear{s_};
+    Millis left = ms_until(deadline_);
+    if (left.count() == 0) throw CommFailure("timed out", true);
+    bool completed;
+    try {
+      completed = recv ? b.waitRecv(nullptr, left) : b.waitSend(nullptr, left);
+    } catch (const std::exception& e) {
+      bool timed_out = Clock::now() >= deadline_;
+      throw CommFailure(timed_out ? "timed out" : e.what(), timed_out);
+    }
+    if (!completed) throw Aborted{};
+  }
+
+  GlooGroup::State& s_;
+  uint64_t key_;
+  Clock::time_point deadline_;
+};
+
+namespace {
+
+// Sends every peer this rank's `data` and combines all ranks' copies (in rank order) into it.
+void all_reduce_direct(Exchange& x, DType dtype, ReduceOp op, char* data, size_t count) {
+  size_t bytes = count * dtype_size(dtype);
+  int n = x.size, me = x.rank;
+  char* scratch = x.scratch(size_t(n - 1) * bytes);
+  uint64_t slot = x.slot(kDirect, 0, bytes);
+  std::vector<BufferPtr> rx(n);
+  for (int i = 1; i < n; i++) {
+    int p = (me - i + n) % n;
+    rx[p] = x.buffer(scratch + x.index(p) * bytes, bytes);
+    rx[p]->recv(p, slot);
+  }
+  BufferPtr tx = x.buffer(data, bytes);
+  for (int i = 1; i < n; i++) tx->send((me + i) % n, slot);
+  for (int i = 1; i < n; i++) x.wait_recv(*rx[(me - i + n) % n]);
+  for (int i = 1; i < n; i++) x.wait_send(*tx);
+  std::vector<const void*> inputs(n);
+  for (int r = 0; r < n; r++) inputs[r] = r == me ? data : scratch + x.index(r) * bytes;
+  combine(dtype, op, data, inputs.data(), n, count);
+}
+
+// Reduce-scatter in segments: block[p] holds this rank's part of block p (counts[p] elements,
+// the same on every rank); the reduced block of this rank goes to `out`, segment by segment, in
+// rank order. `on_segment(first, count)` runs after each reduced segment (allreduce then sends
+// it on, so the gather overlaps the reduction).
+void reduce_scatter_blocks(Exchange& x, DType dtype, ReduceOp op, const std::vector<char*>& block,
+                           const std::vector<size_t>& counts, char* out,
+                           const std::function<void(size_t, size_t)>& on_segment) {
+  int n = x.size, me = x.rank;
+  size_t es = dtype_size(dtype);
+  size_t seg = std::max<size_t>(1, kSegmentBytes / es);
+  auto segments = [&](int p) { return (counts[p] + seg - 1) / seg; };
+  auto seg_count = [&](int p, size_t k) { return std::min(seg, counts[p] - k * seg); };
+  size_t mine = counts[me];
+  char* scratch = x.scratch(size_t(n - 1) * mine * es);
+
+  std::vector<std::vector<BufferPtr>> rx(n);
+  for (int i = 1; i < n; i++) {
+    int p = (me - i + n) % n;
+    char* base = scratch + x.index(p) * mine * es;
+    for (size_t k = 0; k < segments(me); k++) {
+      size_t bytes = seg_count(me, k) * es;
+      rx[p].push_back(x.buffer(base + k * seg * es, bytes));
+      rx[p].back()->recv(p, x.slot(kScatter, k, bytes));
+    }
+  }
+  std::vector<BufferPtr> tx(n);
+  std::vector<size_t> sends(n, 0);
+  size_t most = 0;
+  for (int p = 0; p < n; p++) {
+    if (p != me) tx[p] = x.buffer(block[p], counts[p] * es);
+    most = std::max(most, segments(p));
+  }
+  for (size_t k = 0; k < most; k++) {
+    for (int i = 1; i < n; i++) {
+      int p = (me + i) % n;
+      if (k >= segments(p)) continue;
+      size_t bytes = seg_count(p, k) * es;
+      tx[p]->send(p, x.slot(kScatter, k, bytes), k * seg * es, bytes);
+      sends[p]++;
+    }
+  }
+  std::vector<const void*> inputs(n);
+  for (size_t k = 0; k < segments(me); k++) {
+    for (int i = 1; i < n; i++) x.wait_recv(*rx[(me - i + n) % n][k]);
+    size_t offset = k * seg * es;
+    for (int r = 0; r < n; r++) inputs[r] = (r == me ? block[me] : scratch + x.index(r) * mine * es) + offset;
+    combine(dtype, op, out + offset, inputs.data(), n, seg_count(me, k));
+    if (on_segment) on_segment(k * seg, seg_count(me, k));
+  }
+  for (int p = 0; p < n; p++)
+    for (size_t j = 0; j < sends[p]; j++) x.wait_send(*tx[p]);
+}
+
+// Reduce-scatter over n equal blocks of `data`, then every rank sends its reduced block to all:
+// each rank sends and receives 2 (n - 1) / n of the bytes.
+void all_reduce_blocks(Exchange& x, DType dtype, ReduceOp op, char* data, size_t count) {
+  int n = x.size, me = x.rank;
+  size_t es = dtype_size(dtype);
+  size_t per_block = (count + size_t(n) - 1) / size_t(n);
+  size_t seg = std::max<size_t>(1, kSegmentBytes / es);
+  std::vector<char*> block(n);
+  std::vector<size_t> counts(n);
+  for (int p = 0; p < n; p++) {
+    size_t first = std::min(count, size_t(p) * per_block);
+    block[p] = data + first * es;
+    counts[p] = std::min(per_block, count - first);
+  }
+  // The gather's receives are posted first, so that peers can send as soon as they reduced a
+  // segment. A gathered segment lands where this rank's scattered copy of it was: the peer sends
+  // it only after receiving that copy whole.
+  std::vector<BufferPtr> rx;
+  for (int i = 1; i < n; i++) {
+    int p = (me - i + n) % n;
+    for (size_t k = 0; k * seg < counts[p]; k++) {
+      size_t bytes = std::min(seg, counts[p] - k * seg) * es;
+      rx.push_back(x.buffer(block[p] + k * seg * es, bytes));
+      rx.back()->recv(p, x.slot(kGather, k, bytes));
+    }
+  }
+  BufferPtr tx = x.buffer(block[me], counts[me] * es);
+  size_t sends = 0;
+  reduce_scatter_blocks(x, dtype, op, block, counts, block[me], [&](size_t first, size_t m) {
+    for (int i = 1; i < n; i++) {
+      tx->send((me + i) % n, x.slot(kGather, first / seg, m * es), first * es, m * es);
+      sends++;
+    }
+  });
+  for (auto& b : rx) x.wait_recv(*b);
+  for (size_t j = 0; j < sends; j++) x.wait_send(*tx);
+}
+
+void all_gather_direct(Exchange& x, const char* input, size_t bytes, const std::vector<char*>& outputs) {
+  int n = x.size, me = x.rank;
+  uint64_t slot = x.slot(kGather, 0, bytes);
+  std::vector<BufferPtr> rx(n);
+  for (int i = 1; i < n; i++) {
+    int p = (me - i + n) % n;
+    rx[p] = x.buffer(outputs[p], bytes);
+    rx[p]->recv(p, slot);
+  }
+  BufferPtr tx = x.buffer(const_cast<char*>(input), bytes);
+  for (int i = 1; i < n; i++) tx->send((me + i) % n, slot);
+  if (outputs[me] != input) std::memmove(outputs[me], input, bytes);
+  for (int i = 1; i < n; i++) x.wait_recv(*rx[(me - i + n) % n]);
+  for (int i = 1; i < n; i++) x.wait_send(*tx);
+}
+
+void broadcast_direct(Exchange& x, char* data, size_t bytes, int root) {
+  uint64_t slot = x.slot(kBroadcast, 0, bytes);
+  BufferPtr b = x.buffer(data, bytes);
+  if (x.rank == root) {
+    for (int i = 1; i < x.size; i++) b->send((root + i) % x.size, slot);
+    for (int i = 1; i < x.size; i++) x.wait_send(*b);
+  } else {
+    b->recv(root, slot);
+    x.wait_recv(*b);
+  }
+}
+
+// Dissemination barrier: in round k each rank signals rank + 2^k and waits for rank - 2^k.
+void barrier_rounds(Exchange& x) {
+  char token = 1, got = 0;
+  uint64_t step = 0;
+  for (int d = 1; d < x.size; d <<= 1, step++) {
+    BufferPtr rx = x.buffer(&got, 1), tx = x.buffer(&token, 1);
+    rx->recv((x.rank - d + x.size) % x.size, x.slot(kBarrier, step, 1));
+    tx->send((x.rank + d) % x.size, x.slot(kBarrier, step, 1));
+    x.wait_recv(*rx);
+    x.wait_send(*tx);
+  }
+}
+
+}  // namespace
+
+// --- the comm thread ---
+
+void GlooGroup::State::run_loop() {
+  for (;;) {
+    Task task;
+    {
+      std::unique_lock<std::mutex> lock(queue_mutex);
+      queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
+      if (queue.empty()) break;
+      task = std::move(queue.front());
+      queue.pop_front();
+    }
+    execute(task);
+    std::shared_ptr<Work> work = task.work;
+    task = Task();  // release the tensors before telling anyone
+    if (on_done) on_done(work);
+  }
+  // Stopped: close the connections here, where no transfer can be running.
+  try {
+    if (context) context->closeConnections();
+  } catch (...) {
+  }
+}
+
+void GlooGroup::State::report_loop() {
+  int64_t reported = -1;
+  std::unique_lock<std::mutex> lock(report_mutex);
+  while (!report_cv.wait_for(lock, kReportInterval, [&] { return report_stop; })) {
+    int64_t seq = started_seq;
+    if (seq == reported) continue;
+    lock.unlock();
+    {
+      std::lock_guard<std::mutex> store_lock(store_mutex);
+      try {
+        if (store) store->post(key("progress", opt.rank), std::to_string(seq));
+      } catch (const std::exception&) {
+        // The store is gone: the transfers will tell.
+      }
+    }
+    lock.lock();
+    reported = seq;
+  }
+}
+
+void GlooGroup::State::fail_group(const std::string& why) {
+  if (broken.empty()) broken = why;
+  // Peers waiting on this rank then fail at once instead of at their deadline.
+  try {
+    if (context) context->closeConnections();
+  } catch (...) {
+  }
+}
+
+void GlooGroup::State::execute(Task& task) {
+  const char* code = nullptr;
+  std::string message;
+  try {
+    if (aborted) fail(ERR_DIST, task.what, ": the process group was destroyed");
+    if (!broken.empty())
+      fail(ERR_DIST, task.what, ": the process group is unusable after an earlier failure (", broken,
+           "); destroy() it and init() again");
+    auto deadline = Clock::now() + task.timeout;
+    if (task.seq >= 0) {
+      started_seq = task.seq;
+      if (opt.debug) debug_check(task, deadline);
+    }
+    // Messages of a collective are told apart by its sequence number; send/recv by tag.
+    Exchange exchange(*this, task.seq >= 0 ? mix(kCollective, uint64_t(task.seq)) : kPointToPoint, deadline);
+    task.run(*this, exchange);
+  } catch (const Aborted&) {
+    code = ERR_DIST;
+    message = task.what + ": the process group was destroyed while this operation ran";
+  } catch (const CommFailure& e) {
+    code = e.timed_out ? ERR_TIMEOUT : ERR_DIST;
+    std::string cause = e.timed_out ? "timed out after " + std::to_string(task.timeout.count()) + " ms"
+                                    : std::string("a connection failed (") + e.what() + ")";
+    fail_group(task.what + " " + (e.timed_out ? "timed out" : "failed"));
+    message = task.what + ": " + cause + diagnose(task, e.timed_out);
+  } catch (const Error& e) {
+    code = e.code();
+    message = e.what();
+    fail_group(message);
+  } catch (const std::bad_alloc&) {
+    code = ERR_OOM;
+    message = task.what + ": out of host memory";
+    fail_group(message);
+  } catch (const std::exception& e) {
+    code = ERR_DIST;
+    message = task.what + ": " + e.what();
+    fail_group(message);
+  }
+  task.work->finish(code, std::move(message));
+}
+
+// Which ranks did not arrive, from the store: those whose store connection closed (the process
+// is gone) and those whose last reported collective is older than this one.
+std::string GlooGroup::State::diagnose(const Task& task, bool timed_out) {
+  if (!store) return "";
+  std::vector<int> others;
+  for (int r = 0; r < opt.size; r++)
+    if (r != opt.rank && (task.peer < 0 || r == task.peer)) others.push_back(r);
+  std::vector<std::string> closed_keys;
+  for (int r : others) closed_keys.push_back(key("closed", r));
+  std::vector<int> gone;
+  std::string behind;
+  // Let the ranks that are waiting in this collective report it.
+  std::this_thread::sleep_for(2 * kReportInterval);
+  std::lock_guard<std::mutex> lock(store_mutex);
+  try {
+    // A dead peer's sockets all close at once: give the store a moment to notice its connection.
+    auto until = Clock::now() + (timed_out ? Millis(0) : Millis(1000));
+    for (;;) {
+      for (size_t i = 0; i < others.size(); i++)
+        if (store->check({closed_keys[i]})) gone.push_back(others[i]);
+      if (!gone.empty() || Clock::now() >= until) break;
+      std::this_thread::sleep_for(Millis(20));
+    }
+    if (task.seq >= 0) {
+      std::vector<int> late;
+      std::string lasts;
+      for (int r : others) {
+        if (std::find(gone.begin(), gone.end(), r) != gone.end()) continue;
+        std::string progress = key("progress", r);
+        int64_t last = store->check({progress}) ? std::atoll(store->get(progress, Millis(0)).c_str()) : -1;
+        if (last >= task.seq) continue;
+        late.push_back(r);
+        lasts += (lasts.empty() ? "" : ", ") + std::string("rank ") + std::to_string(r) + ": " +
+                 (last < 0 ? "none yet" : "#" + std::to_string(last));
+      }
+      if (!late.empty()) behind = ranks_str(late) + " did not arrive (last collective issued: " + lasts + ")";
+    }
+  } catch (const std::exception&) {
+    return "; the store is unreachable too, so which ranks failed is unknown (the process hosting it may be gone)";
+  }
+  std::string out;
+  if (!gone.empty()) out += "; " + ranks_str(gone) + (gone.size() == 1 ? " is" : " are") + " gone (process exited or lost its connection)";
+  if (!behind.empty()) out += "; " + behind;
+  if (out.empty() && task.seq >= 0)
+    out = timed_out ? "; every rank reached this collective (shapes or ops that differ across ranks also end this way: "
+                      "IGNIS_DIST_DEBUG=1 checks them)"
+                    : "; every rank reached this collective: a peer failed (see its own error)";
+  return out;
+}
+
+// IGNIS_DIST_DEBUG=1: every rank posts what it is about to run and compares with the others.
+void GlooGroup::State::debug_check(const Task& task, Clock::time_point deadline) {
+  std::lock_guard<std::mutex> lock(store_mutex);
+  store->set(key("debug", task.seq, opt.rank), task.signature);
+  std::vector<std::string> keys;
+  for (int r = 0; r < opt.size; r++) keys.push_back(key("debug", task.seq, r));
+  try {
+    store->wait(keys, ms_until(deadline));
+  } catch (const StoreTimeout& e) {
+    std::vector<int> missing;
+    for (const auto& k : e.missing) missing.push_back(rank_of_key(k));
+    fail(ERR_TIMEOUT, task.what, ": ", ranks_str(missing), " did not issue collective #", task.seq, " within ",
+         task.timeout.count(), " ms");
+  }
+  std::string differ;
+  for (int r = 0; r < opt.size; r++) {
+    std::string theirs = r == opt.rank ? task.signature : store->get(keys[r], Millis(0));
+    if (theirs != task.signature) differ += "; rank " + std::to_string(r) + " issued " + theirs;
+  }
+  if (task.seq >= 2) store->remove(key("debug", task.seq - 2, opt.rank));  // every rank read those
+  if (!differ.empty())
+    fail(ERR_DIST, "collective #", task.seq, " differs across ranks: rank ", opt.rank, " issued ", task.signature, differ);
+}
+
+void GlooGroup::State::connect(Clock::time_point deadline) {
+  std::string where = opt.store_host + ":" + std::to_string(opt.store_port);
+  std::string who = " (this is rank " + std::to_string(opt.rank) + " of " + std::to_string(opt.size) + ")";
+  std::lock_guard<std::mutex> lock(store_mutex);
+  try {
+    store = std::make_unique<StoreClient>(opt.store_host, opt.store_port, opt.token, opt.timeout, key("closed", opt.rank));
+  } catch (const StoreTimeout&) {
+    fail(ERR_TIMEOUT, "init: could not reach the store at ", where, " within ", opt.timeout.count(),
+         " ms (MASTER_ADDR / MASTER_PORT: is rank 0 or the launcher running?)", who);
+  } catch (const Error& e) {
+    fail(e.code(), "init: ", e.what(), who);
+  }
+  // Everyone announces itself first, so that a timeout names every rank that is missing.
+  store->set(key("joined", opt.rank), "1");
+  std::vector<std::string> joined;
+  for (int r = 0; r < opt.size; r++) joined.push_back(key("joined", r));
+  try {
+    store->wait(joined, ms_until(deadline));
+  } catch (const StoreTimeout& e) {
+    std::vector<int> missing;
+    for (const auto& k : e.missing) missing.push_back(rank_of_key(k));
+    fail(ERR_TIMEOUT, "init: ", ranks_str(missing), " did not join within ", opt.timeout.count(), " ms", who);
+  }
+  gloo::transport::tcp::attr attr;
+  if (!opt.iface.empty()) {
+    attr.iface = opt.iface;
+  } else {
+    attr.hostname = store->local_address();  // the interface that reaches the store's host
+    if (attr.hostname.empty()) attr.hostname = "127.0.0.1";
+  }
+  try {
+    device = gloo::transport::tcp::CreateDevice(attr);
+    auto ctx = std::make_shared<gloo::rendezvous::Context>(opt.rank, opt.size);
+    ctx->setTimeout(std::max(Millis(1), ms_until(deadline)));
+    StoreAdapter adapter(*store, std::max(Millis(1), ms_until(deadline)));
+    gloo::rendezvous::PrefixStore prefixed(opt.prefix + "/gloo", adapter);
+    ctx->connectFullMesh(prefixed, device);
+    ctx->setTimeout(opt.timeout);
+    context = std::move(ctx);
+  } catch (const StoreTimeout& e) {
+    std::vector<int> missing;
+    for (const auto& k : e.missing) missing.push_back(rank_of_key(k));
+    fail(ERR_TIMEOUT, "init: ", ranks_str(missing), " did not publish its address within ", opt.timeout.count(), " ms",
+         who);
+  } catch (const Error& e) {
+    fail(e.code(), "init: ", e.what(), who);
+  } catch (const std::exception& e) {
+    fail(ERR_DIST, "init: could not connect to the other ranks (Gloo on ", attr.iface.empty() ? attr.hostname : attr.iface,
+         "): ", e.what(), who);
+  }
+}
+
+// --- the group ---
+
+namespace {
+
+void check_cpu(const char* op, const TensorPtr& t) {
+  if (!is_cpu(t))
+    fail(ERR_DEVICE, op, ": the gloo backend handles CPU tensors, got a tensor on ", t->device().str());
+}
+
+void check_reducible(const char* op, const TensorPtr& t, ReduceOp r) {
+  check_cpu(op, t);
+  if (t->dtype == DType::Bool) fail(ERR_DTYPE, op, ": cannot reduce bool tensors");
+  if (r == ReduceOp::Avg && !is_float(t->dtype))
+    fail(ERR_DTYPE, op, ": avg needs a floating-point tensor, got ", dtype_name(t->dtype));
+}
+
+// A contiguous tensor to transfer through: t itself, or a new one that the comm thread fills
+// from t before (copy_in) and copies back to t after (copy_out).
+struct Staged {
+  TensorPtr user, buffer;
+  bool copy_in, copy_out;
+  Staged(const TensorPtr& t, bool in, bool out)
+      : user(t), buffer(t->is_contiguous() ? t : empty(t->shape, t->dtype, t->device())),
+        copy_in(in && buffer != t), copy_out(out && buffer != t) {}
+  char* data() const { return static_cast<char*>(buffer->data()); }
+  size_t bytes() const { return size_t(buffer->numel()) * buffer->element_size(); }
+};
+
+void stage_in(const std::vector<Staged>& list) {
+  for (const auto& s : list)
+    if (s.copy_in) cpu::copy(s.buffer, s.user);
+}
+void stage_out(const std::vector<Staged>& list) {
+  for (const auto& s : list)
+    if (s.copy_out) cpu::copy(s.user, s.buffer);
+}
+
+}  // namespace
+
+GlooGroup::GlooGroup(GroupOptions options, OnDone on_done) : state_(std::make_shared<State>()) {
+  if (options.size < 1) fail(ERR_ARG, "init: world size must be >= 1, got ", options.size);
+  if (options.rank < 0 || options.rank >= options.size)
+    fail(ERR_ARG, "init: rank must be in [0, ", options.size, "), got ", options.rank);
+  if (options.timeout.count() <= 0) fail(ERR_ARG, "init: timeout must be > 0 ms");
+  state_->opt = std::move(options);
+  state_->on_done = std::move(on_done);
+  Task task;
+  task.work = connect_work_ = std::make_shared<Work>(state_->next_work_id++);
+  task.what = "init";
+  task.timeout = state_->opt.timeout;
+  task.run = [](State& s, Exchange& x) { s.connect(x.deadline()); };
+  state_->queue.push_back(std::move(task));
+  // The thread holds the state, so that a thread still stuck in a connect outlives the group.
+  state_->thread = std::thread([s = state_] { s->run_loop(); });
+  state_->reporter = std::thread([s = state_] { s->report_loop(); });
+}
+
+GlooGroup::~GlooGroup() { shutdown(); }
+
+int GlooGroup::rank() const { return state_->opt.rank; }
+int GlooGroup::size() const { return state_->opt.size; }
+
+void GlooGroup::shutdown() {
+  State& s = *state_;
+  std::deque<Task> dropped;
+  {
+    std::lock_guard<std::mutex> lock(s.queue_mutex);
+    if (s.stopping) return;
+    s.stopping = true;
+    dropped.swap(s.queue);
+  }
+  s.aborted = true;
+  {
+    std::lock_guard<std::mutex> lock(s.wait_mutex);
+    if (s.waiting) {
+      s.waiting->abortWaitRecv();
+      s.waiting->abortWaitSend();
+    }
+  }
+  s.queue_cv.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(s.report_mutex);
+    s.report_stop = true;
+  }
+  s.report_cv.notify_all();
+  for (auto& task : dropped) {
+    task.work->finish(ERR_DIST, task.what + ": the process group was destroyed before this operation ran");
+    std::shared_ptr<Work> work = task.work;
+    task = Task();
+    if (s.on_done) s.on_done(work);
+  }
+  // A rendezvous can wait on the store or on a peer's connection for long: give the thread a
+  // moment, then leave it to finish on its own (it holds the state it uses).
+  if (!s.thread.joinable()) return;
+  auto joined = std::make_shared<std::promise<void>>();
+  std::future<void> finished = joined->get_future();
+  std::thread([comm = std::move(s.thread), reporter = std::move(s.reporter), joined]() mutable {
+    comm.join();
+    reporter.join();
+    joined->set_value();
+  }).detach();
+  if (finished.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+    fprintf(stderr, "ignis dist: the comm thread is still waiting on a peer; leaving it behind\n");
+}
+
+// --- the operations ---
+
+namespace {
+
+using Run = std::function<void(GlooGroup::State&, Exchange&)>;
+
+std::shared_ptr<Work> enqueue(GlooGroup::State& s, const std::string& name, const std::string& details, int peer,
+                              Millis timeout, Run run) {
+  Task task;
+  task.peer = peer;
+  task.timeout = timeout.count() > 0 ? timeout : s.opt.timeout;
+  task.run = std::move(run);
+  std::shared_ptr<Work> work;
+  {
+    std::lock_guard<std::mutex> lock(s.queue_mutex);
+    if (s.stopping) fail(ERR_DIST, name, ": the process group was destroyed");
+    work = task.work = std::make_shared<Work>(s.next_work_id++);
+    if (peer < 0) task.seq = s.next_seq++;
+    std::string paren = details.empty() ? "" : " (" + details + ")";
+    task.what = name + (task.seq >= 0 ? " #" + std::to_string(task.seq) : "") + paren;
+    task.signature = name + "(" + details + ")";
+    s.queue.push_back(std::move(task));
+  }
+  s.queue_cv.notify_one();
+  return work;
+}
+
+void check_peer(const char* op, const GlooGroup::State& s, int peer, const char* what) {
+  if (peer < 0 || peer >= s.opt.size) fail(ERR_ARG, op, ": ", what, " must be a rank in [0, ", s.opt.size, "), got ", peer);
+}
+
+void check_like(const char* op, const TensorPtr& t, const TensorPtr& like, const char* what) {
+  check_cpu(op, t);
+  if (t->dtype != like->dtype)
+    fail(ERR_DTYPE, op, ": ", what, " must be ", dtype_name(like->dtype), ", got ", dtype_name(t->dtype));
+  if (t->numel() != like->numel())
+    fail(ERR_SHAPE, op, ": ", what, " must have ", like->numel(), " elements, got ", shape_str(t->shape));
+}
+
+}  // namespace
+
+std::shared_ptr<Work> GlooGroup::all_reduce(const TensorPtr& t, ReduceOp op, Millis timeout) {
+  check_reducible("allReduce", t, op);
+  Staged st(t, true, true);
+  return enqueue(*state_, "allReduce", describe(t) + ", " + reduce_op_name(op), -1, timeout,
+                 [st, op](State&, Exchange& x) {
+                   stage_in({st});
+                   size_t count = size_t(st.buffer->numel());
+                   if (x.size > 1 && count > 0) {
+                     if (st.bytes() <= direct_all_reduce_limit(x.size)) {
+                       all_reduce_direct(x, st.buffer->dtype, op, st.data(), count);
+                     } else {
+                       all_reduce_blocks(x, st.buffer->dtype, op, st.data(), count);
+                     }
+                   }
+                   stage_out({st});
+                 });
+}
+
+std::shared_ptr<Work> GlooGroup::all_gather(const TensorPtr& input, const std::vector<TensorPtr>& outputs,
+                                            Millis timeout) {
+  check_cpu("allGather", input);
+  if (int(outputs.size()) != size()) fail(ERR_ARG, "allGather: expected ", size(), " outputs, got ", outputs.size());
+  for (const auto& o : outputs) check_like("allGather", o, input, "every output");
+  Staged in(input, true, false);
+  std::vector<Staged> outs;
+  for (const auto& o : outputs) outs.emplace_back(o, false, true);
+  return enqueue(*state_, "allGather", describe(input), -1, timeout, [in, outs](State&, Exchange& x) {
+    stage_in({in});
+    std::vector<char*> ptrs;
+    for (const auto& o : outs) ptrs.push_back(o.data());
+    if (in.bytes() > 0) {
+      if (x.size > 1) {
+        all_gather_direct(x, in.data(), in.bytes(), ptrs);
+      } else if (ptrs[0] != in.data()) {
+        std::memmove(ptrs[0], in.data(), in.bytes());
+      }
+    }
+    stage_out(outs);
+  });
+}
+
+std::shared_ptr<Work> GlooGroup::reduce_scatter(const std::vector<TensorPtr>& inputs, const TensorPtr& output,
+                                                ReduceOp op, Millis timeout) {
+  check_reducible("reduceScatter", output, op);
+  if (int(inputs.size()) != size()) fail(ERR_ARG, "reduceScatter: expected ", size(), " inputs, got ", inputs.size());
+  for (const auto& t : inputs) check_like("reduceScatter", t, output, "every input");
+  std::vector<Staged> ins;
+  for (const auto& t : inputs) ins.emplace_back(t, true, false);
+  Staged out(output, false, true);
+  std::string details = describe(output) + " x " + std::to_string(size()) + ", " + reduce_op_name(op);
+  return enqueue(*state_, "reduceScatter", details, -1, timeout, [ins, out, op](State&, Exchange& x) {
+    stage_in(ins);
+    size_t count = size_t(out.buffer->numel());
+    DType dtype = out.buffer->dtype;
+    if (count > 0) {
+      if (x.size == 1) {
+        const void* only = ins[0].data();
+        combine(dtype, op, out.data(), &only, 1, count);
+      } else {
+        std::vector<char*> blocks;
+        for (const auto& t : ins) blocks.push_back(t.data());
+        reduce_scatter_blocks(x, dtype, op, blocks, std::vector<size_t>(x.size, count), out.data(), nullptr);
+      }
+    }
+    stage_out({out});
+  });
+}
+
+std::shared_ptr<Work> GlooGroup::broadcast(const TensorPtr& t, int root, Millis timeout) {
+  check_cpu("broadcast", t);
+  check_peer("broadcast", *state_, root, "src");
+  bool sender = root == rank();
+  Staged st(t, sender, !sender);
+  return enqueue(*state_, "broadcast", describe(t) + ", src " + std::to_string(root), -1, timeout,
+                 [st, root](State&, Exchange& x) {
+                   stage_in({st});
+                   if (x.size > 1 && st.bytes() > 0) broadcast_direct(x, st.data(), st.bytes(), root);
+                   stage_out({st});
+                 });
+}
+
+std::shared_ptr<Work> GlooGroup::barrier(Millis timeout) {
+  return enqueue(*state_, "barrier", "", -1, timeout, [](State&, Exchange& x) {
+    if (x.size > 1) barrier_rounds(x);
+  });
+}
+
+std::shared_ptr<Work> GlooGroup::send(const TensorPtr& t, int dst, int64_t tag, Millis timeout) {
+  check_cpu("send", t);
+  check_peer("send", *state_, dst, "dst");
+  if (dst == rank()) fail(ERR_ARG, "send: dst must be another rank than this one (", dst, ")");
+  if (tag < 0) fail(ERR_ARG, "send: tag must be >= 0, got ", tag);
+  Staged st(t, true, false);
+  std::string details = describe(t) + ", tag " + std::to_string(tag);
+  return enqueue(*state_, "send to rank " + std::to_string(dst), details, dst, timeout,
+                 [st, dst, tag](State&, Exchange& x) {
+                   stage_in({st});
+                   BufferPtr b = x.buffer(st.data(), st.bytes());
+                   b->send(dst, x.slot(kPointToPoint, uint64_t(tag), st.bytes()));
+                   x.wait_send(*b);
+                 });
+}
+
+std::shared_ptr<Work> GlooGroup::recv(const TensorPtr& t, int src, int64_t tag, Millis timeout) {
+  check_cpu("recv", t);
+  check_peer("recv", *state_, src, "src");
+  if (src == rank()) fail(ERR_ARG, "recv: src must be another rank than this one (", src, ")");
+  if (tag < 0) fail(ERR_ARG, "recv: tag must be >= 0, got ", tag);
+  Staged st(t, false, true);
+  std::string details = describe(t) + ", tag " + std::to_string(tag);
+  return enqueue(*state_, "recv from rank " + std::to_string(src), details, src, timeout,
+                 [st, src, tag](State&, Exchange& x) {
+                   BufferPtr b = x.buffer(st.data(), st.bytes());
+                   b->recv(src, x.slot(kPointToPoint, uint64_t(tag), st.bytes()));
+                   x.wait_recv(*b);
+                   stage_out({st});
+                 });
+}
+
+}  // namespace ignis::dist
