@@ -191,7 +191,9 @@ export function barrier(options: CollectiveOptions = {}): Work<void> {
 
 /**
  * Sends `t` to rank `dst`, which receives it with {@link recv} (same tag, shape and dtype).
- * Sends and receives run in order with the collectives on the comm thread.
+ * Sends and receives are posted in order with the collectives but do not hold them up (a ring of
+ * sends then receives works): do not change `t` until the work is done. Messages with one tag
+ * between two ranks arrive in the order they were sent.
  */
 export function send(t: Tensor, dst: number, options: CollectiveOptions & { tag?: number } = {}): Work<void> {
   const op = 'dist.send';
@@ -203,7 +205,10 @@ export function send(t: Tensor, dst: number, options: CollectiveOptions & { tag?
   return new Work<void>(g, g.native.send(t.handle(op), dst, tag, checkTimeout(op, options.timeoutMs)), undefined);
 }
 
-/** Receives into `t`, in place, what rank `src` sent with {@link send} (same tag, shape and dtype). */
+/**
+ * Receives into `t`, in place, what rank `src` sent with {@link send} (same tag, shape and
+ * dtype). Use `t` once the work is done: operations issued after it do not wait for it.
+ */
 export function recv(t: Tensor, src: number, options: CollectiveOptions & { tag?: number } = {}): Work<Tensor> {
   const op = 'dist.recv';
   const g = group(op);

@@ -29,7 +29,7 @@ struct CommFailure : std::runtime_error {
 struct Aborted {};
 
 // Up to this size an allreduce sends every rank's whole buffer to every other rank (one step);
-// above, it reduce-scatters then all-gathers (two steps, 2 (n-1) / n of the bytes).
+// above, it reduce-scatters then all-gathers (two steps, 2 (n - 1) / n of the bytes).
 size_t direct_all_reduce_limit(int n) {
   static const size_t configured = [] {
     const char* env = std::getenv("IGNIS_GLOO_DIRECT_BYTES");
@@ -38,15 +38,15 @@ size_t direct_all_reduce_limit(int n) {
   if (configured) return configured;
   return n == 2 ? (256u << 10) : (64u << 10);
 }
-// How often (at most) a rank posts the number of the collective it reached to the store.
-constexpr Millis kReportInterval{20};
 // Large transfers go in segments of this size so that reducing one overlaps receiving the next.
 constexpr size_t kSegmentBytes = 512u << 10;
+// How often (at most) a rank posts the number of the collective it reached to the store.
+constexpr Millis kReportInterval{20};
 
 // Message kinds, part of every message's slot.
 enum Kind : uint64_t { kDirect = 1, kScatter, kGather, kBroadcast, kBarrier, kPointToPoint, kCollective };
 
-uint64_t mix(uint64_t h, uint64_t v) {  // splitmix64 over h ^ v
+uint64_t mix(uint64_t h, uint64_t v) {  // splitmix64 over h and v
   uint64_t z = h ^ (v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
@@ -83,17 +83,48 @@ class StoreAdapter : public gloo::rendezvous::Store {
   Millis timeout_;
 };
 
-// The rank at the end of a key such as "pg0/joined/3"; -1 when there is none.
-int rank_of_key(const std::string& key) {
-  size_t slash = key.rfind('/');
-  std::string tail = slash == std::string::npos ? key : key.substr(slash + 1);
-  if (tail.empty() || tail.find_first_not_of("0123456789") != std::string::npos) return -1;
-  return std::atoi(tail.c_str());
+// The ranks at the end of keys such as "pg0/joined/3".
+std::vector<int> ranks_of_keys(const std::vector<std::string>& keys) {
+  std::vector<int> ranks;
+  for (const auto& key : keys) ranks.push_back(std::atoi(key.substr(key.rfind('/') + 1).c_str()));
+  return ranks;
 }
 
-bool is_cpu(const TensorPtr& t) { return t->device().is_cpu(); }
-
 std::string describe(const TensorPtr& t) { return std::string(dtype_name(t->dtype)) + " " + shape_str(t->shape); }
+
+void check_cpu(const char* op, const TensorPtr& t) {
+  if (!t->device().is_cpu())
+    fail(ERR_DEVICE, op, ": the gloo backend handles CPU tensors, got a tensor on ", t->device().str());
+}
+
+void check_reducible(const char* op, const TensorPtr& t, ReduceOp r) {
+  check_cpu(op, t);
+  if (t->dtype == DType::Bool) fail(ERR_DTYPE, op, ": cannot reduce bool tensors");
+  if (r == ReduceOp::Avg && !is_float(t->dtype))
+    fail(ERR_DTYPE, op, ": avg needs a floating-point tensor, got ", dtype_name(t->dtype));
+}
+
+// A contiguous tensor to transfer through: t itself, or a new one that is filled from t before
+// the transfer (copy_in) and copied back to t after it (copy_out).
+struct Staged {
+  TensorPtr user, buffer;
+  bool copy_in = false, copy_out = false;
+  Staged() = default;
+  Staged(const TensorPtr& t, bool in, bool out)
+      : user(t), buffer(t->is_contiguous() ? t : empty(t->shape, t->dtype, t->device())),
+        copy_in(in && buffer != t), copy_out(out && buffer != t) {}
+  char* data() const { return static_cast<char*>(buffer->data()); }
+  size_t bytes() const { return size_t(buffer->numel()) * buffer->element_size(); }
+};
+
+void stage_in(const std::vector<Staged>& list) {
+  for (const auto& s : list)
+    if (s.copy_in) cpu::copy(s.buffer, s.user);
+}
+void stage_out(const std::vector<Staged>& list) {
+  for (const auto& s : list)
+    if (s.copy_out) cpu::copy(s.user, s.buffer);
+}
 
 }  // namespace
 
@@ -114,10 +145,11 @@ void Work::finish(const char* code, std::string message) {
   cv_.notify_all();
 }
 
-// --- the group's state, shared with its comm thread ---
+// --- the group's state, shared with its threads ---
 
 class Exchange;
 
+// An operation queued for the comm thread.
 struct Task {
   std::shared_ptr<Work> work;
   std::string what;       // for messages: "allReduce #3 (float32 [4], sum)"
@@ -128,21 +160,47 @@ struct Task {
   std::function<void(GlooGroup::State&, Exchange&)> run;
 };
 
+// A send or receive the comm thread posted, whose completion the transfer thread waits for.
+struct Transfer {
+  std::shared_ptr<Work> work;
+  std::string what;
+  int peer = -1;
+  Millis timeout{0};
+  Clock::time_point deadline;
+  BufferPtr buffer;
+  Staged staged;
+  bool receive = false;
+};
+
+// The outcome of an operation: no code on success.
+struct Outcome {
+  const char* code = nullptr;
+  std::string message;
+};
+
 struct GlooGroup::State {
   GroupOptions opt;
   OnDone on_done;
+  std::atomic<bool> aborted{false};
 
+  // The comm thread runs the queued operations in order.
+  std::thread comm;
   std::mutex queue_mutex;
   std::condition_variable queue_cv;
   std::deque<Task> queue;
   bool stopping = false;
-  std::atomic<bool> aborted{false};
-  std::thread thread;
-  // Issuing side (the thread that calls the collectives).
-  uint64_t next_work_id = 1;
-  int64_t next_seq = 0;
+  uint64_t next_work_id = 1;  // under queue_mutex
+  int64_t next_seq = 0;       // under queue_mutex
 
-  // The store client: used by the comm thread and by the progress reporter, under store_mutex.
+  // Sends and receives do not hold up the comm thread (a ring of sends would deadlock): it posts
+  // them and this thread waits for them, in order.
+  std::thread transfers;
+  std::mutex transfer_mutex;
+  std::condition_variable transfer_cv;
+  std::deque<Transfer> transfer_queue;
+  bool transfers_stop = false;
+
+  // The store client, used by the comm thread and the reporter (under store_mutex).
   std::mutex store_mutex;
   std::unique_ptr<StoreClient> store;
   // Progress reports: the comm thread notes each collective it starts; the reporter thread posts
@@ -154,16 +212,19 @@ struct GlooGroup::State {
   bool report_stop = false;
   std::atomic<int64_t> started_seq{-1};
 
-  // Comm thread only.
+  // Set by the comm thread's rendezvous; used by both transfer threads.
   std::shared_ptr<gloo::transport::Device> device;
   std::shared_ptr<gloo::rendezvous::Context> context;
-  std::string broken;  // why the group is unusable; empty while it works
-  std::unique_ptr<char[]> scratch;
+  std::unique_ptr<char[]> scratch;  // comm thread only
   size_t scratch_bytes = 0;
 
-  // The buffer the comm thread waits on, so that shutdown() can interrupt the wait.
+  std::mutex broken_mutex;
+  std::string broken;  // why the group is unusable; empty while it works
+
+  // The buffers the comm and transfer threads wait on, so that shutdown() can interrupt them.
   std::mutex wait_mutex;
-  UnboundBuffer* waiting = nullptr;
+  UnboundBuffer* comm_waiting = nullptr;
+  UnboundBuffer* transfer_waiting = nullptr;
 
   std::string key(const std::string& what, int64_t a) const { return opt.prefix + "/" + what + "/" + std::to_string(a); }
   std::string key(const std::string& what, int64_t a, int64_t b) const { return key(what, a) + "/" + std::to_string(b); }
@@ -177,20 +238,53 @@ struct GlooGroup::State {
     return scratch.get();
   }
 
-  void run_loop();
+  void comm_loop();
+  void transfer_loop();
   void report_loop();
-  void execute(Task& task);
+  bool execute(Task& task);
+  Outcome attempt(const std::string& what, int64_t seq, int peer, Millis timeout, const std::function<void()>& body);
   void connect(Clock::time_point deadline);
   void debug_check(const Task& task, Clock::time_point deadline);
-  std::string diagnose(const Task& task, bool timed_out);
+  std::string diagnose(int64_t seq, int peer, bool timed_out);
   void fail_group(const std::string& why);
+  void check_usable(const std::string& what);
+  void wait(UnboundBuffer& b, bool receive, Clock::time_point deadline, UnboundBuffer* State::*waiting);
 };
 
-// One operation's transfers: buffers, message slots and waits with the operation's deadline.
+// Waits for one send or receive until `deadline`; shutdown() interrupts it (Aborted).
+void GlooGroup::State::wait(UnboundBuffer& b, bool receive, Clock::time_point deadline,
+                            UnboundBuffer* State::*waiting) {
+  {
+    std::lock_guard<std::mutex> lock(wait_mutex);
+    if (aborted) throw Aborted{};
+    this->*waiting = &b;
+  }
+  struct Clear {
+    State& s;
+    UnboundBuffer* State::*waiting;
+    ~Clear() {
+      std::lock_guard<std::mutex> lock(s.wait_mutex);
+      s.*waiting = nullptr;
+    }
+  } clear{*this, waiting};
+  Millis left = ms_until(deadline);
+  if (left.count() == 0) throw CommFailure("timed out", true);
+  bool completed;
+  try {
+    completed = receive ? b.waitRecv(nullptr, left) : b.waitSend(nullptr, left);
+  } catch (const std::exception& e) {
+    bool timed_out = Clock::now() >= deadline;
+    throw CommFailure(timed_out ? "timed out" : e.what(), timed_out);
+  }
+  if (!completed) throw Aborted{};
+}
+
+// One operation's transfers on the comm thread: buffers, message slots, waits with the
+// operation's deadline, and the hand-off of a send or receive to the transfer thread.
 class Exchange {
  public:
-  Exchange(GlooGroup::State& s, uint64_t key, Clock::time_point deadline)
-      : rank(s.opt.rank), size(s.opt.size), s_(s), key_(key), deadline_(deadline) {}
+  Exchange(GlooGroup::State& s, Task& task, uint64_t key, Clock::time_point deadline)
+      : rank(s.opt.rank), size(s.opt.size), s_(s), task_(task), key_(key), deadline_(deadline) {}
 
   const int rank, size;
 
@@ -198,40 +292,36 @@ class Exchange {
   // The slot of a message: this operation, the kind and step of the message, and its size, so
   // a message can only meet the receive posted for it.
   uint64_t slot(Kind kind, uint64_t step, size_t bytes) const { return mix(mix(mix(key_, kind), step), bytes); }
-  void wait_recv(UnboundBuffer& b) { wait(b, true); }
-  void wait_send(UnboundBuffer& b) { wait(b, false); }
+  void wait_recv(UnboundBuffer& b) { s_.wait(b, true, deadline_, &GlooGroup::State::comm_waiting); }
+  void wait_send(UnboundBuffer& b) { s_.wait(b, false, deadline_, &GlooGroup::State::comm_waiting); }
   char* scratch(size_t bytes) { return s_.scratch_space(bytes); }
   // Position of peer p among the size - 1 others.
   size_t index(int p) const { return size_t(p < rank ? p : p - 1); }
   Clock::time_point deadline() const { return deadline_; }
 
- private:
-  void wait(UnboundBuffer& b, bool recv) {
+  // The operation completes on the transfer thread, once `buffer`'s send or receive is done.
+  void hand_off(BufferPtr buffer, const Staged& staged, bool receive) {
+    Transfer t;
+    t.work = task_.work;
+    t.what = task_.what;
+    t.peer = task_.peer;
+    t.timeout = task_.timeout;
+    t.deadline = deadline_;
+    t.buffer = std::move(buffer);
+    t.staged = staged;
+    t.receive = receive;
     {
-      std::lock_guard<std::mutex> lock(s_.wait_mutex);
-      if (s_.aborted) throw Aborted{};
-      s_.waiting = &b;
+      std::lock_guard<std::mutex> lock(s_.transfer_mutex);
+      s_.transfer_queue.push_back(std::move(t));
     }
-    struct Clear {
-      GlooGroup::State& s;
-      ~Clear() {
-        std::lock_guard<std::mutex> lock(s.wait_mutex);
-        s.waiting = nullptr;
-      }
-    } clear{s_};
-    Millis left = ms_until(deadline_);
-    if (left.count() == 0) throw CommFailure("timed out", true);
-    bool completed;
-    try {
-      completed = recv ? b.waitRecv(nullptr, left) : b.waitSend(nullptr, left);
-    } catch (const std::exception& e) {
-      bool timed_out = Clock::now() >= deadline_;
-      throw CommFailure(timed_out ? "timed out" : e.what(), timed_out);
-    }
-    if (!completed) throw Aborted{};
+    s_.transfer_cv.notify_one();
+    handed_off = true;
   }
+  bool handed_off = false;
 
+ private:
   GlooGroup::State& s_;
+  Task& task_;
   uint64_t key_;
   Clock::time_point deadline_;
 };
@@ -393,9 +483,9 @@ void barrier_rounds(Exchange& x) {
 
 }  // namespace
 
-// --- the comm thread ---
+// --- the threads ---
 
-void GlooGroup::State::run_loop() {
+void GlooGroup::State::comm_loop() {
   for (;;) {
     Task task;
     {
@@ -405,15 +495,31 @@ void GlooGroup::State::run_loop() {
       task = std::move(queue.front());
       queue.pop_front();
     }
-    execute(task);
+    bool finished = execute(task);
     std::shared_ptr<Work> work = task.work;
     task = Task();  // release the tensors before telling anyone
-    if (on_done) on_done(work);
+    if (finished && on_done) on_done(work);
   }
-  // Stopped: close the connections here, where no transfer can be running.
-  try {
-    if (context) context->closeConnections();
-  } catch (...) {
+}
+
+void GlooGroup::State::transfer_loop() {
+  for (;;) {
+    Transfer t;
+    {
+      std::unique_lock<std::mutex> lock(transfer_mutex);
+      transfer_cv.wait(lock, [&] { return transfers_stop || !transfer_queue.empty(); });
+      if (transfer_queue.empty()) break;
+      t = std::move(transfer_queue.front());
+      transfer_queue.pop_front();
+    }
+    Outcome outcome = attempt(t.what, -1, t.peer, t.timeout, [&] {
+      wait(*t.buffer, t.receive, t.deadline, &State::transfer_waiting);
+      if (t.receive) stage_out({t.staged});
+    });
+    std::shared_ptr<Work> work = t.work;
+    t = Transfer();
+    work->finish(outcome.code, std::move(outcome.message));
+    if (on_done) on_done(work);
   }
 }
 
@@ -437,8 +543,13 @@ void GlooGroup::State::report_loop() {
   }
 }
 
+// --- running one operation ---
+
 void GlooGroup::State::fail_group(const std::string& why) {
-  if (broken.empty()) broken = why;
+  {
+    std::lock_guard<std::mutex> lock(broken_mutex);
+    if (broken.empty()) broken = why;
+  }
   // Peers waiting on this rank then fail at once instead of at their deadline.
   try {
     if (context) context->closeConnections();
@@ -446,92 +557,104 @@ void GlooGroup::State::fail_group(const std::string& why) {
   }
 }
 
-void GlooGroup::State::execute(Task& task) {
-  const char* code = nullptr;
-  std::string message;
+void GlooGroup::State::check_usable(const std::string& what) {
+  if (aborted) fail(ERR_DIST, what, ": the process group was destroyed");
+  std::lock_guard<std::mutex> lock(broken_mutex);
+  if (!broken.empty())
+    fail(ERR_DIST, what, ": the process group is unusable after an earlier failure (", broken,
+         "); destroy() it and init() again");
+}
+
+// Runs `body`; a failure makes the group unusable and, for a transfer that broke or timed out,
+// the message names the ranks that did not arrive.
+Outcome GlooGroup::State::attempt(const std::string& what, int64_t seq, int peer, Millis timeout,
+                                  const std::function<void()>& body) {
+  Outcome o;
   try {
-    if (aborted) fail(ERR_DIST, task.what, ": the process group was destroyed");
-    if (!broken.empty())
-      fail(ERR_DIST, task.what, ": the process group is unusable after an earlier failure (", broken,
-           "); destroy() it and init() again");
+    body();
+  } catch (const Aborted&) {
+    o = {ERR_DIST, what + ": the process group was destroyed while this operation ran"};
+  } catch (const CommFailure& e) {
+    fail_group(what + (e.timed_out ? " timed out" : " failed"));
+    std::string cause = e.timed_out ? "timed out after " + std::to_string(timeout.count()) + " ms"
+                                    : std::string("a connection failed (") + e.what() + ")";
+    o = {e.timed_out ? ERR_TIMEOUT : ERR_DIST, what + ": " + cause + diagnose(seq, peer, e.timed_out)};
+  } catch (const Error& e) {
+    fail_group(e.what());
+    o = {e.code(), e.what()};
+  } catch (const std::bad_alloc&) {
+    o = {ERR_OOM, what + ": out of host memory"};
+    fail_group(o.message);
+  } catch (const std::exception& e) {
+    o = {ERR_DIST, what + ": " + e.what()};
+    fail_group(o.message);
+  }
+  return o;
+}
+
+// Returns false when the operation was handed to the transfer thread, which finishes it.
+bool GlooGroup::State::execute(Task& task) {
+  bool handed_off = false;
+  Outcome outcome = attempt(task.what, task.seq, task.peer, task.timeout, [&] {
+    check_usable(task.what);
     auto deadline = Clock::now() + task.timeout;
     if (task.seq >= 0) {
       started_seq = task.seq;
       if (opt.debug) debug_check(task, deadline);
     }
-    // Messages of a collective are told apart by its sequence number; send/recv by tag.
-    Exchange exchange(*this, task.seq >= 0 ? mix(kCollective, uint64_t(task.seq)) : kPointToPoint, deadline);
+    // Messages of a collective are told apart by its sequence number, sends and receives by tag.
+    Exchange exchange(*this, task, task.seq >= 0 ? mix(kCollective, uint64_t(task.seq)) : kPointToPoint, deadline);
     task.run(*this, exchange);
-  } catch (const Aborted&) {
-    code = ERR_DIST;
-    message = task.what + ": the process group was destroyed while this operation ran";
-  } catch (const CommFailure& e) {
-    code = e.timed_out ? ERR_TIMEOUT : ERR_DIST;
-    std::string cause = e.timed_out ? "timed out after " + std::to_string(task.timeout.count()) + " ms"
-                                    : std::string("a connection failed (") + e.what() + ")";
-    fail_group(task.what + " " + (e.timed_out ? "timed out" : "failed"));
-    message = task.what + ": " + cause + diagnose(task, e.timed_out);
-  } catch (const Error& e) {
-    code = e.code();
-    message = e.what();
-    fail_group(message);
-  } catch (const std::bad_alloc&) {
-    code = ERR_OOM;
-    message = task.what + ": out of host memory";
-    fail_group(message);
-  } catch (const std::exception& e) {
-    code = ERR_DIST;
-    message = task.what + ": " + e.what();
-    fail_group(message);
-  }
-  task.work->finish(code, std::move(message));
+    handed_off = exchange.handed_off;
+  });
+  if (handed_off) return false;
+  task.work->finish(outcome.code, std::move(outcome.message));
+  return true;
 }
 
 // Which ranks did not arrive, from the store: those whose store connection closed (the process
 // is gone) and those whose last reported collective is older than this one.
-std::string GlooGroup::State::diagnose(const Task& task, bool timed_out) {
-  if (!store) return "";
+std::string GlooGroup::State::diagnose(int64_t seq, int peer, bool timed_out) {
   std::vector<int> others;
   for (int r = 0; r < opt.size; r++)
-    if (r != opt.rank && (task.peer < 0 || r == task.peer)) others.push_back(r);
-  std::vector<std::string> closed_keys;
-  for (int r : others) closed_keys.push_back(key("closed", r));
+    if (r != opt.rank && (peer < 0 || r == peer)) others.push_back(r);
   std::vector<int> gone;
   std::string behind;
-  // Let the ranks that are waiting in this collective report it.
-  std::this_thread::sleep_for(2 * kReportInterval);
+  std::this_thread::sleep_for(2 * kReportInterval);  // let the ranks waiting in it report it
   std::lock_guard<std::mutex> lock(store_mutex);
+  if (!store) return "";
   try {
     // A dead peer's sockets all close at once: give the store a moment to notice its connection.
     auto until = Clock::now() + (timed_out ? Millis(0) : Millis(1000));
     for (;;) {
-      for (size_t i = 0; i < others.size(); i++)
-        if (store->check({closed_keys[i]})) gone.push_back(others[i]);
+      for (int r : others)
+        if (store->check({key("closed", r)})) gone.push_back(r);
       if (!gone.empty() || Clock::now() >= until) break;
       std::this_thread::sleep_for(Millis(20));
     }
-    if (task.seq >= 0) {
+    if (seq >= 0) {
       std::vector<int> late;
       std::string lasts;
       for (int r : others) {
         if (std::find(gone.begin(), gone.end(), r) != gone.end()) continue;
         std::string progress = key("progress", r);
         int64_t last = store->check({progress}) ? std::atoll(store->get(progress, Millis(0)).c_str()) : -1;
-        if (last >= task.seq) continue;
+        if (last >= seq) continue;
         late.push_back(r);
         lasts += (lasts.empty() ? "" : ", ") + std::string("rank ") + std::to_string(r) + ": " +
-                 (last < 0 ? "none yet" : "#" + std::to_string(last));
+                 (last < 0 ? "none" : "#" + std::to_string(last));
       }
-      if (!late.empty()) behind = ranks_str(late) + " did not arrive (last collective issued: " + lasts + ")";
+      if (!late.empty()) behind = ranks_str(late) + " did not arrive (last collective started: " + lasts + ")";
     }
   } catch (const std::exception&) {
-    return "; the store is unreachable too, so which ranks failed is unknown (the process hosting it may be gone)";
+    return "; the store is unreachable too, so which ranks failed is unknown (the process serving it may be gone)";
   }
   std::string out;
-  if (!gone.empty()) out += "; " + ranks_str(gone) + (gone.size() == 1 ? " is" : " are") + " gone (process exited or lost its connection)";
+  if (!gone.empty())
+    out += "; " + ranks_str(gone) + (gone.size() == 1 ? " is" : " are") + " gone (process exited or lost its connection)";
   if (!behind.empty()) out += "; " + behind;
-  if (out.empty() && task.seq >= 0)
-    out = timed_out ? "; every rank reached this collective (shapes or ops that differ across ranks also end this way: "
+  if (out.empty() && seq >= 0)
+    out = timed_out ? "; every rank reached this collective (shapes or ops that differ across ranks end this way too: "
                       "IGNIS_DIST_DEBUG=1 checks them)"
                     : "; every rank reached this collective: a peer failed (see its own error)";
   return out;
@@ -546,17 +669,15 @@ void GlooGroup::State::debug_check(const Task& task, Clock::time_point deadline)
   try {
     store->wait(keys, ms_until(deadline));
   } catch (const StoreTimeout& e) {
-    std::vector<int> missing;
-    for (const auto& k : e.missing) missing.push_back(rank_of_key(k));
-    fail(ERR_TIMEOUT, task.what, ": ", ranks_str(missing), " did not issue collective #", task.seq, " within ",
-         task.timeout.count(), " ms");
+    fail(ERR_TIMEOUT, task.what, ": ", ranks_str(ranks_of_keys(e.missing)), " did not issue collective #", task.seq,
+         " within ", task.timeout.count(), " ms");
   }
   std::string differ;
   for (int r = 0; r < opt.size; r++) {
     std::string theirs = r == opt.rank ? task.signature : store->get(keys[r], Millis(0));
     if (theirs != task.signature) differ += "; rank " + std::to_string(r) + " issued " + theirs;
   }
-  if (task.seq >= 2) store->remove(key("debug", task.seq - 2, opt.rank));  // every rank read those
+  if (task.seq >= 2) store->remove(key("debug", task.seq - 2, opt.rank));  // every rank has read it
   if (!differ.empty())
     fail(ERR_DIST, "collective #", task.seq, " differs across ranks: rank ", opt.rank, " issued ", task.signature, differ);
 }
@@ -573,16 +694,15 @@ void GlooGroup::State::connect(Clock::time_point deadline) {
   } catch (const Error& e) {
     fail(e.code(), "init: ", e.what(), who);
   }
-  // Everyone announces itself first, so that a timeout names every rank that is missing.
+  // Every rank announces itself first, so that a timeout names all the missing ones.
   store->set(key("joined", opt.rank), "1");
   std::vector<std::string> joined;
   for (int r = 0; r < opt.size; r++) joined.push_back(key("joined", r));
   try {
     store->wait(joined, ms_until(deadline));
   } catch (const StoreTimeout& e) {
-    std::vector<int> missing;
-    for (const auto& k : e.missing) missing.push_back(rank_of_key(k));
-    fail(ERR_TIMEOUT, "init: ", ranks_str(missing), " did not join within ", opt.timeout.count(), " ms", who);
+    fail(ERR_TIMEOUT, "init: ", ranks_str(ranks_of_keys(e.missing)), " did not join within ", opt.timeout.count(), " ms",
+         who);
   }
   gloo::transport::tcp::attr attr;
   if (!opt.iface.empty()) {
@@ -594,17 +714,16 @@ void GlooGroup::State::connect(Clock::time_point deadline) {
   try {
     device = gloo::transport::tcp::CreateDevice(attr);
     auto ctx = std::make_shared<gloo::rendezvous::Context>(opt.rank, opt.size);
-    ctx->setTimeout(std::max(Millis(1), ms_until(deadline)));
-    StoreAdapter adapter(*store, std::max(Millis(1), ms_until(deadline)));
+    Millis left = std::max(Millis(1), ms_until(deadline));
+    ctx->setTimeout(left);
+    StoreAdapter adapter(*store, left);
     gloo::rendezvous::PrefixStore prefixed(opt.prefix + "/gloo", adapter);
     ctx->connectFullMesh(prefixed, device);
     ctx->setTimeout(opt.timeout);
     context = std::move(ctx);
   } catch (const StoreTimeout& e) {
-    std::vector<int> missing;
-    for (const auto& k : e.missing) missing.push_back(rank_of_key(k));
-    fail(ERR_TIMEOUT, "init: ", ranks_str(missing), " did not publish its address within ", opt.timeout.count(), " ms",
-         who);
+    fail(ERR_TIMEOUT, "init: ", ranks_str(ranks_of_keys(e.missing)), " did not publish its address within ",
+         opt.timeout.count(), " ms", who);
   } catch (const Error& e) {
     fail(e.code(), "init: ", e.what(), who);
   } catch (const std::exception& e) {
@@ -614,43 +733,6 @@ void GlooGroup::State::connect(Clock::time_point deadline) {
 }
 
 // --- the group ---
-
-namespace {
-
-void check_cpu(const char* op, const TensorPtr& t) {
-  if (!is_cpu(t))
-    fail(ERR_DEVICE, op, ": the gloo backend handles CPU tensors, got a tensor on ", t->device().str());
-}
-
-void check_reducible(const char* op, const TensorPtr& t, ReduceOp r) {
-  check_cpu(op, t);
-  if (t->dtype == DType::Bool) fail(ERR_DTYPE, op, ": cannot reduce bool tensors");
-  if (r == ReduceOp::Avg && !is_float(t->dtype))
-    fail(ERR_DTYPE, op, ": avg needs a floating-point tensor, got ", dtype_name(t->dtype));
-}
-
-// A contiguous tensor to transfer through: t itself, or a new one that the comm thread fills
-// from t before (copy_in) and copies back to t after (copy_out).
-struct Staged {
-  TensorPtr user, buffer;
-  bool copy_in, copy_out;
-  Staged(const TensorPtr& t, bool in, bool out)
-      : user(t), buffer(t->is_contiguous() ? t : empty(t->shape, t->dtype, t->device())),
-        copy_in(in && buffer != t), copy_out(out && buffer != t) {}
-  char* data() const { return static_cast<char*>(buffer->data()); }
-  size_t bytes() const { return size_t(buffer->numel()) * buffer->element_size(); }
-};
-
-void stage_in(const std::vector<Staged>& list) {
-  for (const auto& s : list)
-    if (s.copy_in) cpu::copy(s.buffer, s.user);
-}
-void stage_out(const std::vector<Staged>& list) {
-  for (const auto& s : list)
-    if (s.copy_out) cpu::copy(s.user, s.buffer);
-}
-
-}  // namespace
 
 GlooGroup::GlooGroup(GroupOptions options, OnDone on_done) : state_(std::make_shared<State>()) {
   if (options.size < 1) fail(ERR_ARG, "init: world size must be >= 1, got ", options.size);
@@ -665,8 +747,9 @@ GlooGroup::GlooGroup(GroupOptions options, OnDone on_done) : state_(std::make_sh
   task.timeout = state_->opt.timeout;
   task.run = [](State& s, Exchange& x) { s.connect(x.deadline()); };
   state_->queue.push_back(std::move(task));
-  // The thread holds the state, so that a thread still stuck in a connect outlives the group.
-  state_->thread = std::thread([s = state_] { s->run_loop(); });
+  // The threads hold the state, so that a thread still stuck in a rendezvous outlives the group.
+  state_->comm = std::thread([s = state_] { s->comm_loop(); });
+  state_->transfers = std::thread([s = state_] { s->transfer_loop(); });
   state_->reporter = std::thread([s = state_] { s->report_loop(); });
 }
 
@@ -687,9 +770,10 @@ void GlooGroup::shutdown() {
   s.aborted = true;
   {
     std::lock_guard<std::mutex> lock(s.wait_mutex);
-    if (s.waiting) {
-      s.waiting->abortWaitRecv();
-      s.waiting->abortWaitSend();
+    for (UnboundBuffer* b : {s.comm_waiting, s.transfer_waiting}) {
+      if (!b) continue;
+      b->abortWaitRecv();
+      b->abortWaitSend();
     }
   }
   s.queue_cv.notify_all();
@@ -704,14 +788,24 @@ void GlooGroup::shutdown() {
     task = Task();
     if (s.on_done) s.on_done(work);
   }
-  // A rendezvous can wait on the store or on a peer's connection for long: give the thread a
-  // moment, then leave it to finish on its own (it holds the state it uses).
-  if (!s.thread.joinable()) return;
+  // The comm thread may still hand transfers over (which then fail at once): stop the transfer
+  // thread after it, then close the connections. A rendezvous can wait on the store or on a peer
+  // for long: give the threads a moment, then leave them to finish on their own.
   auto joined = std::make_shared<std::promise<void>>();
   std::future<void> finished = joined->get_future();
-  std::thread([comm = std::move(s.thread), reporter = std::move(s.reporter), joined]() mutable {
-    comm.join();
-    reporter.join();
+  std::thread([state = state_, joined] {
+    state->comm.join();
+    {
+      std::lock_guard<std::mutex> lock(state->transfer_mutex);
+      state->transfers_stop = true;
+    }
+    state->transfer_cv.notify_all();
+    state->transfers.join();
+    state->reporter.join();
+    try {
+      if (state->context) state->context->closeConnections();
+    } catch (...) {
+    }
     joined->set_value();
   }).detach();
   if (finished.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
@@ -755,6 +849,14 @@ void check_like(const char* op, const TensorPtr& t, const TensorPtr& like, const
     fail(ERR_DTYPE, op, ": ", what, " must be ", dtype_name(like->dtype), ", got ", dtype_name(t->dtype));
   if (t->numel() != like->numel())
     fail(ERR_SHAPE, op, ": ", what, " must have ", like->numel(), " elements, got ", shape_str(t->shape));
+}
+
+void check_point_to_point(const char* op, const GlooGroup::State& s, const TensorPtr& t, int peer, const char* what,
+                          int64_t tag) {
+  check_cpu(op, t);
+  check_peer(op, s, peer, what);
+  if (peer == s.opt.rank) fail(ERR_ARG, op, ": ", what, " must be another rank than this one (", peer, ")");
+  if (tag < 0) fail(ERR_ARG, op, ": tag must be >= 0, got ", tag);
 }
 
 }  // namespace
@@ -847,10 +949,7 @@ std::shared_ptr<Work> GlooGroup::barrier(Millis timeout) {
 }
 
 std::shared_ptr<Work> GlooGroup::send(const TensorPtr& t, int dst, int64_t tag, Millis timeout) {
-  check_cpu("send", t);
-  check_peer("send", *state_, dst, "dst");
-  if (dst == rank()) fail(ERR_ARG, "send: dst must be another rank than this one (", dst, ")");
-  if (tag < 0) fail(ERR_ARG, "send: tag must be >= 0, got ", tag);
+  check_point_to_point("send", *state_, t, dst, "dst", tag);
   Staged st(t, true, false);
   std::string details = describe(t) + ", tag " + std::to_string(tag);
   return enqueue(*state_, "send to rank " + std::to_string(dst), details, dst, timeout,
@@ -858,23 +957,19 @@ std::shared_ptr<Work> GlooGroup::send(const TensorPtr& t, int dst, int64_t tag, 
                    stage_in({st});
                    BufferPtr b = x.buffer(st.data(), st.bytes());
                    b->send(dst, x.slot(kPointToPoint, uint64_t(tag), st.bytes()));
-                   x.wait_send(*b);
+                   x.hand_off(std::move(b), st, false);
                  });
 }
 
 std::shared_ptr<Work> GlooGroup::recv(const TensorPtr& t, int src, int64_t tag, Millis timeout) {
-  check_cpu("recv", t);
-  check_peer("recv", *state_, src, "src");
-  if (src == rank()) fail(ERR_ARG, "recv: src must be another rank than this one (", src, ")");
-  if (tag < 0) fail(ERR_ARG, "recv: tag must be >= 0, got ", tag);
+  check_point_to_point("recv", *state_, t, src, "src", tag);
   Staged st(t, false, true);
   std::string details = describe(t) + ", tag " + std::to_string(tag);
   return enqueue(*state_, "recv from rank " + std::to_string(src), details, src, timeout,
                  [st, src, tag](State&, Exchange& x) {
                    BufferPtr b = x.buffer(st.data(), st.bytes());
                    b->recv(src, x.slot(kPointToPoint, uint64_t(tag), st.bytes()));
-                   x.wait_recv(*b);
-                   stage_out({st});
+                   x.hand_off(std::move(b), st, true);
                  });
 }
 

@@ -1,7 +1,8 @@
 // A process group over Gloo's TCP transport: the collectives on CPU tensors.
 //
 // Each group owns a comm thread and runs its operations there, one at a time in the order they
-// were issued (the order must be the same on every rank). Issuing returns a Work at once; the
+// were issued (the order must be the same on every rank); a second thread waits for sends and
+// receives. Issuing returns a Work at once; the
 // comm thread finishes it and calls `on_done`. Every wait has a deadline: a missing or dead rank
 // fails the operation with ERR_TIMEOUT or ERR_DIST naming it, and leaves the group unusable
 // (its connections are closed so the other ranks fail fast too).
@@ -85,8 +86,10 @@ class GlooGroup {
                                        Millis timeout);
   std::shared_ptr<Work> broadcast(const TensorPtr& t, int root, Millis timeout);
   std::shared_ptr<Work> barrier(Millis timeout);
-  // Point to point, ordered with the collectives; messages of one tag between two ranks arrive
-  // in the order they were sent.
+  // Point to point: posted in order with the collectives, but completed by a second thread, so
+  // they do not hold up what follows (a ring of sends then receives works; use the received
+  // tensor only once its work is done). Messages of one tag between two ranks arrive in the
+  // order they were sent.
   std::shared_ptr<Work> send(const TensorPtr& t, int dst, int64_t tag, Millis timeout);
   std::shared_ptr<Work> recv(const TensorPtr& t, int src, int64_t tag, Millis timeout);
 
