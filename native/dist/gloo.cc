@@ -59,8 +59,9 @@ std::string ranks_str(const std::vector<int>& ranks) {
   return s;
 }
 
+// Rounded up, so that a wait for this long ends at or after the deadline.
 Millis ms_until(Clock::time_point deadline) {
-  return std::max(Millis(0), std::chrono::duration_cast<Millis>(deadline - Clock::now()));
+  return std::max(Millis(0), std::chrono::ceil<Millis>(deadline - Clock::now()));
 }
 
 // Gloo's store interface over ignis's TCP store. Gloo passes its own 30 s default to wait():
@@ -586,8 +587,9 @@ Outcome GlooGroup::State::attempt(const std::string& what, int64_t seq, int peer
     o = {ERR_OOM, what + ": out of host memory"};
     fail_group(o.message);
   } catch (const std::exception& e) {
-    o = {ERR_DIST, what + ": " + e.what()};
-    fail_group(o.message);
+    // Gloo's own exceptions: posting a transfer on a connection that already failed.
+    fail_group(what + " failed");
+    o = {ERR_DIST, what + ": a connection failed (" + e.what() + ")" + diagnose(seq, peer, false)};
   }
   return o;
 }

@@ -37,8 +37,10 @@ test('a rank that stops issuing collectives: the others time out naming it and i
   const [a, c] = await Promise.all([ranks[0].done, ranks[2].done]);
   for (const r of [a, c]) {
     t.is(r.code, 1, r.stderr);
-    t.regex(r.stderr, /error ERR_TIMEOUT allReduce #4 \(float32 \[1024\], sum\): timed out after 1500 ms; rank 1 did not arrive \(last collective started: rank 1: #3\)/);
+    // The first to time out closes its connections: the other may fail on those first.
+    t.regex(r.stderr, /error ERR_(TIMEOUT|DIST) allReduce #4 \(float32 \[1024\], sum\): .*rank 1 did not arrive \(last collective started: rank 1: #3\)/);
   }
+  t.true([a, c].some((r) => /error ERR_TIMEOUT allReduce #4 \(float32 \[1024\], sum\): timed out after 1500 ms/.test(r.stderr)));
   t.true(a.ms < 15000);
   ranks[1].child.kill('SIGKILL');
   await ranks[1].done;
