@@ -191,6 +191,10 @@ export async function launch(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A closed stdout or stderr (`... | head`) must not end the launcher and orphan the workers.
+  const ignore = () => {};
+  process.stdout.on('error', ignore);
+  process.stderr.on('error', ignore);
 
   try {
     for (let local = 0; local < nprocPerNode; local++) {
@@ -245,6 +249,8 @@ export async function launch(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.stdout.off('error', ignore);
+    process.stderr.off('error', ignore);
     if (killTimer !== null) clearTimeout(killTimer);
     server?.close();
   }

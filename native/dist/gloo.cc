@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <cstring>
 #include <future>
+#include <pthread.h>
 #include "cpu/copy.h"
+#include "dist/mesh.h"
 
 namespace ignis::dist {
 namespace {
@@ -20,24 +22,17 @@ using Clock = std::chrono::steady_clock;
 using gloo::transport::UnboundBuffer;
 using BufferPtr = std::unique_ptr<UnboundBuffer>;
 
-// A failed transfer: a peer's connection broke, or (timed_out) the deadline passed.
-struct CommFailure : std::runtime_error {
-  CommFailure(const std::string& message, bool timed_out) : std::runtime_error(message), timed_out(timed_out) {}
-  bool timed_out;
-};
-// The group was shut down while the operation waited.
-struct Aborted {};
-
+// Messages up to this size go over the direct connections (Mesh); larger ones over Gloo.
+size_t mesh_limit() {
+  static const size_t configured = [] {
+    const char* env = std::getenv("IGNIS_MESH_BYTES");
+    return env ? size_t(std::strtoull(env, nullptr, 10)) : size_t(256u << 10);
+  }();
+  return configured;
+}
 // Up to this size an allreduce sends every rank's whole buffer to every other rank (one step);
 // above, it reduce-scatters then all-gathers (two steps, 2 (n - 1) / n of the bytes).
-size_t direct_all_reduce_limit(int n) {
-  static const size_t configured = [] {
-    const char* env = std::getenv("IGNIS_GLOO_DIRECT_BYTES");
-    return env ? size_t(std::strtoull(env, nullptr, 10)) : size_t(0);
-  }();
-  if (configured) return configured;
-  return n == 2 ? (256u << 10) : (64u << 10);
-}
+size_t direct_all_reduce_limit(int n) { return n == 2 ? mesh_limit() : mesh_limit() / 4; }
 // Large transfers go in segments of this size so that reducing one overlaps receiving the next.
 constexpr size_t kSegmentBytes = 512u << 10;
 // How often (at most) a rank posts the number of the collective it reached to the store.
@@ -216,6 +211,7 @@ struct GlooGroup::State {
   // Set by the comm thread's rendezvous; used by both transfer threads.
   std::shared_ptr<gloo::transport::Device> device;
   std::shared_ptr<gloo::rendezvous::Context> context;
+  std::shared_ptr<Mesh> mesh;  // set under wait_mutex (shutdown() interrupts it)
   std::unique_ptr<char[]> scratch;  // comm thread only
   size_t scratch_bytes = 0;
 
@@ -300,6 +296,12 @@ class Exchange {
   size_t index(int p) const { return size_t(p < rank ? p : p - 1); }
   Clock::time_point deadline() const { return deadline_; }
 
+  // Small messages go over the direct connections: a send or receive of one.
+  Mesh::Transfer message(int peer, bool send, Kind kind, uint64_t step, char* data, size_t bytes) const {
+    return Mesh::Transfer{peer, send, MessageId{uint64_t(task_.seq), (uint64_t(kind) << 32) | step, bytes}, data};
+  }
+  void exchange(std::vector<Mesh::Transfer>& transfers) { s_.mesh->exchange(transfers, deadline_); }
+
   // The operation completes on the transfer thread, once `buffer`'s send or receive is done.
   void hand_off(BufferPtr buffer, const Staged& staged, bool receive) {
     Transfer t;
@@ -329,25 +331,41 @@ class Exchange {
 
 namespace {
 
-// Sends every peer this rank's `data` and combines all ranks' copies (in rank order) into it.
+// Sends every peer this rank's `data` and combines all ranks' copies (in rank order) into it:
+// one step, over the direct connections.
 void all_reduce_direct(Exchange& x, DType dtype, ReduceOp op, char* data, size_t count) {
   size_t bytes = count * dtype_size(dtype);
   int n = x.size, me = x.rank;
   char* scratch = x.scratch(size_t(n - 1) * bytes);
-  uint64_t slot = x.slot(kDirect, 0, bytes);
-  std::vector<BufferPtr> rx(n);
+  std::vector<Mesh::Transfer> transfers;
   for (int i = 1; i < n; i++) {
+    transfers.push_back(x.message((me + i) % n, true, kDirect, 0, data, bytes));
     int p = (me - i + n) % n;
-    rx[p] = x.buffer(scratch + x.index(p) * bytes, bytes);
-    rx[p]->recv(p, slot);
+    transfers.push_back(x.message(p, false, kDirect, 0, scratch + x.index(p) * bytes, bytes));
   }
-  BufferPtr tx = x.buffer(data, bytes);
-  for (int i = 1; i < n; i++) tx->send((me + i) % n, slot);
-  for (int i = 1; i < n; i++) x.wait_recv(*rx[(me - i + n) % n]);
-  for (int i = 1; i < n; i++) x.wait_send(*tx);
+  x.exchange(transfers);
   std::vector<const void*> inputs(n);
   for (int r = 0; r < n; r++) inputs[r] = r == me ? data : scratch + x.index(r) * bytes;
   combine(dtype, op, data, inputs.data(), n, count);
+}
+
+// Reduce-scatter of small blocks in one step over the direct connections: block p of this rank
+// goes to rank p; this rank's block, reduced in rank order, goes to `out`.
+void reduce_scatter_direct(Exchange& x, DType dtype, ReduceOp op, const std::vector<char*>& block, size_t count,
+                           char* out) {
+  size_t bytes = count * dtype_size(dtype);
+  int n = x.size, me = x.rank;
+  char* scratch = x.scratch(size_t(n - 1) * bytes);
+  std::vector<Mesh::Transfer> transfers;
+  for (int i = 1; i < n; i++) {
+    int to = (me + i) % n, from = (me - i + n) % n;
+    transfers.push_back(x.message(to, true, kScatter, 0, block[to], bytes));
+    transfers.push_back(x.message(from, false, kScatter, 0, scratch + x.index(from) * bytes, bytes));
+  }
+  x.exchange(transfers);
+  std::vector<const void*> inputs(n);
+  for (int r = 0; r < n; r++) inputs[r] = r == me ? block[me] : scratch + x.index(r) * bytes;
+  combine(dtype, op, out, inputs.data(), n, count);
 }
 
 // Reduce-scatter in segments: block[p] holds this rank's part of block p (counts[p] elements,
@@ -443,6 +461,17 @@ void all_reduce_blocks(Exchange& x, DType dtype, ReduceOp op, char* data, size_t
 
 void all_gather_direct(Exchange& x, const char* input, size_t bytes, const std::vector<char*>& outputs) {
   int n = x.size, me = x.rank;
+  if (outputs[me] != input) std::memmove(outputs[me], input, bytes);
+  if (bytes <= mesh_limit()) {
+    std::vector<Mesh::Transfer> transfers;
+    for (int i = 1; i < n; i++) {
+      int to = (me + i) % n, from = (me - i + n) % n;
+      transfers.push_back(x.message(to, true, kGather, 0, outputs[me], bytes));
+      transfers.push_back(x.message(from, false, kGather, 0, outputs[from], bytes));
+    }
+    x.exchange(transfers);
+    return;
+  }
   uint64_t slot = x.slot(kGather, 0, bytes);
   std::vector<BufferPtr> rx(n);
   for (int i = 1; i < n; i++) {
@@ -450,14 +479,23 @@ void all_gather_direct(Exchange& x, const char* input, size_t bytes, const std::
     rx[p] = x.buffer(outputs[p], bytes);
     rx[p]->recv(p, slot);
   }
-  BufferPtr tx = x.buffer(const_cast<char*>(input), bytes);
+  BufferPtr tx = x.buffer(outputs[me], bytes);
   for (int i = 1; i < n; i++) tx->send((me + i) % n, slot);
-  if (outputs[me] != input) std::memmove(outputs[me], input, bytes);
   for (int i = 1; i < n; i++) x.wait_recv(*rx[(me - i + n) % n]);
   for (int i = 1; i < n; i++) x.wait_send(*tx);
 }
 
 void broadcast_direct(Exchange& x, char* data, size_t bytes, int root) {
+  if (bytes <= mesh_limit()) {
+    std::vector<Mesh::Transfer> transfers;
+    if (x.rank == root) {
+      for (int i = 1; i < x.size; i++) transfers.push_back(x.message((root + i) % x.size, true, kBroadcast, 0, data, bytes));
+    } else {
+      transfers.push_back(x.message(root, false, kBroadcast, 0, data, bytes));
+    }
+    x.exchange(transfers);
+    return;
+  }
   uint64_t slot = x.slot(kBroadcast, 0, bytes);
   BufferPtr b = x.buffer(data, bytes);
   if (x.rank == root) {
@@ -471,14 +509,11 @@ void broadcast_direct(Exchange& x, char* data, size_t bytes, int root) {
 
 // Dissemination barrier: in round k each rank signals rank + 2^k and waits for rank - 2^k.
 void barrier_rounds(Exchange& x) {
-  char token = 1, got = 0;
   uint64_t step = 0;
   for (int d = 1; d < x.size; d <<= 1, step++) {
-    BufferPtr rx = x.buffer(&got, 1), tx = x.buffer(&token, 1);
-    rx->recv((x.rank - d + x.size) % x.size, x.slot(kBarrier, step, 1));
-    tx->send((x.rank + d) % x.size, x.slot(kBarrier, step, 1));
-    x.wait_recv(*rx);
-    x.wait_send(*tx);
+    std::vector<Mesh::Transfer> transfers{x.message((x.rank + d) % x.size, true, kBarrier, step, nullptr, 0),
+                                          x.message((x.rank - d + x.size) % x.size, false, kBarrier, step, nullptr, 0)};
+    x.exchange(transfers);
   }
 }
 
@@ -552,6 +587,10 @@ void GlooGroup::State::fail_group(const std::string& why) {
     if (broken.empty()) broken = why;
   }
   // Peers waiting on this rank then fail at once instead of at their deadline.
+  {
+    std::lock_guard<std::mutex> lock(wait_mutex);
+    if (mesh) mesh->shut_down();
+  }
   try {
     if (context) context->closeConnections();
   } catch (...) {
@@ -575,6 +614,9 @@ Outcome GlooGroup::State::attempt(const std::string& what, int64_t seq, int peer
     body();
   } catch (const Aborted&) {
     o = {ERR_DIST, what + ": the process group was destroyed while this operation ran"};
+  } catch (const Mismatch& e) {
+    fail_group(what + " did not match the other ranks");
+    o = {ERR_DIST, what + ": " + e.what()};
   } catch (const CommFailure& e) {
     fail_group(what + (e.timed_out ? " timed out" : " failed"));
     std::string cause = e.timed_out ? "timed out after " + std::to_string(timeout.count()) + " ms"
@@ -706,12 +748,13 @@ void GlooGroup::State::connect(Clock::time_point deadline) {
     fail(ERR_TIMEOUT, "init: ", ranks_str(ranks_of_keys(e.missing)), " did not join within ", opt.timeout.count(), " ms",
          who);
   }
+  std::string local = store->local_address();  // the interface that reaches the store's host
+  if (local.empty()) local = "127.0.0.1";
   gloo::transport::tcp::attr attr;
   if (!opt.iface.empty()) {
     attr.iface = opt.iface;
   } else {
-    attr.hostname = store->local_address();  // the interface that reaches the store's host
-    if (attr.hostname.empty()) attr.hostname = "127.0.0.1";
+    attr.hostname = local;
   }
   try {
     device = gloo::transport::tcp::CreateDevice(attr);
@@ -723,6 +766,9 @@ void GlooGroup::State::connect(Clock::time_point deadline) {
     ctx->connectFullMesh(prefixed, device);
     ctx->setTimeout(opt.timeout);
     context = std::move(ctx);
+    auto direct = std::make_shared<Mesh>(*store, opt.prefix + "/mesh", opt.rank, opt.size, local, opt.token, deadline);
+    std::lock_guard<std::mutex> lock(wait_mutex);
+    mesh = std::move(direct);
   } catch (const StoreTimeout& e) {
     fail(ERR_TIMEOUT, "init: ", ranks_str(ranks_of_keys(e.missing)), " did not publish its address within ",
          opt.timeout.count(), " ms", who);
@@ -750,9 +796,18 @@ GlooGroup::GlooGroup(GroupOptions options, OnDone on_done) : state_(std::make_sh
   task.run = [](State& s, Exchange& x) { s.connect(x.deadline()); };
   state_->queue.push_back(std::move(task));
   // The threads hold the state, so that a thread still stuck in a rendezvous outlives the group.
-  state_->comm = std::thread([s = state_] { s->comm_loop(); });
-  state_->transfers = std::thread([s = state_] { s->transfer_loop(); });
-  state_->reporter = std::thread([s = state_] { s->report_loop(); });
+  state_->comm = std::thread([s = state_] {
+    pthread_setname_np(pthread_self(), "ignis-comm");
+    s->comm_loop();
+  });
+  state_->transfers = std::thread([s = state_] {
+    pthread_setname_np(pthread_self(), "ignis-transfer");
+    s->transfer_loop();
+  });
+  state_->reporter = std::thread([s = state_] {
+    pthread_setname_np(pthread_self(), "ignis-progress");
+    s->report_loop();
+  });
 }
 
 GlooGroup::~GlooGroup() { shutdown(); }
@@ -772,6 +827,7 @@ void GlooGroup::shutdown() {
   s.aborted = true;
   {
     std::lock_guard<std::mutex> lock(s.wait_mutex);
+    if (s.mesh) s.mesh->interrupt();
     for (UnboundBuffer* b : {s.comm_waiting, s.transfer_waiting}) {
       if (!b) continue;
       b->abortWaitRecv();
@@ -924,7 +980,11 @@ std::shared_ptr<Work> GlooGroup::reduce_scatter(const std::vector<TensorPtr>& in
       } else {
         std::vector<char*> blocks;
         for (const auto& t : ins) blocks.push_back(t.data());
-        reduce_scatter_blocks(x, dtype, op, blocks, std::vector<size_t>(x.size, count), out.data(), nullptr);
+        if (out.bytes() <= mesh_limit()) {
+          reduce_scatter_direct(x, dtype, op, blocks, count, out.data());
+        } else {
+          reduce_scatter_blocks(x, dtype, op, blocks, std::vector<size_t>(x.size, count), out.data(), nullptr);
+        }
       }
     }
     stage_out({out});

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -504,6 +505,7 @@ StoreServer::StoreServer(const std::string& host, int port, const std::string& t
   impl_->token = token;
   impl_->bind_and_listen(host, port);
   impl_->thread = std::thread([impl = impl_.get()] {
+    pthread_setname_np(pthread_self(), "ignis-store");
     try {
       impl->run();
     } catch (const std::exception& e) {
