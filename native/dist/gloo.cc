@@ -22,17 +22,17 @@ using Clock = std::chrono::steady_clock;
 using gloo::transport::UnboundBuffer;
 using BufferPtr = std::unique_ptr<UnboundBuffer>;
 
-// Messages up to this size go over the direct connections (Mesh); larger ones over Gloo.
-size_t mesh_limit() {
-  static const size_t configured = [] {
-    const char* env = std::getenv("IGNIS_MESH_BYTES");
-    return env ? size_t(std::strtoull(env, nullptr, 10)) : size_t(256u << 10);
-  }();
-  return configured;
-}
-// Up to this size an allreduce sends every rank's whole buffer to every other rank (one step);
-// above, it reduce-scatters then all-gathers (two steps, 2 (n - 1) / n of the bytes).
-size_t direct_all_reduce_limit(int n) { return n == 2 ? mesh_limit() : mesh_limit() / 4; }
+// Which transport carries what (measured on loopback, 2 to 4 ranks): the direct connections
+// (Mesh) carry every message that needs no reduction on arrival (allgather, broadcast, barrier)
+// and the small reducing ones; Gloo carries large reductions, in segments whose reduction
+// overlaps the transfer of the next (its event-loop thread receives meanwhile), and send/recv.
+//
+// Up to this size an allreduce sends every rank's whole buffer to every other rank in one step
+// over the direct connections; above, it reduce-scatters then all-gathers over Gloo (each rank
+// sends 2 (n - 1) / n of the bytes instead of n - 1 times them).
+size_t direct_all_reduce_limit(int n) { return n == 2 ? (1u << 20) : (256u << 10); }
+// Reduce-scatter blocks up to this size go in one step over the direct connections.
+constexpr size_t kDirectBlockBytes = 1u << 20;
 // Large transfers go in segments of this size so that reducing one overlaps receiving the next.
 constexpr size_t kSegmentBytes = 512u << 10;
 // How often (at most) a rank posts the number of the collective it reached to the store.
@@ -462,49 +462,23 @@ void all_reduce_blocks(Exchange& x, DType dtype, ReduceOp op, char* data, size_t
 void all_gather_direct(Exchange& x, const char* input, size_t bytes, const std::vector<char*>& outputs) {
   int n = x.size, me = x.rank;
   if (outputs[me] != input) std::memmove(outputs[me], input, bytes);
-  if (bytes <= mesh_limit()) {
-    std::vector<Mesh::Transfer> transfers;
-    for (int i = 1; i < n; i++) {
-      int to = (me + i) % n, from = (me - i + n) % n;
-      transfers.push_back(x.message(to, true, kGather, 0, outputs[me], bytes));
-      transfers.push_back(x.message(from, false, kGather, 0, outputs[from], bytes));
-    }
-    x.exchange(transfers);
-    return;
-  }
-  uint64_t slot = x.slot(kGather, 0, bytes);
-  std::vector<BufferPtr> rx(n);
+  std::vector<Mesh::Transfer> transfers;
   for (int i = 1; i < n; i++) {
-    int p = (me - i + n) % n;
-    rx[p] = x.buffer(outputs[p], bytes);
-    rx[p]->recv(p, slot);
+    int to = (me + i) % n, from = (me - i + n) % n;
+    transfers.push_back(x.message(to, true, kGather, 0, outputs[me], bytes));
+    transfers.push_back(x.message(from, false, kGather, 0, outputs[from], bytes));
   }
-  BufferPtr tx = x.buffer(outputs[me], bytes);
-  for (int i = 1; i < n; i++) tx->send((me + i) % n, slot);
-  for (int i = 1; i < n; i++) x.wait_recv(*rx[(me - i + n) % n]);
-  for (int i = 1; i < n; i++) x.wait_send(*tx);
+  x.exchange(transfers);
 }
 
 void broadcast_direct(Exchange& x, char* data, size_t bytes, int root) {
-  if (bytes <= mesh_limit()) {
-    std::vector<Mesh::Transfer> transfers;
-    if (x.rank == root) {
-      for (int i = 1; i < x.size; i++) transfers.push_back(x.message((root + i) % x.size, true, kBroadcast, 0, data, bytes));
-    } else {
-      transfers.push_back(x.message(root, false, kBroadcast, 0, data, bytes));
-    }
-    x.exchange(transfers);
-    return;
-  }
-  uint64_t slot = x.slot(kBroadcast, 0, bytes);
-  BufferPtr b = x.buffer(data, bytes);
+  std::vector<Mesh::Transfer> transfers;
   if (x.rank == root) {
-    for (int i = 1; i < x.size; i++) b->send((root + i) % x.size, slot);
-    for (int i = 1; i < x.size; i++) x.wait_send(*b);
+    for (int i = 1; i < x.size; i++) transfers.push_back(x.message((root + i) % x.size, true, kBroadcast, 0, data, bytes));
   } else {
-    b->recv(root, slot);
-    x.wait_recv(*b);
+    transfers.push_back(x.message(root, false, kBroadcast, 0, data, bytes));
   }
+  x.exchange(transfers);
 }
 
 // Dissemination barrier: in round k each rank signals rank + 2^k and waits for rank - 2^k.
@@ -980,7 +954,7 @@ std::shared_ptr<Work> GlooGroup::reduce_scatter(const std::vector<TensorPtr>& in
       } else {
         std::vector<char*> blocks;
         for (const auto& t : ins) blocks.push_back(t.data());
-        if (out.bytes() <= mesh_limit()) {
+        if (out.bytes() <= kDirectBlockBytes) {
           reduce_scatter_direct(x, dtype, op, blocks, count, out.data());
         } else {
           reduce_scatter_blocks(x, dtype, op, blocks, std::vector<size_t>(x.size, count), out.data(), nullptr);

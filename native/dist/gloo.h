@@ -7,11 +7,13 @@
 // fails the operation with ERR_TIMEOUT or ERR_DIST naming it, and leaves the group unusable
 // (its connections are closed so the other ranks fail fast too).
 //
-// The collectives are written on Gloo's pairwise send/recv (unbound buffers), not its built-in
-// algorithms, to pick the algorithm per size, reduce 16-bit floats in float32, abort waits, and
-// tag every message with its collective, step and size: a message can then only match the
-// receive posted for it, and mismatched shapes across ranks time out instead of corrupting
-// memory.
+// Gloo makes the rendezvous (connectFullMesh over the TCP store) and carries large reductions and
+// send/recv; direct connections (dist/mesh.h) carry small messages and data movement, where
+// Gloo's per-message hand-off through its event-loop thread dominates. The collectives are
+// written on pairwise sends and receives, not Gloo's built-in algorithms, to pick the algorithm
+// per size, reduce 16-bit floats in float32, abort waits, and tag every message with its
+// collective, step and size: a message can only match the receive posted for it, so shapes that
+// differ across ranks fail with an error instead of corrupting memory.
 #pragma once
 #include <atomic>
 #include <condition_variable>

@@ -79,7 +79,7 @@ async function main(): Promise<void> {
         t.dispose();
       }
       const rows = big ? 8 : 1;
-      const per = Math.ceil(size / rows);
+      const per = size; // each part as big as the tensor: the big size takes the segmented path
       // allGather: a list, stacked and concatenated.
       c++;
       const mine = tensorOf(fill(size, (i) => value(r, c, i, 'sum')), dtype);
