@@ -22,19 +22,24 @@ using Clock = std::chrono::steady_clock;
 using gloo::transport::UnboundBuffer;
 using BufferPtr = std::unique_ptr<UnboundBuffer>;
 
-// Which transport carries what (measured on loopback, 2 to 4 ranks): the direct connections
-// (Mesh) carry every message that needs no reduction on arrival (allgather, broadcast, barrier)
-// and the small reducing ones; Gloo carries large reductions, in segments whose reduction
-// overlaps the transfer of the next (its event-loop thread receives meanwhile), and send/recv.
+// Which transport carries what (measured on loopback with 2 and 4 ranks on 2 busy cores): the
+// direct connections (Mesh) carry every message that needs no reduction on arrival (allgather,
+// broadcast, barrier), the small reductions, and the large ones between 2 ranks; Gloo carries
+// the large reductions among more ranks, in segments whose reduction overlaps the transfer of the
+// next (its event-loop thread receives meanwhile), and send/recv.
 //
-// Up to this size an allreduce sends every rank's whole buffer to every other rank in one step
-// over the direct connections; above, it reduce-scatters then all-gathers over Gloo (each rank
-// sends 2 (n - 1) / n of the bytes instead of n - 1 times them).
+// Up to this size an allreduce sends every rank's whole buffer to every other rank in one step;
+// above, it reduce-scatters then all-gathers (each rank sends 2 (n - 1) / n of the bytes instead
+// of n - 1 times them).
 size_t direct_all_reduce_limit(int n) { return n == 2 ? (1u << 20) : (256u << 10); }
-// Reduce-scatter blocks up to this size go in one step over the direct connections.
+// Reduce-scatter blocks up to this size go in one step.
 constexpr size_t kDirectBlockBytes = 1u << 20;
-// Large transfers go in segments of this size so that reducing one overlaps receiving the next.
+// From this size a broadcast among more than 2 ranks scatters pieces, then gathers them.
+constexpr size_t kScatterBroadcastBytes = 1u << 20;
+// Segments of the large reductions: over Gloo (overlapping reduction and transfer), and per round
+// over the direct connections (small enough to reduce while in cache).
 constexpr size_t kSegmentBytes = 512u << 10;
+constexpr size_t kRoundBytes = 256u << 10;
 // How often (at most) a rank posts the number of the collective it reached to the store.
 constexpr Millis kReportInterval{20};
 
@@ -459,6 +464,57 @@ void all_reduce_blocks(Exchange& x, DType dtype, ReduceOp op, char* data, size_t
   for (size_t j = 0; j < sends; j++) x.wait_send(*tx);
 }
 
+// Reduce-scatter in rounds over the direct connections: round k moves segment k of every block
+// to its owner (block[p], counts[p] elements, the same on every rank), and this rank reduces
+// segment k of its own block into `out` in rank order. With `gather` (allreduce: out is
+// block[rank]), round k also sends the reduced segment k - 1 to every peer and receives theirs
+// into their blocks, so the gather rides along with the scatter.
+void reduce_scatter_rounds(Exchange& x, DType dtype, ReduceOp op, const std::vector<char*>& block,
+                           const std::vector<size_t>& counts, char* out, bool gather) {
+  int n = x.size, me = x.rank;
+  size_t es = dtype_size(dtype);
+  size_t seg = std::max<size_t>(1, kRoundBytes / es);
+  auto segments = [&](int p) { return (counts[p] + seg - 1) / seg; };
+  auto seg_bytes = [&](int p, size_t k) { return std::min(seg, counts[p] - k * seg) * es; };
+  size_t mine = counts[me] * es;
+  char* scratch = x.scratch(size_t(n - 1) * mine);
+  size_t rounds = 0;
+  for (int p = 0; p < n; p++) rounds = std::max(rounds, segments(p));
+  std::vector<const void*> inputs(n);
+  std::vector<Mesh::Transfer> transfers;
+  for (size_t k = 0; k <= rounds; k++) {
+    transfers.clear();
+    for (int i = 1; i < n; i++) {
+      int to = (me + i) % n, from = (me - i + n) % n;
+      if (k < segments(to)) transfers.push_back(x.message(to, true, kScatter, k, block[to] + k * seg * es, seg_bytes(to, k)));
+      if (k < segments(me))
+        transfers.push_back(x.message(from, false, kScatter, k, scratch + x.index(from) * mine + k * seg * es, seg_bytes(me, k)));
+      if (gather && k >= 1 && k - 1 < segments(me))
+        transfers.push_back(x.message(to, true, kGather, k - 1, block[me] + (k - 1) * seg * es, seg_bytes(me, k - 1)));
+      if (gather && k >= 1 && k - 1 < segments(from))
+        transfers.push_back(x.message(from, false, kGather, k - 1, block[from] + (k - 1) * seg * es, seg_bytes(from, k - 1)));
+    }
+    x.exchange(transfers);
+    if (k >= segments(me)) continue;
+    for (int r = 0; r < n; r++) inputs[r] = (r == me ? block[me] : scratch + x.index(r) * mine) + k * seg * es;
+    combine(dtype, op, out + k * seg * es, inputs.data(), n, seg_bytes(me, k) / es);
+  }
+}
+
+void all_reduce_rounds(Exchange& x, DType dtype, ReduceOp op, char* data, size_t count) {
+  int n = x.size;
+  size_t es = dtype_size(dtype);
+  size_t per_block = (count + size_t(n) - 1) / size_t(n);
+  std::vector<char*> block(n);
+  std::vector<size_t> counts(n);
+  for (int p = 0; p < n; p++) {
+    size_t first = std::min(count, size_t(p) * per_block);
+    block[p] = data + first * es;
+    counts[p] = std::min(per_block, count - first);
+  }
+  reduce_scatter_rounds(x, dtype, op, block, counts, block[x.rank], true);
+}
+
 void all_gather_direct(Exchange& x, const char* input, size_t bytes, const std::vector<char*>& outputs) {
   int n = x.size, me = x.rank;
   if (outputs[me] != input) std::memmove(outputs[me], input, bytes);
@@ -471,12 +527,35 @@ void all_gather_direct(Exchange& x, const char* input, size_t bytes, const std::
   x.exchange(transfers);
 }
 
+// The root sends its whole buffer to every rank; for large buffers among more than 2 ranks it
+// scatters one piece to each rank instead, and every rank then passes its piece to all the others
+// (the root sends 2 (n - 1) / n of the bytes rather than n - 1 times them).
 void broadcast_direct(Exchange& x, char* data, size_t bytes, int root) {
+  int n = x.size, me = x.rank;
   std::vector<Mesh::Transfer> transfers;
-  if (x.rank == root) {
-    for (int i = 1; i < x.size; i++) transfers.push_back(x.message((root + i) % x.size, true, kBroadcast, 0, data, bytes));
-  } else {
-    transfers.push_back(x.message(root, false, kBroadcast, 0, data, bytes));
+  if (n == 2 || bytes < kScatterBroadcastBytes) {
+    if (me == root) {
+      for (int i = 1; i < n; i++) transfers.push_back(x.message((root + i) % n, true, kBroadcast, 0, data, bytes));
+    } else {
+      transfers.push_back(x.message(root, false, kBroadcast, 0, data, bytes));
+    }
+    x.exchange(transfers);
+    return;
+  }
+  size_t piece = (bytes + size_t(n) - 1) / size_t(n);
+  auto at = [&](int p) { return data + std::min(bytes, size_t(p) * piece); };
+  auto length = [&](int p) { return std::min(bytes, size_t(p + 1) * piece) - std::min(bytes, size_t(p) * piece); };
+  for (int i = 1; i < n; i++) {  // scatter: piece p to rank p
+    int p = (root + i) % n;
+    if (me == root) transfers.push_back(x.message(p, true, kBroadcast, 0, at(p), length(p)));
+    if (me == p) transfers.push_back(x.message(root, false, kBroadcast, 0, at(p), length(p)));
+  }
+  x.exchange(transfers);
+  transfers.clear();
+  for (int i = 1; i < n; i++) {  // gather: every rank's piece to every other rank but the root
+    int to = (me + i) % n, from = (me - i + n) % n;
+    if (to != root) transfers.push_back(x.message(to, true, kBroadcast, 1, at(me), length(me)));
+    if (me != root) transfers.push_back(x.message(from, false, kBroadcast, 1, at(from), length(from)));
   }
   x.exchange(transfers);
 }
@@ -903,6 +982,8 @@ std::shared_ptr<Work> GlooGroup::all_reduce(const TensorPtr& t, ReduceOp op, Mil
                    if (x.size > 1 && count > 0) {
                      if (st.bytes() <= direct_all_reduce_limit(x.size)) {
                        all_reduce_direct(x, st.buffer->dtype, op, st.data(), count);
+                     } else if (x.size == 2) {
+                       all_reduce_rounds(x, st.buffer->dtype, op, st.data(), count);
                      } else {
                        all_reduce_blocks(x, st.buffer->dtype, op, st.data(), count);
                      }
@@ -956,6 +1037,8 @@ std::shared_ptr<Work> GlooGroup::reduce_scatter(const std::vector<TensorPtr>& in
         for (const auto& t : ins) blocks.push_back(t.data());
         if (out.bytes() <= kDirectBlockBytes) {
           reduce_scatter_direct(x, dtype, op, blocks, count, out.data());
+        } else if (x.size == 2) {
+          reduce_scatter_rounds(x, dtype, op, blocks, std::vector<size_t>(x.size, count), out.data(), false);
         } else {
           reduce_scatter_blocks(x, dtype, op, blocks, std::vector<size_t>(x.size, count), out.data(), nullptr);
         }
