@@ -53,6 +53,9 @@ class Work {
   const char* code() const { return code_; }
   const std::string& message() const { return message_; }
   void finish(const char* code, std::string message);
+  // Set by whoever waits for the work, so that its completion need not be reported (a loop of
+  // synchronous waits must not queue up one report per operation).
+  std::atomic<bool> claimed{false};
 
  private:
   std::mutex m_;

@@ -256,7 +256,7 @@ class GlooGroupWrap : public Napi::ObjectWrap<GlooGroupWrap> {
       std::weak_ptr<Completion> weak = completion_;
       group_ = std::make_unique<dist::GlooGroup>(opt, [fn, weak](const std::shared_ptr<dist::Work>& work) mutable {
         auto completion = weak.lock();
-        if (!completion) return;
+        if (!completion || work->claimed) return;
         auto* report = new Report{completion, work->id, work->code(), work->message()};
         if (fn.NonBlockingCall(report) != napi_ok) delete report;
       });
@@ -344,7 +344,9 @@ class GlooGroupWrap : public Napi::ObjectWrap<GlooGroupWrap> {
       auto it = completion_->pending.find(uint64_t(int_arg(info, 0)));
       if (it == completion_->pending.end()) return info.Env().Undefined();
       std::shared_ptr<dist::Work> work = it->second;
+      work->claimed = true;
       work->wait();
+      completion_->remove(info.Env(), work->id);
       if (work->code()) throw Error(work->code(), work->message());
       return info.Env().Undefined();
     });
