@@ -189,6 +189,15 @@ export function barrier(options: CollectiveOptions = {}): Work<void> {
   return new Work<void>(g, g.native.barrier(checkTimeout(op, options.timeoutMs)), undefined);
 }
 
+/** The checks of send and recv: the group, the tag and the timeout. */
+function pointToPoint(op: string, t: Tensor, peer: number, what: string, options: CollectiveOptions & { tag?: number }) {
+  const g = group(op);
+  checkTensor(op, t);
+  checkRank(op, g, peer, what);
+  if (peer === g.env.rank) fail('ERR_ARG', `${op}: ${what} must be another rank than this one (${peer})`);
+  return { g, tag: checkTag(op, options.tag ?? 0), timeout: checkTimeout(op, options.timeoutMs) };
+}
+
 /**
  * Sends `t` to rank `dst`, which receives it with {@link recv} (same tag, shape and dtype).
  * Sends and receives are posted in order with the collectives but do not hold them up (a ring of
@@ -196,13 +205,8 @@ export function barrier(options: CollectiveOptions = {}): Work<void> {
  * between two ranks arrive in the order they were sent.
  */
 export function send(t: Tensor, dst: number, options: CollectiveOptions & { tag?: number } = {}): Work<void> {
-  const op = 'dist.send';
-  const g = group(op);
-  checkTensor(op, t);
-  checkRank(op, g, dst, 'dst');
-  if (dst === g.env.rank) fail('ERR_ARG', `${op}: dst must be another rank than this one (${dst})`);
-  const tag = checkTag(op, options.tag ?? 0);
-  return new Work<void>(g, g.native.send(t.handle(op), dst, tag, checkTimeout(op, options.timeoutMs)), undefined);
+  const { g, tag, timeout } = pointToPoint('dist.send', t, dst, 'dst', options);
+  return new Work<void>(g, g.native.send(t.handle('dist.send'), dst, tag, timeout), undefined);
 }
 
 /**
@@ -210,11 +214,6 @@ export function send(t: Tensor, dst: number, options: CollectiveOptions & { tag?
  * dtype). Use `t` once the work is done: operations issued after it do not wait for it.
  */
 export function recv(t: Tensor, src: number, options: CollectiveOptions & { tag?: number } = {}): Work<Tensor> {
-  const op = 'dist.recv';
-  const g = group(op);
-  checkTensor(op, t);
-  checkRank(op, g, src, 'src');
-  if (src === g.env.rank) fail('ERR_ARG', `${op}: src must be another rank than this one (${src})`);
-  const tag = checkTag(op, options.tag ?? 0);
-  return new Work(g, g.native.recv(t.handle(op), src, tag, checkTimeout(op, options.timeoutMs)), t);
+  const { g, tag, timeout } = pointToPoint('dist.recv', t, src, 'src', options);
+  return new Work(g, g.native.recv(t.handle('dist.recv'), src, tag, timeout), t);
 }

@@ -426,20 +426,29 @@ void reduce_scatter_blocks(Exchange& x, DType dtype, ReduceOp op, const std::vec
     for (size_t j = 0; j < sends[p]; j++) x.wait_send(*tx[p]);
 }
 
+// `data` (count elements) cut into n blocks of equal size but the last: block p is rank p's.
+struct Blocks {
+  std::vector<char*> start;
+  std::vector<size_t> counts;
+  Blocks(char* data, size_t count, int n, size_t element_size) : start(n), counts(n) {
+    size_t per_block = (count + size_t(n) - 1) / size_t(n);
+    for (int p = 0; p < n; p++) {
+      size_t first = std::min(count, size_t(p) * per_block);
+      start[p] = data + first * element_size;
+      counts[p] = std::min(per_block, count - first);
+    }
+  }
+};
+
 // Reduce-scatter over n equal blocks of `data`, then every rank sends its reduced block to all:
 // each rank sends and receives 2 (n - 1) / n of the bytes.
 void all_reduce_blocks(Exchange& x, DType dtype, ReduceOp op, char* data, size_t count) {
   int n = x.size, me = x.rank;
   size_t es = dtype_size(dtype);
-  size_t per_block = (count + size_t(n) - 1) / size_t(n);
   size_t seg = std::max<size_t>(1, kSegmentBytes / es);
-  std::vector<char*> block(n);
-  std::vector<size_t> counts(n);
-  for (int p = 0; p < n; p++) {
-    size_t first = std::min(count, size_t(p) * per_block);
-    block[p] = data + first * es;
-    counts[p] = std::min(per_block, count - first);
-  }
+  Blocks blocks(data, count, n, es);
+  const std::vector<char*>& block = blocks.start;
+  const std::vector<size_t>& counts = blocks.counts;
   // The gather's receives are posted first, so that peers can send as soon as they reduced a
   // segment. A gathered segment lands where this rank's scattered copy of it was: the peer sends
   // it only after receiving that copy whole.
@@ -502,17 +511,8 @@ void reduce_scatter_rounds(Exchange& x, DType dtype, ReduceOp op, const std::vec
 }
 
 void all_reduce_rounds(Exchange& x, DType dtype, ReduceOp op, char* data, size_t count) {
-  int n = x.size;
-  size_t es = dtype_size(dtype);
-  size_t per_block = (count + size_t(n) - 1) / size_t(n);
-  std::vector<char*> block(n);
-  std::vector<size_t> counts(n);
-  for (int p = 0; p < n; p++) {
-    size_t first = std::min(count, size_t(p) * per_block);
-    block[p] = data + first * es;
-    counts[p] = std::min(per_block, count - first);
-  }
-  reduce_scatter_rounds(x, dtype, op, block, counts, block[x.rank], true);
+  Blocks blocks(data, count, x.size, dtype_size(dtype));
+  reduce_scatter_rounds(x, dtype, op, blocks.start, blocks.counts, blocks.start[x.rank], true);
 }
 
 void all_gather_direct(Exchange& x, const char* input, size_t bytes, const std::vector<char*>& outputs) {
@@ -574,16 +574,23 @@ void barrier_rounds(Exchange& x) {
 
 // --- the threads ---
 
+namespace {
+
+// Takes the next item of `queue`, waiting for one; false once `stop` is set and none is left.
+template <typename T>
+bool take_next(std::mutex& mutex, std::condition_variable& cv, std::deque<T>& queue, const bool& stop, T& item) {
+  std::unique_lock<std::mutex> lock(mutex);
+  cv.wait(lock, [&] { return stop || !queue.empty(); });
+  if (queue.empty()) return false;
+  item = std::move(queue.front());
+  queue.pop_front();
+  return true;
+}
+
+}  // namespace
+
 void GlooGroup::State::comm_loop() {
-  for (;;) {
-    Task task;
-    {
-      std::unique_lock<std::mutex> lock(queue_mutex);
-      queue_cv.wait(lock, [&] { return stopping || !queue.empty(); });
-      if (queue.empty()) break;
-      task = std::move(queue.front());
-      queue.pop_front();
-    }
+  for (Task task; take_next(queue_mutex, queue_cv, queue, stopping, task);) {
     bool finished = execute(task);
     std::shared_ptr<Work> work = task.work;
     task = Task();  // release the tensors before telling anyone
@@ -592,15 +599,7 @@ void GlooGroup::State::comm_loop() {
 }
 
 void GlooGroup::State::transfer_loop() {
-  for (;;) {
-    Transfer t;
-    {
-      std::unique_lock<std::mutex> lock(transfer_mutex);
-      transfer_cv.wait(lock, [&] { return transfers_stop || !transfer_queue.empty(); });
-      if (transfer_queue.empty()) break;
-      t = std::move(transfer_queue.front());
-      transfer_queue.pop_front();
-    }
+  for (Transfer t; take_next(transfer_mutex, transfer_cv, transfer_queue, transfers_stop, t);) {
     Outcome outcome = attempt(t.what, -1, t.peer, t.timeout, [&] {
       wait(*t.buffer, t.receive, t.deadline, &State::transfer_waiting);
       if (t.receive) stage_out({t.staged});
@@ -1067,29 +1066,37 @@ std::shared_ptr<Work> GlooGroup::barrier(Millis timeout) {
   });
 }
 
-std::shared_ptr<Work> GlooGroup::send(const TensorPtr& t, int dst, int64_t tag, Millis timeout) {
-  check_point_to_point("send", *state_, t, dst, "dst", tag);
-  Staged st(t, true, false);
-  std::string details = describe(t) + ", tag " + std::to_string(tag);
-  return enqueue(*state_, "send to rank " + std::to_string(dst), details, dst, timeout,
-                 [st, dst, tag](State&, Exchange& x) {
+namespace {
+
+// A send (receive = false) or receive: posted on the comm thread, finished by the transfer thread.
+std::shared_ptr<Work> point_to_point(GlooGroup::State& s, const TensorPtr& t, int peer, int64_t tag, Millis timeout,
+                                     bool receive) {
+  const char* op = receive ? "recv" : "send";
+  check_point_to_point(op, s, t, peer, receive ? "src" : "dst", tag);
+  Staged st(t, !receive, receive);
+  std::string name = std::string(receive ? "recv from" : "send to") + " rank " + std::to_string(peer);
+  return enqueue(s, name, describe(t) + ", tag " + std::to_string(tag), peer, timeout,
+                 [st, peer, tag, receive](GlooGroup::State&, Exchange& x) {
                    stage_in({st});
                    BufferPtr b = x.buffer(st.data(), st.bytes());
-                   b->send(dst, x.slot(kPointToPoint, uint64_t(tag), st.bytes()));
-                   x.hand_off(std::move(b), st, false);
+                   uint64_t slot = x.slot(kPointToPoint, uint64_t(tag), st.bytes());
+                   if (receive) {
+                     b->recv(peer, slot);
+                   } else {
+                     b->send(peer, slot);
+                   }
+                   x.hand_off(std::move(b), st, receive);
                  });
 }
 
+}  // namespace
+
+std::shared_ptr<Work> GlooGroup::send(const TensorPtr& t, int dst, int64_t tag, Millis timeout) {
+  return point_to_point(*state_, t, dst, tag, timeout, false);
+}
+
 std::shared_ptr<Work> GlooGroup::recv(const TensorPtr& t, int src, int64_t tag, Millis timeout) {
-  check_point_to_point("recv", *state_, t, src, "src", tag);
-  Staged st(t, false, true);
-  std::string details = describe(t) + ", tag " + std::to_string(tag);
-  return enqueue(*state_, "recv from rank " + std::to_string(src), details, src, timeout,
-                 [st, src, tag](State&, Exchange& x) {
-                   BufferPtr b = x.buffer(st.data(), st.bytes());
-                   b->recv(src, x.slot(kPointToPoint, uint64_t(tag), st.bytes()));
-                   x.hand_off(std::move(b), st, true);
-                 });
+  return point_to_point(*state_, t, src, tag, timeout, true);
 }
 
 }  // namespace ignis::dist
