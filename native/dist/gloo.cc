@@ -8,6 +8,10 @@
 #include <gloo/transport/tcp/device.h>
 #include <gloo/transport/unbound_buffer.h>
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cstring>
 #include <future>
@@ -22,12 +26,6 @@ using Clock = std::chrono::steady_clock;
 using gloo::transport::UnboundBuffer;
 using BufferPtr = std::unique_ptr<UnboundBuffer>;
 
-// Which transport carries what (measured on loopback with 2 and 4 ranks on 2 busy cores): the
-// direct connections (Mesh) carry every message that needs no reduction on arrival (allgather,
-// broadcast, barrier), the small reductions, and the large ones between 2 ranks; Gloo carries
-// the large reductions among more ranks, in segments whose reduction overlaps the transfer of the
-// next (its event-loop thread receives meanwhile), and send/recv.
-//
 // Up to this size an allreduce sends every rank's whole buffer to every other rank in one step;
 // above, it reduce-scatters then all-gathers (each rank sends 2 (n - 1) / n of the bytes instead
 // of n - 1 times them).
@@ -36,15 +34,13 @@ size_t direct_all_reduce_limit(int n) { return n == 2 ? (1u << 20) : (256u << 10
 constexpr size_t kDirectBlockBytes = 1u << 20;
 // From this size a broadcast among more than 2 ranks scatters pieces, then gathers them.
 constexpr size_t kScatterBroadcastBytes = 1u << 20;
-// Segments of the large reductions: over Gloo (overlapping reduction and transfer), and per round
-// over the direct connections (small enough to reduce while in cache).
-constexpr size_t kSegmentBytes = 512u << 10;
+// Segments of the large reductions, one per round: small enough to reduce while in cache.
 constexpr size_t kRoundBytes = 256u << 10;
 // How often (at most) a rank posts the number of the collective it reached to the store.
 constexpr Millis kReportInterval{20};
 
-// Message kinds, part of every message's slot.
-enum Kind : uint64_t { kDirect = 1, kScatter, kGather, kBroadcast, kBarrier, kPointToPoint, kCollective };
+// Message kinds: part of every message's header (direct connections) or slot (send/recv).
+enum Kind : uint64_t { kDirect = 1, kScatter, kGather, kBroadcast, kBarrier, kPointToPoint };
 
 uint64_t mix(uint64_t h, uint64_t v) {  // splitmix64 over h and v
   uint64_t z = h ^ (v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
@@ -89,6 +85,27 @@ std::vector<int> ranks_of_keys(const std::vector<std::string>& keys) {
   std::vector<int> ranks;
   for (const auto& key : keys) ranks.push_back(std::atoi(key.substr(key.rfind('/') + 1).c_str()));
   return ranks;
+}
+
+// The first IPv4 (else IPv6) address of a network interface (GLOO_SOCKET_IFNAME).
+std::string interface_address(const std::string& name) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) fail(ERR_DIST, "init: getifaddrs: ", strerror(errno));
+  std::string v4, v6;
+  for (ifaddrs* a = list; a; a = a->ifa_next) {
+    if (!a->ifa_addr || name != a->ifa_name) continue;
+    char host[INET6_ADDRSTRLEN] = "";
+    if (a->ifa_addr->sa_family == AF_INET && v4.empty()) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, host, sizeof(host));
+      v4 = host;
+    } else if (a->ifa_addr->sa_family == AF_INET6 && v6.empty()) {
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ifa_addr)->sin6_addr, host, sizeof(host));
+      v6 = host;
+    }
+  }
+  freeifaddrs(list);
+  if (v4.empty() && v6.empty()) fail(ERR_ARG, "init: GLOO_SOCKET_IFNAME names no interface with an address: ", name);
+  return v4.empty() ? v6 : v4;
 }
 
 std::string describe(const TensorPtr& t) { return std::string(dtype_name(t->dtype)) + " " + shape_str(t->shape); }
@@ -223,10 +240,10 @@ struct GlooGroup::State {
   std::mutex broken_mutex;
   std::string broken;  // why the group is unusable; empty while it works
 
-  // The buffers the comm and transfer threads wait on, so that shutdown() can interrupt them.
+  // The buffer the transfer thread waits on, so that shutdown() can interrupt the wait (also
+  // guards `mesh`).
   std::mutex wait_mutex;
-  UnboundBuffer* comm_waiting = nullptr;
-  UnboundBuffer* transfer_waiting = nullptr;
+  UnboundBuffer* waiting = nullptr;
 
   std::string key(const std::string& what, int64_t a) const { return opt.prefix + "/" + what + "/" + std::to_string(a); }
   std::string key(const std::string& what, int64_t a, int64_t b) const { return key(what, a) + "/" + std::to_string(b); }
@@ -250,25 +267,23 @@ struct GlooGroup::State {
   std::string diagnose(int64_t seq, int peer, bool timed_out);
   void fail_group(const std::string& why);
   void check_usable(const std::string& what);
-  void wait(UnboundBuffer& b, bool receive, Clock::time_point deadline, UnboundBuffer* State::*waiting);
+  void wait(UnboundBuffer& b, bool receive, Clock::time_point deadline);
 };
 
 // Waits for one send or receive until `deadline`; shutdown() interrupts it (Aborted).
-void GlooGroup::State::wait(UnboundBuffer& b, bool receive, Clock::time_point deadline,
-                            UnboundBuffer* State::*waiting) {
+void GlooGroup::State::wait(UnboundBuffer& b, bool receive, Clock::time_point deadline) {
   {
     std::lock_guard<std::mutex> lock(wait_mutex);
     if (aborted) throw Aborted{};
-    this->*waiting = &b;
+    waiting = &b;
   }
   struct Clear {
     State& s;
-    UnboundBuffer* State::*waiting;
     ~Clear() {
       std::lock_guard<std::mutex> lock(s.wait_mutex);
-      s.*waiting = nullptr;
+      s.waiting = nullptr;
     }
-  } clear{*this, waiting};
+  } clear{*this};
   Millis left = ms_until(deadline);
   if (left.count() == 0) throw CommFailure("timed out", true);
   bool completed;
@@ -281,21 +296,15 @@ void GlooGroup::State::wait(UnboundBuffer& b, bool receive, Clock::time_point de
   if (!completed) throw Aborted{};
 }
 
-// One operation's transfers on the comm thread: buffers, message slots, waits with the
-// operation's deadline, and the hand-off of a send or receive to the transfer thread.
+// One operation on the comm thread: its messages over the direct connections, with the
+// operation's deadline; for send/recv, a Gloo buffer handed to the transfer thread.
 class Exchange {
  public:
-  Exchange(GlooGroup::State& s, Task& task, uint64_t key, Clock::time_point deadline)
-      : rank(s.opt.rank), size(s.opt.size), s_(s), task_(task), key_(key), deadline_(deadline) {}
+  Exchange(GlooGroup::State& s, Task& task, Clock::time_point deadline)
+      : rank(s.opt.rank), size(s.opt.size), s_(s), task_(task), deadline_(deadline) {}
 
   const int rank, size;
 
-  BufferPtr buffer(void* data, size_t bytes) { return s_.context->createUnboundBuffer(data, bytes); }
-  // The slot of a message: this operation, the kind and step of the message, and its size, so
-  // a message can only meet the receive posted for it.
-  uint64_t slot(Kind kind, uint64_t step, size_t bytes) const { return mix(mix(mix(key_, kind), step), bytes); }
-  void wait_recv(UnboundBuffer& b) { s_.wait(b, true, deadline_, &GlooGroup::State::comm_waiting); }
-  void wait_send(UnboundBuffer& b) { s_.wait(b, false, deadline_, &GlooGroup::State::comm_waiting); }
   char* scratch(size_t bytes) { return s_.scratch_space(bytes); }
   // Position of peer p among the size - 1 others.
   size_t index(int p) const { return size_t(p < rank ? p : p - 1); }
@@ -307,7 +316,11 @@ class Exchange {
   }
   void exchange(std::vector<Mesh::Transfer>& transfers) { s_.mesh->exchange(transfers, deadline_); }
 
-  // The operation completes on the transfer thread, once `buffer`'s send or receive is done.
+  // Send/recv: a Gloo buffer, and the slot of a message of this tag and size (a message can only
+  // meet a receive posted for the same size). The operation completes on the transfer thread,
+  // once the buffer's send or receive is done.
+  BufferPtr buffer(void* data, size_t bytes) { return s_.context->createUnboundBuffer(data, bytes); }
+  static uint64_t slot(int64_t tag, size_t bytes) { return mix(mix(kPointToPoint, uint64_t(tag)), bytes); }
   void hand_off(BufferPtr buffer, const Staged& staged, bool receive) {
     Transfer t;
     t.work = task_.work;
@@ -330,7 +343,6 @@ class Exchange {
  private:
   GlooGroup::State& s_;
   Task& task_;
-  uint64_t key_;
   Clock::time_point deadline_;
 };
 
@@ -373,59 +385,6 @@ void reduce_scatter_direct(Exchange& x, DType dtype, ReduceOp op, const std::vec
   combine(dtype, op, out, inputs.data(), n, count);
 }
 
-// Reduce-scatter in segments: block[p] holds this rank's part of block p (counts[p] elements,
-// the same on every rank); the reduced block of this rank goes to `out`, segment by segment, in
-// rank order. `on_segment(first, count)` runs after each reduced segment (allreduce then sends
-// it on, so the gather overlaps the reduction).
-void reduce_scatter_blocks(Exchange& x, DType dtype, ReduceOp op, const std::vector<char*>& block,
-                           const std::vector<size_t>& counts, char* out,
-                           const std::function<void(size_t, size_t)>& on_segment) {
-  int n = x.size, me = x.rank;
-  size_t es = dtype_size(dtype);
-  size_t seg = std::max<size_t>(1, kSegmentBytes / es);
-  auto segments = [&](int p) { return (counts[p] + seg - 1) / seg; };
-  auto seg_count = [&](int p, size_t k) { return std::min(seg, counts[p] - k * seg); };
-  size_t mine = counts[me];
-  char* scratch = x.scratch(size_t(n - 1) * mine * es);
-
-  std::vector<std::vector<BufferPtr>> rx(n);
-  for (int i = 1; i < n; i++) {
-    int p = (me - i + n) % n;
-    char* base = scratch + x.index(p) * mine * es;
-    for (size_t k = 0; k < segments(me); k++) {
-      size_t bytes = seg_count(me, k) * es;
-      rx[p].push_back(x.buffer(base + k * seg * es, bytes));
-      rx[p].back()->recv(p, x.slot(kScatter, k, bytes));
-    }
-  }
-  std::vector<BufferPtr> tx(n);
-  std::vector<size_t> sends(n, 0);
-  size_t most = 0;
-  for (int p = 0; p < n; p++) {
-    if (p != me) tx[p] = x.buffer(block[p], counts[p] * es);
-    most = std::max(most, segments(p));
-  }
-  for (size_t k = 0; k < most; k++) {
-    for (int i = 1; i < n; i++) {
-      int p = (me + i) % n;
-      if (k >= segments(p)) continue;
-      size_t bytes = seg_count(p, k) * es;
-      tx[p]->send(p, x.slot(kScatter, k, bytes), k * seg * es, bytes);
-      sends[p]++;
-    }
-  }
-  std::vector<const void*> inputs(n);
-  for (size_t k = 0; k < segments(me); k++) {
-    for (int i = 1; i < n; i++) x.wait_recv(*rx[(me - i + n) % n][k]);
-    size_t offset = k * seg * es;
-    for (int r = 0; r < n; r++) inputs[r] = (r == me ? block[me] : scratch + x.index(r) * mine * es) + offset;
-    combine(dtype, op, out + offset, inputs.data(), n, seg_count(me, k));
-    if (on_segment) on_segment(k * seg, seg_count(me, k));
-  }
-  for (int p = 0; p < n; p++)
-    for (size_t j = 0; j < sends[p]; j++) x.wait_send(*tx[p]);
-}
-
 // `data` (count elements) cut into n blocks of equal size but the last: block p is rank p's.
 struct Blocks {
   std::vector<char*> start;
@@ -439,39 +398,6 @@ struct Blocks {
     }
   }
 };
-
-// Reduce-scatter over n equal blocks of `data`, then every rank sends its reduced block to all:
-// each rank sends and receives 2 (n - 1) / n of the bytes.
-void all_reduce_blocks(Exchange& x, DType dtype, ReduceOp op, char* data, size_t count) {
-  int n = x.size, me = x.rank;
-  size_t es = dtype_size(dtype);
-  size_t seg = std::max<size_t>(1, kSegmentBytes / es);
-  Blocks blocks(data, count, n, es);
-  const std::vector<char*>& block = blocks.start;
-  const std::vector<size_t>& counts = blocks.counts;
-  // The gather's receives are posted first, so that peers can send as soon as they reduced a
-  // segment. A gathered segment lands where this rank's scattered copy of it was: the peer sends
-  // it only after receiving that copy whole.
-  std::vector<BufferPtr> rx;
-  for (int i = 1; i < n; i++) {
-    int p = (me - i + n) % n;
-    for (size_t k = 0; k * seg < counts[p]; k++) {
-      size_t bytes = std::min(seg, counts[p] - k * seg) * es;
-      rx.push_back(x.buffer(block[p] + k * seg * es, bytes));
-      rx.back()->recv(p, x.slot(kGather, k, bytes));
-    }
-  }
-  BufferPtr tx = x.buffer(block[me], counts[me] * es);
-  size_t sends = 0;
-  reduce_scatter_blocks(x, dtype, op, block, counts, block[me], [&](size_t first, size_t m) {
-    for (int i = 1; i < n; i++) {
-      tx->send((me + i) % n, x.slot(kGather, first / seg, m * es), first * es, m * es);
-      sends++;
-    }
-  });
-  for (auto& b : rx) x.wait_recv(*b);
-  for (size_t j = 0; j < sends; j++) x.wait_send(*tx);
-}
 
 // Reduce-scatter in rounds over the direct connections: round k moves segment k of every block
 // to its owner (block[p], counts[p] elements, the same on every rank), and this rank reduces
@@ -601,7 +527,7 @@ void GlooGroup::State::comm_loop() {
 void GlooGroup::State::transfer_loop() {
   for (Transfer t; take_next(transfer_mutex, transfer_cv, transfer_queue, transfers_stop, t);) {
     Outcome outcome = attempt(t.what, -1, t.peer, t.timeout, [&] {
-      wait(*t.buffer, t.receive, t.deadline, &State::transfer_waiting);
+      wait(*t.buffer, t.receive, t.deadline);
       if (t.receive) stage_out({t.staged});
     });
     std::shared_ptr<Work> work = t.work;
@@ -698,8 +624,7 @@ bool GlooGroup::State::execute(Task& task) {
       started_seq = task.seq;
       if (opt.debug) debug_check(task, deadline);
     }
-    // Messages of a collective are told apart by its sequence number, sends and receives by tag.
-    Exchange exchange(*this, task, task.seq >= 0 ? mix(kCollective, uint64_t(task.seq)) : kPointToPoint, deadline);
+    Exchange exchange(*this, task, deadline);
     task.run(*this, exchange);
     handed_off = exchange.handed_off;
   });
@@ -800,7 +725,8 @@ void GlooGroup::State::connect(Clock::time_point deadline) {
     fail(ERR_TIMEOUT, "init: ", ranks_str(ranks_of_keys(e.missing)), " did not join within ", opt.timeout.count(), " ms",
          who);
   }
-  std::string local = store->local_address();  // the interface that reaches the store's host
+  // The interface that reaches the store's host, unless one is named.
+  std::string local = opt.iface.empty() ? store->local_address() : interface_address(opt.iface);
   if (local.empty()) local = "127.0.0.1";
   gloo::transport::tcp::attr attr;
   if (!opt.iface.empty()) {
@@ -880,10 +806,9 @@ void GlooGroup::shutdown() {
   {
     std::lock_guard<std::mutex> lock(s.wait_mutex);
     if (s.mesh) s.mesh->interrupt();
-    for (UnboundBuffer* b : {s.comm_waiting, s.transfer_waiting}) {
-      if (!b) continue;
-      b->abortWaitRecv();
-      b->abortWaitSend();
+    if (s.waiting) {
+      s.waiting->abortWaitRecv();
+      s.waiting->abortWaitSend();
     }
   }
   s.queue_cv.notify_all();
@@ -981,10 +906,8 @@ std::shared_ptr<Work> GlooGroup::all_reduce(const TensorPtr& t, ReduceOp op, Mil
                    if (x.size > 1 && count > 0) {
                      if (st.bytes() <= direct_all_reduce_limit(x.size)) {
                        all_reduce_direct(x, st.buffer->dtype, op, st.data(), count);
-                     } else if (x.size == 2) {
-                       all_reduce_rounds(x, st.buffer->dtype, op, st.data(), count);
                      } else {
-                       all_reduce_blocks(x, st.buffer->dtype, op, st.data(), count);
+                       all_reduce_rounds(x, st.buffer->dtype, op, st.data(), count);
                      }
                    }
                    stage_out({st});
@@ -1036,10 +959,8 @@ std::shared_ptr<Work> GlooGroup::reduce_scatter(const std::vector<TensorPtr>& in
         for (const auto& t : ins) blocks.push_back(t.data());
         if (out.bytes() <= kDirectBlockBytes) {
           reduce_scatter_direct(x, dtype, op, blocks, count, out.data());
-        } else if (x.size == 2) {
-          reduce_scatter_rounds(x, dtype, op, blocks, std::vector<size_t>(x.size, count), out.data(), false);
         } else {
-          reduce_scatter_blocks(x, dtype, op, blocks, std::vector<size_t>(x.size, count), out.data(), nullptr);
+          reduce_scatter_rounds(x, dtype, op, blocks, std::vector<size_t>(x.size, count), out.data(), false);
         }
       }
     }
@@ -1079,7 +1000,7 @@ std::shared_ptr<Work> point_to_point(GlooGroup::State& s, const TensorPtr& t, in
                  [st, peer, tag, receive](GlooGroup::State&, Exchange& x) {
                    stage_in({st});
                    BufferPtr b = x.buffer(st.data(), st.bytes());
-                   uint64_t slot = x.slot(kPointToPoint, uint64_t(tag), st.bytes());
+                   uint64_t slot = Exchange::slot(tag, st.bytes());
                    if (receive) {
                      b->recv(peer, slot);
                    } else {

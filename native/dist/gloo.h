@@ -7,13 +7,14 @@
 // fails the operation with ERR_TIMEOUT or ERR_DIST naming it, and leaves the group unusable
 // (its connections are closed so the other ranks fail fast too).
 //
-// Gloo makes the rendezvous (connectFullMesh over the TCP store) and carries large reductions and
-// send/recv; direct connections (dist/mesh.h) carry small messages and data movement, where
-// Gloo's per-message hand-off through its event-loop thread dominates. The collectives are
-// written on pairwise sends and receives, not Gloo's built-in algorithms, to pick the algorithm
-// per size, reduce 16-bit floats in float32, abort waits, and tag every message with its
-// collective, step and size: a message can only match the receive posted for it, so shapes that
-// differ across ranks fail with an error instead of corrupting memory.
+// Gloo makes the rendezvous (connectFullMesh over the TCP store) and carries send/recv; the
+// collectives go over direct connections between the ranks (dist/mesh.h), driven by the comm
+// thread itself: Gloo's TCP transport hands every message through its event-loop thread, which
+// measured slower at every size on loopback (milliseconds per small message on a busy machine).
+// The collectives are written on pairwise messages, not Gloo's built-in algorithms, to pick the
+// algorithm per size, reduce 16-bit floats in float32, abort waits, and tag every message with
+// its collective, step and size: a message can only be taken for the one expected, so shapes
+// that differ across ranks fail with an error naming them instead of corrupting memory.
 #pragma once
 #include <atomic>
 #include <condition_variable>
