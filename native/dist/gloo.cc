@@ -26,12 +26,9 @@ using Clock = std::chrono::steady_clock;
 using gloo::transport::UnboundBuffer;
 using BufferPtr = std::unique_ptr<UnboundBuffer>;
 
-// Up to this size an allreduce sends every rank's whole buffer to every other rank in one step;
-// above, it reduce-scatters then all-gathers (each rank sends 2 (n - 1) / n of the bytes instead
-// of n - 1 times them).
+// Up to this size an allreduce sends every rank's whole buffer to every other rank; above, it
+// reduce-scatters then all-gathers.
 size_t direct_all_reduce_limit(int n) { return n == 2 ? (1u << 20) : (256u << 10); }
-// Reduce-scatter blocks up to this size go in one step.
-constexpr size_t kDirectBlockBytes = 1u << 20;
 // From this size a broadcast among more than 2 ranks scatters pieces, then gathers them.
 constexpr size_t kScatterBroadcastBytes = 1u << 20;
 // Segments of the large reductions, one per round: small enough to reduce while in cache.
@@ -40,7 +37,7 @@ constexpr size_t kRoundBytes = 256u << 10;
 constexpr Millis kReportInterval{20};
 
 // Message kinds: part of every message's header (direct connections) or slot (send/recv).
-enum Kind : uint64_t { kDirect = 1, kScatter, kGather, kBroadcast, kBarrier, kPointToPoint };
+enum Kind : uint64_t { kScatter = 1, kGather, kBroadcast, kBarrier, kPointToPoint };
 
 uint64_t mix(uint64_t h, uint64_t v) {  // splitmix64 over h and v
   uint64_t z = h ^ (v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2));
@@ -230,7 +227,8 @@ struct GlooGroup::State {
   bool report_stop = false;
   std::atomic<int64_t> started_seq{-1};
 
-  // Set by the comm thread's rendezvous; used by both transfer threads.
+  // Set by the comm thread's rendezvous: Gloo (send/recv, posted by the comm thread, waited for
+  // by the transfer thread) and the direct connections (the collectives, comm thread only).
   std::shared_ptr<gloo::transport::Device> device;
   std::shared_ptr<gloo::rendezvous::Context> context;
   std::shared_ptr<Mesh> mesh;  // set under wait_mutex (shutdown() interrupts it)
@@ -310,7 +308,7 @@ class Exchange {
   size_t index(int p) const { return size_t(p < rank ? p : p - 1); }
   Clock::time_point deadline() const { return deadline_; }
 
-  // Small messages go over the direct connections: a send or receive of one.
+  // A send or receive of one message over the direct connections.
   Mesh::Transfer message(int peer, bool send, Kind kind, uint64_t step, char* data, size_t bytes) const {
     return Mesh::Transfer{peer, send, MessageId{uint64_t(task_.seq), (uint64_t(kind) << 32) | step, bytes}, data};
   }
@@ -348,43 +346,6 @@ class Exchange {
 
 namespace {
 
-// Sends every peer this rank's `data` and combines all ranks' copies (in rank order) into it:
-// one step, over the direct connections.
-void all_reduce_direct(Exchange& x, DType dtype, ReduceOp op, char* data, size_t count) {
-  size_t bytes = count * dtype_size(dtype);
-  int n = x.size, me = x.rank;
-  char* scratch = x.scratch(size_t(n - 1) * bytes);
-  std::vector<Mesh::Transfer> transfers;
-  for (int i = 1; i < n; i++) {
-    transfers.push_back(x.message((me + i) % n, true, kDirect, 0, data, bytes));
-    int p = (me - i + n) % n;
-    transfers.push_back(x.message(p, false, kDirect, 0, scratch + x.index(p) * bytes, bytes));
-  }
-  x.exchange(transfers);
-  std::vector<const void*> inputs(n);
-  for (int r = 0; r < n; r++) inputs[r] = r == me ? data : scratch + x.index(r) * bytes;
-  combine(dtype, op, data, inputs.data(), n, count);
-}
-
-// Reduce-scatter of small blocks in one step over the direct connections: block p of this rank
-// goes to rank p; this rank's block, reduced in rank order, goes to `out`.
-void reduce_scatter_direct(Exchange& x, DType dtype, ReduceOp op, const std::vector<char*>& block, size_t count,
-                           char* out) {
-  size_t bytes = count * dtype_size(dtype);
-  int n = x.size, me = x.rank;
-  char* scratch = x.scratch(size_t(n - 1) * bytes);
-  std::vector<Mesh::Transfer> transfers;
-  for (int i = 1; i < n; i++) {
-    int to = (me + i) % n, from = (me - i + n) % n;
-    transfers.push_back(x.message(to, true, kScatter, 0, block[to], bytes));
-    transfers.push_back(x.message(from, false, kScatter, 0, scratch + x.index(from) * bytes, bytes));
-  }
-  x.exchange(transfers);
-  std::vector<const void*> inputs(n);
-  for (int r = 0; r < n; r++) inputs[r] = r == me ? block[me] : scratch + x.index(r) * bytes;
-  combine(dtype, op, out, inputs.data(), n, count);
-}
-
 // `data` (count elements) cut into n blocks of equal size but the last: block p is rank p's.
 struct Blocks {
   std::vector<char*> start;
@@ -403,7 +364,8 @@ struct Blocks {
 // to its owner (block[p], counts[p] elements, the same on every rank), and this rank reduces
 // segment k of its own block into `out` in rank order. With `gather` (allreduce: out is
 // block[rank]), round k also sends the reduced segment k - 1 to every peer and receives theirs
-// into their blocks, so the gather rides along with the scatter.
+// into their blocks, so the gather rides along with the scatter. With every block the whole
+// buffer, it is the one-step allreduce: each rank reduces all of it.
 void reduce_scatter_rounds(Exchange& x, DType dtype, ReduceOp op, const std::vector<char*>& block,
                            const std::vector<size_t>& counts, char* out, bool gather) {
   int n = x.size, me = x.rank;
@@ -417,7 +379,7 @@ void reduce_scatter_rounds(Exchange& x, DType dtype, ReduceOp op, const std::vec
   for (int p = 0; p < n; p++) rounds = std::max(rounds, segments(p));
   std::vector<const void*> inputs(n);
   std::vector<Mesh::Transfer> transfers;
-  for (size_t k = 0; k <= rounds; k++) {
+  for (size_t k = 0; k < rounds + (gather ? 1 : 0); k++) {
     transfers.clear();
     for (int i = 1; i < n; i++) {
       int to = (me + i) % n, from = (me - i + n) % n;
@@ -436,8 +398,16 @@ void reduce_scatter_rounds(Exchange& x, DType dtype, ReduceOp op, const std::vec
   }
 }
 
+// Small buffers: every rank sends its whole buffer to every other rank and reduces them all (one
+// step per round). Larger ones: reduce-scatter, then gather (each rank sends 2 (n - 1) / n of the
+// bytes instead of n - 1 times them).
 void all_reduce_rounds(Exchange& x, DType dtype, ReduceOp op, char* data, size_t count) {
-  Blocks blocks(data, count, x.size, dtype_size(dtype));
+  int n = x.size;
+  if (count * dtype_size(dtype) <= direct_all_reduce_limit(n)) {
+    reduce_scatter_rounds(x, dtype, op, std::vector<char*>(n, data), std::vector<size_t>(n, count), data, false);
+    return;
+  }
+  Blocks blocks(data, count, n, dtype_size(dtype));
   reduce_scatter_rounds(x, dtype, op, blocks.start, blocks.counts, blocks.start[x.rank], true);
 }
 
@@ -903,13 +873,7 @@ std::shared_ptr<Work> GlooGroup::all_reduce(const TensorPtr& t, ReduceOp op, Mil
                  [st, op](State&, Exchange& x) {
                    stage_in({st});
                    size_t count = size_t(st.buffer->numel());
-                   if (x.size > 1 && count > 0) {
-                     if (st.bytes() <= direct_all_reduce_limit(x.size)) {
-                       all_reduce_direct(x, st.buffer->dtype, op, st.data(), count);
-                     } else {
-                       all_reduce_rounds(x, st.buffer->dtype, op, st.data(), count);
-                     }
-                   }
+                   if (x.size > 1 && count > 0) all_reduce_rounds(x, st.buffer->dtype, op, st.data(), count);
                    stage_out({st});
                  });
 }
@@ -957,11 +921,7 @@ std::shared_ptr<Work> GlooGroup::reduce_scatter(const std::vector<TensorPtr>& in
       } else {
         std::vector<char*> blocks;
         for (const auto& t : ins) blocks.push_back(t.data());
-        if (out.bytes() <= kDirectBlockBytes) {
-          reduce_scatter_direct(x, dtype, op, blocks, count, out.data());
-        } else {
-          reduce_scatter_rounds(x, dtype, op, blocks, std::vector<size_t>(x.size, count), out.data(), false);
-        }
+        reduce_scatter_rounds(x, dtype, op, blocks, std::vector<size_t>(x.size, count), out.data(), false);
       }
     }
     stage_out({out});
