@@ -58,6 +58,17 @@ test('the launcher names a failed rank, stops the others and exits with its code
   t.true(linesWith(r.stdout, /^\[rank [0-2]\] step 2$/).length === 3, r.stdout);
 });
 
+test('the launcher kills a worker that ignores SIGTERM after the grace period', async (t) => {
+  // Rank 0 idles (no collective to fail) and ignores SIGTERM; rank 1 exits with 5.
+  const env = { IGNORE_SIGTERM: '1', HANG_RANK: '0', HANG_STEP: '2', EXIT_RANK: '1', EXIT_STEP: '2', EXIT_CODE: '5' };
+  const r = await launch(2, FAULTS, ['loop', '100000'], env, ['--grace-period', '1']).done;
+  t.is(r.code, 5, r.stderr);
+  t.regex(r.stdout, /\[rank 0\] ignoring SIGTERM/);
+  t.regex(r.stderr, /launch: rank 1 \(pid \d+\) exited with code 5/);
+  t.true(r.ms >= 1000 && r.ms < 15000, `${r.ms} ms`);
+  for (const pid of pids(r.stdout)) t.false(alive(pid));
+});
+
 test('the launcher names a rank killed by a signal', async (t) => {
   const run = launch(2, FAULTS, ['loop', '100000'], { TIMEOUT_MS: '20000' });
   await until(() => linesWith(run.stdout(), /pid \d+/).length === 2);

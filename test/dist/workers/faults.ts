@@ -7,7 +7,7 @@
  * - `mismatch op|shape`: rank 0 runs allReduce(float32 [4]); rank 1 allGather(float32 [4]) or
  *   allReduce(float32 [5]).
  * - `destroy`: rank 0 issues an allReduce rank 1 never joins, then destroys the group.
- * TIMEOUT_MS sets init's timeout.
+ * TIMEOUT_MS sets init's timeout; IGNORE_SIGTERM=1 makes the rank ignore SIGTERM.
  */
 import * as ig from '../../../lib';
 
@@ -19,6 +19,8 @@ function report(prefix: string, e: unknown): void {
   const err = e as { code?: string; message?: string };
   console.error(`${prefix} ${err.code} ${err.message}`);
 }
+
+if (process.env.IGNORE_SIGTERM === '1') process.on('SIGTERM', () => console.log('ignoring SIGTERM'));
 
 async function main(): Promise<void> {
   await dist.init({ timeoutMs: Number(process.env.TIMEOUT_MS ?? 10000) });
