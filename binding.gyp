@@ -8,7 +8,8 @@
         "native",
         "<!@(pkg-config --cflags-only-I openblas | sed s/-I//g)"
       ],
-      "libraries": ["<!@(pkg-config --libs openblas)", "-lpthread"],
+      # libgloo-dev ships no pkg-config file; its headers and library are in the default paths.
+      "libraries": ["<!@(pkg-config --libs openblas)", "-lgloo", "-lpthread"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],

@@ -51,3 +51,5 @@ export type { FinetuneOptions, FinetuneResult } from './train/finetune';
 /** Text generation with a KV cache. */
 export { generate } from './generate';
 export type { GenerateOptions, GenerateResult, GenerativeLM } from './generate';
+/** Distributed training: process groups, collectives, the store and the launcher. */
+export * as dist from './dist';

@@ -7,7 +7,7 @@ const fs = require('fs');
 const path = require('path');
 
 const root = path.join(__dirname, '..');
-const cpuFolders = ['native/core', 'native/cpu', 'native/napi'];
+const cpuFolders = ['native/core', 'native/cpu', 'native/dist', 'native/napi'];
 
 function list(folders, exts) {
   const files = [];

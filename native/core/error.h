@@ -19,6 +19,8 @@ constexpr const char* ERR_ARG = "ERR_ARG";            // invalid argument (type,
 constexpr const char* ERR_IO = "ERR_IO";
 constexpr const char* ERR_OOM = "ERR_OOM";            // host or device allocation failed
 constexpr const char* ERR_CUDA = "ERR_CUDA";          // a CUDA, cuBLAS or NCCL call failed
+constexpr const char* ERR_DIST = "ERR_DIST";          // a distributed peer, store or connection failed
+constexpr const char* ERR_TIMEOUT = "ERR_TIMEOUT";    // a distributed wait ran past its timeout
 constexpr const char* ERR_INTERNAL = "ERR_INTERNAL";
 
 class Error : public std::runtime_error {

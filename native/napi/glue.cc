@@ -57,15 +57,18 @@ struct InstanceData {
 
 HandleTable& handles(Napi::Env env) { return env.GetInstanceData<InstanceData>()->handles; }
 
-[[noreturn]] void throw_js(Napi::Env env, const char* code, const char* message) {
+Napi::Value error_value(Napi::Env env, const char* code, const std::string& message) {
   auto* data = env.GetInstanceData<InstanceData>();
   if (data && !data->error_class.IsEmpty()) {
-    Napi::Value err = data->error_class.New({Napi::String::New(env, message), Napi::String::New(env, code)});
-    throw Napi::Error(env, err);
+    return data->error_class.New({Napi::String::New(env, message), Napi::String::New(env, code)});
   }
   Napi::Error err = Napi::Error::New(env, message);
   err.Set("code", Napi::String::New(env, code));
-  throw err;
+  return err.Value();
+}
+
+[[noreturn]] void throw_js(Napi::Env env, const char* code, const char* message) {
+  throw Napi::Error(env, error_value(env, code, message));
 }
 
 // Tells V8 about native bytes allocated or freed since the last report, in steps of 1 MiB.
@@ -168,6 +171,26 @@ Napi::Array shape_value(Napi::Env env, const Shape& shape) {
   return a;
 }
 
+Napi::Value make_error(Napi::Env env, const char* code, const std::string& message) {
+  return error_value(env, code, message);
+}
+
+void rethrow_as_js(Napi::Env env) {
+  try {
+    throw;
+  } catch (const Error& e) {
+    throw_js(env, e.code(), e.what());
+  } catch (const std::bad_alloc&) {
+    throw_js(env, ERR_OOM, "out of host memory");
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw_js(env, ERR_INTERNAL, e.what());
+  } catch (...) {
+    throw_js(env, ERR_INTERNAL, "unknown native exception");
+  }
+}
+
 void define(Napi::Env env, Napi::Object exports, const char* name, Method fn) {
   exports.Set(name, Napi::Function::New(
                         env,
@@ -176,14 +199,8 @@ void define(Napi::Env env, Napi::Object exports, const char* name, Method fn) {
                             Napi::Value result = fn(info);
                             report_external_memory(info.Env());
                             return result;
-                          } catch (const Error& e) {
-                            throw_js(info.Env(), e.code(), e.what());
-                          } catch (const std::bad_alloc&) {
-                            throw_js(info.Env(), ERR_OOM, "out of host memory");
-                          } catch (const Napi::Error&) {
-                            throw;
-                          } catch (const std::exception& e) {
-                            throw_js(info.Env(), ERR_INTERNAL, e.what());
+                          } catch (...) {
+                            rethrow_as_js(info.Env());
                           }
                         },
                         name));
@@ -212,6 +229,7 @@ Napi::Object init_module(Napi::Env env, Napi::Object exports) {
   register_lora(env, exports);
   register_attention(env, exports);
   register_cuda(env, exports);
+  register_dist(env, exports);
   return exports;
 }
 

@@ -33,6 +33,21 @@ Napi::Array wrap_all(Napi::Env env, std::initializer_list<TensorPtr> tensors);
 using Method = Napi::Value (*)(const Napi::CallbackInfo&);
 // exports[name] = fn, with ignis::Error turned into a thrown IgnisError.
 void define(Napi::Env env, Napi::Object exports, const char* name, Method fn);
+// Rethrows the exception being handled (call it in a catch block) as a JS IgnisError: ignis::Error
+// keeps its code, bad_alloc is ERR_OOM, anything else ERR_INTERNAL.
+[[noreturn]] void rethrow_as_js(Napi::Env env);
+// An IgnisError value with this code and message (not thrown).
+Napi::Value make_error(Napi::Env env, const char* code, const std::string& message);
+// fn() with its exceptions turned into a thrown IgnisError, for methods that define() cannot
+// wrap (class methods).
+template <typename F>
+Napi::Value guarded(Napi::Env env, F&& fn) {
+  try {
+    return fn();
+  } catch (...) {
+    rethrow_as_js(env);
+  }
+}
 
 // One per op family (napi/<family>.cc).
 void register_tensor(Napi::Env env, Napi::Object exports);
@@ -48,6 +63,7 @@ void register_optim(Napi::Env env, Napi::Object exports);
 void register_lora(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
 void register_cuda(Napi::Env env, Napi::Object exports);
+void register_dist(Napi::Env env, Napi::Object exports);
 
 Napi::Object init_module(Napi::Env env, Napi::Object exports);
 

@@ -1,0 +1,97 @@
+"""torch.distributed collectives over gloo for bench/collectives.js. Run once by the benchmark, it
+starts `ranks` local processes of itself (init_method tcp on a free loopback port), each timing
+every op and size the same way as the ignis workers, and prints rank 0's rows as JSON."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from peer_common import args, emit
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker(a):
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    n, r = a["ranks"], a["rank"]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{a['port']}", rank=r, world_size=n)
+
+    def slowest(seconds):
+        t = torch.tensor([seconds], dtype=torch.float64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t.item()
+
+    rows = []
+    for op in a["ops"]:
+        for size in a["sizes"]:
+            count = size // 4  # float32 elements in the op's whole buffer (nccl-tests' "size")
+            if op == "allreduce":
+                x = torch.full((count,), float(r + 1))
+                run = lambda: dist.all_reduce(x)
+                prepare = lambda: x.fill_(float(r + 1))
+                wrong = lambda: int((x != n * (n + 1) / 2).sum())
+            elif op == "allgather":
+                x = torch.full((count // n,), float(r))
+                outs = [torch.empty(count // n) for _ in range(n)]
+                run = lambda: dist.all_gather(outs, x)
+                prepare = lambda: None
+                wrong = lambda: sum(int((o != q).sum()) for q, o in enumerate(outs))
+            elif op == "broadcast":
+                x = torch.full((count,), float(r))
+                run = lambda: dist.broadcast(x, 0)
+                prepare = lambda: x.fill_(float(r))
+                wrong = lambda: int((x != 0).sum())
+            else:
+                rows.append({"op": op, "size": size, "skipped": "torch.distributed gloo has no reduce_scatter"})
+                continue
+            for _ in range(2):
+                run()
+            t0 = time.perf_counter()
+            run()
+            iters = max(3, min(1000, int(a["target_s"] / max(slowest(time.perf_counter() - t0), 1e-6))))
+            dist.barrier()
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                run()
+            seconds = slowest((time.perf_counter() - t0) / iters)
+            prepare()
+            run()
+            bad = torch.tensor([wrong()], dtype=torch.int64)
+            dist.all_reduce(bad)
+            rows.append({"op": op, "size": size, "seconds": seconds, "wrong": int(bad.item()), "iters": iters})
+    if r == 0:
+        print(json.dumps(rows))
+    dist.destroy_process_group()
+
+
+def main():
+    a = args()
+    if "rank" in a:
+        return worker(a)
+    import torch
+
+    port = free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, json.dumps({**a, "rank": r, "port": port})],
+            stdout=subprocess.PIPE,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        for r in range(a["ranks"])
+    ]
+    outs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        sys.exit(f"torch ranks failed: {[p.returncode for p in procs]}")
+    emit({"torch": torch.__version__, "rows": json.loads(outs[0])})
+
+
+main()

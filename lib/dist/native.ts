@@ -1,0 +1,52 @@
+/** The native entry points of the distributed part (native/napi/dist.cc). @internal */
+import { addon, NativeHandle } from '../native';
+
+export interface NativeStoreServer {
+  port(): number;
+  close(): void;
+}
+
+export interface NativeStoreClient {
+  set(key: string, value: string | Uint8Array): void;
+  get(key: string, timeoutMs: number): Buffer;
+  add(key: string, delta: number): number;
+  wait(keys: string[], timeoutMs: number): void;
+  check(keys: string[]): boolean;
+  deleteKey(key: string): boolean;
+  close(): void;
+}
+
+export interface GroupOptions {
+  rank: number;
+  size: number;
+  storeHost: string;
+  storePort: number;
+  token: string;
+  prefix: string;
+  timeoutMs: number;
+  debug: boolean;
+  iface: string;
+}
+
+/** Each method queues an operation on the group's comm thread and returns its work id. */
+export interface NativeGlooGroup {
+  initWork(): number;
+  allReduce(t: NativeHandle, op: number, timeoutMs: number): number;
+  allGather(input: NativeHandle, outputs: NativeHandle[], timeoutMs: number): number;
+  reduceScatter(inputs: NativeHandle[], output: NativeHandle, op: number, timeoutMs: number): number;
+  broadcast(t: NativeHandle, src: number, timeoutMs: number): number;
+  barrier(timeoutMs: number): number;
+  send(t: NativeHandle, dst: number, tag: number, timeoutMs: number): number;
+  recv(t: NativeHandle, src: number, tag: number, timeoutMs: number): number;
+  /** Blocks until the work is done and throws its error; returns at once for a reported work. */
+  wait(id: number): void;
+  destroy(): void;
+}
+
+export interface DistNative {
+  StoreServer: new (host: string, port: number, token: string) => NativeStoreServer;
+  StoreClient: new (host: string, port: number, token: string, timeoutMs: number) => NativeStoreClient;
+  GlooGroup: new (options: GroupOptions, onDone: (id: number, error: Error | null) => void) => NativeGlooGroup;
+}
+
+export const native = addon as DistNative;
