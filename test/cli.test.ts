@@ -1,0 +1,82 @@
+/**
+ * The `ignis` command, run as a child process: finetune on a tiny model, generate with the
+ * adapter, merge; usage errors exit non-zero with a message and write nothing.
+ */
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as ig from '../lib';
+import { Tokenizer } from '../lib/data/tokenizer';
+import { tempDir } from './helpers';
+
+const BIN = path.join(__dirname, '..', '..', 'bin', 'ignis.js');
+
+function ignis(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, IGNIS_NUM_THREADS: '1' } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('finetune, generate and merge work from the command line', (t) => {
+  const root = tempDir(t);
+  const model = path.join(root, 'model');
+  ig.manualSeed(2);
+  const tokenizer = Tokenizer.byteLevel();
+  const m = new ig.LlamaForCausalLM({ vocabSize: tokenizer.vocabSize, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 2, maxPositionEmbeddings: 64 });
+  m.savePretrained(model);
+  m.dispose();
+  tokenizer.save(model);
+  const data = path.join(root, 'data.jsonl');
+  fs.writeFileSync(data, Array.from({ length: 12 }, (_, i) => JSON.stringify({ text: `line ${i}: the quick brown fox` })).join('\n'));
+  const out = path.join(root, 'out');
+
+  const tune = ignis(['finetune', '--model', model, '--data', data, '--out', out, '--steps', '3', '--batch', '2', '--seq-len', '16', '--rank', '2', '--target', 'q_proj,v_proj']);
+  t.is(tune.status, 0, tune.stderr);
+  t.regex(tune.stdout, /held-out perplexity [\d.]+ -> [\d.]+/);
+  t.regex(tune.stdout, /samples before fine-tuning/);
+  t.true(fs.existsSync(path.join(out, 'adapter_model.safetensors')));
+
+  const gen = ignis(['generate', '--model', model, '--adapter', out, '--prompt', 'line', '--max-tokens', '5', '--temperature', '0']);
+  t.is(gen.status, 0, gen.stderr);
+  t.true(gen.stdout.startsWith('line'));
+
+  const merged = path.join(root, 'merged');
+  const merge = ignis(['merge', '--model', model, '--adapter', out, '--out', merged]);
+  t.is(merge.status, 0, merge.stderr);
+  for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) t.true(fs.existsSync(path.join(merged, f)), f);
+  // the merged model generates what the base model with the adapter generates
+  const genMerged = ignis(['generate', '--model', merged, '--prompt', 'line', '--max-tokens', '5', '--temperature', '0']);
+  t.is(genMerged.stdout, gen.stdout);
+});
+
+test('ignis run launches the workers with the rank environment', (t) => {
+  const script = path.join(tempDir(t), 'worker.js');
+  fs.writeFileSync(script, "console.log(`rank ${process.env.RANK} of ${process.env.WORLD_SIZE}`);\n");
+  const r = ignis(['run', '--nproc-per-node', '2', script]);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /\[rank 0\] rank 0 of 2/);
+  t.regex(r.stdout, /\[rank 1\] rank 1 of 2/);
+});
+
+test('usage errors exit non-zero with a message', (t) => {
+  const root = tempDir(t);
+  const cases: [string[], RegExp][] = [
+    [['nope'], /unknown command "nope"/],
+    [['finetune', '--rank'], /--rank/],
+    [['finetune', '--bogus', '1'], /bogus/],
+    [['finetune', '--rank', 'x', '--out', path.join(root, 'o')], /--rank must be a number/],
+    [['finetune', '--model', path.join(root, 'missing'), '--out', path.join(root, 'o')], /missing.*\[ERR_IO\]/],
+    [['generate', '--model', path.join(root, 'missing'), '--prompt', 'x'], /\[ERR_IO\]/],
+    [['generate'], /--prompt is required/],
+    [['merge', '--model', 'a'], /--adapter is required/],
+  ];
+  for (const [args, message] of cases) {
+    const r = ignis(args);
+    t.not(r.status, 0, args.join(' '));
+    t.regex(r.stderr, message, args.join(' '));
+  }
+  t.false(fs.existsSync(path.join(root, 'o')));
+  const help = ignis(['finetune', '--help']);
+  t.is(help.status, 0);
+  t.regex(help.stdout, /usage: ignis finetune/);
+});
