@@ -73,7 +73,9 @@ const PEERS = {
 
 /**
  * Runs bench/peers/<script>.py with the JSON `args` under the peer's Python and returns its JSON
- * output, or { skipped: reason } when the peer is not installed.
+ * output, or { skipped: reason } when the peer is not installed. With `args.threads`, the
+ * peer's BLAS and OpenMP pools get that many threads too: torch.set_num_threads does not reach
+ * OpenBLAS's own pool, so a "one-thread" PyTorch would otherwise run its GEMMs on every core.
  */
 function runPeer(peer, script, args) {
   const { python, module } = PEERS[peer];
@@ -85,7 +87,11 @@ function runPeer(peer, script, args) {
   const res = spawnSync(python, [file, JSON.stringify(args)], {
     encoding: 'utf8',
     maxBuffer: 16 << 20,
-    env: { ...process.env, PYTHONPATH: path.join(__dirname, 'peers') },
+    env: {
+      ...process.env,
+      PYTHONPATH: path.join(__dirname, 'peers'),
+      ...(args.threads ? { OPENBLAS_NUM_THREADS: String(args.threads), OMP_NUM_THREADS: String(args.threads) } : {}),
+    },
   });
   if (res.status !== 0) throw new Error(`${peer} peer ${script} failed: ${res.stderr || res.error}`);
   return JSON.parse(res.stdout);
