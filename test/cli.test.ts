@@ -3,7 +3,7 @@
  * adapter, merge; usage errors exit non-zero with a message and write nothing.
  */
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ig from '../lib';
@@ -17,8 +17,8 @@ function ignis(args: string[]): { status: number | null; stdout: string; stderr:
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('finetune, generate and merge work from the command line', (t) => {
-  const root = tempDir(t);
+/** A tiny byte-level LLaMA folder and a small text dataset under `root`. */
+function tinyModel(root: string): { model: string; data: string } {
   const model = path.join(root, 'model');
   ig.manualSeed(2);
   const tokenizer = Tokenizer.byteLevel();
@@ -28,6 +28,12 @@ test('finetune, generate and merge work from the command line', (t) => {
   tokenizer.save(model);
   const data = path.join(root, 'data.jsonl');
   fs.writeFileSync(data, Array.from({ length: 12 }, (_, i) => JSON.stringify({ text: `line ${i}: the quick brown fox` })).join('\n'));
+  return { model, data };
+}
+
+test('finetune, generate and merge work from the command line', (t) => {
+  const root = tempDir(t);
+  const { model, data } = tinyModel(root);
   const out = path.join(root, 'out');
 
   const tune = ignis(['finetune', '--model', model, '--data', data, '--out', out, '--steps', '3', '--batch', '2', '--seq-len', '16', '--rank', '2', '--target', 'q_proj,v_proj']);
@@ -47,6 +53,34 @@ test('finetune, generate and merge work from the command line', (t) => {
   // the merged model generates what the base model with the adapter generates
   const genMerged = ignis(['generate', '--model', merged, '--prompt', 'line', '--max-tokens', '5', '--temperature', '0']);
   t.is(genMerged.stdout, gen.stdout);
+});
+
+test('Ctrl-C stops finetune after a step with a checkpoint, and --resume finishes the run', async (t) => {
+  const root = tempDir(t);
+  const { model, data } = tinyModel(root);
+  const out = path.join(root, 'out');
+  const args = ['finetune', '--model', model, '--data', data, '--out', out, '--steps', '2000', '--batch', '2', '--seq-len', '16', '--eval-every', '1000'];
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, IGNIS_NUM_THREADS: '1' } });
+  let stdout = '';
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk;
+    // the run has started once the held-out loss before training is printed
+    if (/loss before/.test(stdout)) setTimeout(() => child.kill('SIGINT'), 300);
+  });
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  t.is(code, 130);
+  t.regex(stdout, /stopped at step \d+ of 2000; checkpoint saved/);
+  t.true(fs.existsSync(path.join(out, 'checkpoint', 'trainer_state.json')));
+  t.false(fs.existsSync(path.join(out, 'adapter_model.safetensors')));
+  const state = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'trainer_state.json'), 'utf8'));
+  t.true(state.step > 0 && state.step < 2000);
+  const changed = ignis([...args.map((a) => (a === '2000' ? '3000' : a)), '--resume']);
+  t.is(changed.status, 2, 'the step count is a setting the checkpoint must share');
+  t.regex(changed.stderr, /other settings/);
+  const resumed = ignis([...args, '--resume']);
+  t.is(resumed.status, 0, resumed.stderr);
+  t.regex(resumed.stdout, new RegExp(`resumed from .* at step ${state.step} of 2000`));
+  t.true(fs.existsSync(path.join(out, 'adapter_model.safetensors')));
 });
 
 test('ignis run launches the workers with the rank environment', (t) => {

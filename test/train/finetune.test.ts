@@ -86,6 +86,7 @@ test.serial('bad inputs are clear errors raised before anything is written', asy
     [{ rank: 0 }, 'ERR_ARG', /rank/],
     [{ dropout: 1 }, 'ERR_ARG', /dropout/],
     [{ device: 'tpu' }, 'ERR_ARG', /device/],
+    [{ device: 'cuda' }, 'ERR_DEVICE', /device cuda: .*lacks kernels/],
     [{ resume: true }, 'ERR_IO', /no checkpoint/],
     [{ target: ['nope_proj'] }, 'ERR_ARG', /nope_proj/],
   ];
