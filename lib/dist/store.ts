@@ -7,7 +7,7 @@ export interface TCPStoreOptions {
   host?: string;
   /** The server's port; with `isServer`, 0 picks a free one (see {@link TCPStore.port}). */
   port: number;
-  /** Also serve the store from this process (on a native thread), as rank 0 does. */
+  /** Also serve the store from this process (on a native thread), as rank 0 does. The server lives as long as this object: keep a reference while other processes need it (a collected or closed store stops serving). */
   isServer?: boolean;
   /** The job's secret: the server refuses clients that present another (default: `IGNIS_STORE_TOKEN`, else empty). */
   token?: string;

@@ -11,7 +11,7 @@ const [mode, ...args] = process.argv.slice(2);
 if (mode === 'serve') {
   const store = new dist.TCPStore({ port: 0, isServer: true, token: args[0] });
   console.log(`port ${store.port}`);
-  setInterval(() => {}, 1000); // until killed
+  setInterval(() => store, 1000); // until killed; the closure keeps the store (and its server) from being collected
 } else if (mode === 'add') {
   const [port, token, id, times] = args;
   const store = new dist.TCPStore({ port: Number(port), token, timeoutMs: 10000 });
