@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { fail } from '../errors';
+import { io } from '../io/files';
 import { isPlainObject } from '../optim/optimizer';
 import { tensor } from '../ops/creation';
 import { Tensor } from '../tensor';
@@ -29,12 +30,7 @@ export interface Example {
  * and mixed kinds are ERR_IO with the file and line number; an unreadable file is ERR_IO.
  */
 export function readRecords(file: string): TextRecord[] {
-  let content: string;
-  try {
-    content = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    fail('ERR_IO', `cannot read the dataset ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-  }
+  const content = io('readRecords', 'cannot read the dataset', file, () => fs.readFileSync(file, 'utf8'));
   if (!/\.jsonl?$/i.test(file)) {
     if (content.trim() === '') fail('ERR_IO', `the dataset ${file} is empty`);
     return [{ text: content }];

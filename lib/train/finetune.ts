@@ -18,7 +18,7 @@ import { writeJsonAtomic, writeTextAtomic } from '../io/files';
 import { generate } from '../generate';
 import { findTrainingState, loadTrainingState, saveTrainingState } from './state';
 import { lossCurveSvg } from './plot';
-import { Trainer } from './trainer';
+import { checkPositive, Trainer } from './trainer';
 import type { EvalResult, StepResult } from './trainer';
 import { resolveDevice } from './device';
 
@@ -119,7 +119,7 @@ export interface FinetuneResult {
   evalAfter: EvalResult | null;
   samplesBefore: Sample[];
   samplesAfter: Sample[];
-  /** Training tokens per second (learned tokens, median over the steps). */
+  /** Tokens fed through the model per second (padding included), median over the steps. */
   tokensPerSecond: number;
   /** Trainable and total parameter counts. */
   trainableParameters: number;
@@ -131,14 +131,8 @@ interface History {
   eval: [number, number][];
   evalBefore: EvalResult;
   samplesBefore: Sample[];
-  stepSeconds: number[];
-}
-
-function positive(value: unknown, name: string, integer = true): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-    fail('ERR_ARG', `finetune: ${name} must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`);
-  }
-  return value;
+  /** Each step's tokens per second, as the progress events give them. */
+  stepRates: number[];
 }
 
 function median(values: number[]): number {
@@ -161,15 +155,15 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
     model: options.model ?? BUILTIN_MODEL,
     data: options.data ?? BUILTIN_DATA,
     out: options.out ?? 'lora-out',
-    rank: positive(options.rank ?? 8, 'rank'),
-    alpha: positive(options.alpha ?? 16, 'alpha', false),
+    rank: checkPositive(options.rank ?? 8, 'finetune', 'rank'),
+    alpha: checkPositive(options.alpha ?? 16, 'finetune', 'alpha', false),
     dropout: options.dropout ?? 0.05,
     target: options.target ?? ['q_proj', 'v_proj'],
-    lr: positive(options.lr ?? 1e-3, 'lr', false),
-    epochs: positive(options.epochs ?? 1, 'epochs'),
-    batch: positive(options.batch ?? 8, 'batch'),
-    seqLen: positive(options.seqLen ?? 128, 'seqLen'),
-    gradAccum: positive(options.gradAccum ?? 1, 'gradAccum'),
+    lr: checkPositive(options.lr ?? 1e-3, 'finetune', 'lr', false),
+    epochs: checkPositive(options.epochs ?? 1, 'finetune', 'epochs'),
+    batch: checkPositive(options.batch ?? 8, 'finetune', 'batch'),
+    seqLen: checkPositive(options.seqLen ?? 128, 'finetune', 'seqLen'),
+    gradAccum: checkPositive(options.gradAccum ?? 1, 'finetune', 'gradAccum'),
     seed: options.seed ?? 0,
     evalFraction: options.evalFraction ?? 0.1,
   };
@@ -191,7 +185,7 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
     manualSeed(o.seed);
     const summary = applyLora(model, { r: o.rank, alpha: o.alpha, dropout: o.dropout, targetModules: o.target });
     const perEpoch = Math.ceil(Math.ceil(train.length / o.batch) / o.gradAccum);
-    const totalSteps = options.steps === undefined ? perEpoch * o.epochs : positive(options.steps, 'steps');
+    const totalSteps = options.steps === undefined ? perEpoch * o.epochs : checkPositive(options.steps, 'finetune', 'steps');
     const warmup = options.warmup ?? Math.floor(totalSteps * 0.05);
     const evalEvery = options.evalEvery ?? Math.max(1, Math.ceil(totalSteps / 4));
     const saveEvery = options.saveEvery ?? evalEvery;
@@ -218,7 +212,7 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
         log(`resumed from ${resumeFrom} at step ${trainer.step} of ${totalSteps}`);
       } else {
         const evalBefore = trainer.evaluate();
-        history = { train: [], eval: [[0, evalBefore.loss]], evalBefore, samplesBefore: sample(), stepSeconds: [] };
+        history = { train: [], eval: [[0, evalBefore.loss]], evalBefore, samplesBefore: sample(), stepRates: [] };
         manualSeed(o.seed);  // sampling must not move the training's random stream
         log(`held-out loss before: ${evalBefore.loss.toFixed(4)} (perplexity ${evalBefore.perplexity.toFixed(2)})`);
       }
@@ -234,10 +228,10 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
         }
         const started = performance.now();
         const result = trainer.trainStep();
-        const seconds = (performance.now() - started) / 1000;
-        history.stepSeconds.push(seconds);
+        const tokensPerSecond = result.inputTokens / ((performance.now() - started) / 1000);
+        history.stepRates.push(tokensPerSecond);
         history.train.push([result.step, result.loss]);
-        options.onProgress?.({ kind: 'step', totalSteps, tokensPerSecond: result.inputTokens / seconds, ...result });
+        options.onProgress?.({ kind: 'step', totalSteps, tokensPerSecond, ...result });
         if (result.step % evalEvery === 0 || result.step === totalSteps) {
           const e = trainer.evaluate();
           history.eval.push([result.step, e.loss]);
@@ -254,7 +248,6 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
       } else {
         saveAdapter(model, o.out, { baseModelNameOrPath: o.model });
       }
-      const tokensPerSecond = median(history.stepSeconds.map((s) => (o.batch * o.gradAccum * o.seqLen) / s));
       writeTextAtomic('finetune', path.join(o.out, 'loss.svg'), lossCurveSvg(`LoRA fine-tuning of ${path.basename(o.model)}`, [
         { name: 'training loss', points: history.train, color: '#1f77b4' },
         { name: 'held-out loss', points: history.eval, color: '#d62728' },
@@ -268,7 +261,7 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
         evalAfter,
         samplesBefore: history.samplesBefore,
         samplesAfter,
-        tokensPerSecond,
+        tokensPerSecond: median(history.stepRates),
         trainableParameters: summary.trainable,
         totalParameters: summary.total,
       };

@@ -83,9 +83,12 @@ export interface TrainerState {
   rng: RngState;
 }
 
-function positiveInt(v: unknown, name: string): number {
-  if (!Number.isInteger(v) || (v as number) < 1) fail('ERR_ARG', `Trainer: ${name} must be a positive integer, got ${String(v)}`);
-  return v as number;
+/** `value` if it is a positive number (an integer unless `integer` is false), else ERR_ARG naming `op` and `name`. */
+export function checkPositive(value: unknown, op: string, name: string, integer = true): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    fail('ERR_ARG', `${op}: ${name} must be a positive ${integer ? 'integer' : 'number'}, got ${String(value)}`);
+  }
+  return value;
 }
 
 /**
@@ -118,9 +121,9 @@ export class Trainer {
     this.#heldOut = opts.heldOut ?? [];
     if (this.#train.length === 0) fail('ERR_ARG', 'Trainer: no training examples');
     this.#padId = opts.padId;
-    this.batchSize = positiveInt(opts.batchSize, 'batchSize');
-    this.gradAccum = positiveInt(opts.gradAccum ?? 1, 'gradAccum');
-    this.totalSteps = positiveInt(opts.totalSteps, 'totalSteps');
+    this.batchSize = checkPositive(opts.batchSize, 'Trainer', 'batchSize');
+    this.gradAccum = checkPositive(opts.gradAccum ?? 1, 'Trainer', 'gradAccum');
+    this.totalSteps = checkPositive(opts.totalSteps, 'Trainer', 'totalSteps');
     this.#seed = opts.seed ?? 0;
     this.#maxGradNorm = opts.maxGradNorm ?? 1;
     this.params = this.model.parameters().filter((p) => p.requiresGrad);
