@@ -55,6 +55,36 @@ test('finetune, generate and merge work from the command line', (t) => {
   t.is(genMerged.stdout, gen.stdout);
 });
 
+test('finetune --nproc-per-node 2 trains data-parallel: the same losses as one process with the whole batch', (t) => {
+  const root = tempDir(t);
+  const { model, data } = tinyModel(root);
+  // 11 training sequences: the second batch of each epoch leaves rank 1 one sequence short
+  const common = ['finetune', '--model', model, '--data', data, '--steps', '4', '--seq-len', '16', '--rank', '2', '--dropout', '0', '--eval-every', '2'];
+  const single = ignis([...common, '--batch', '4', '--out', path.join(root, 'single')]);
+  t.is(single.status, 0, single.stderr);
+  const parallel = ignis([...common, '--batch', '2', '--nproc-per-node', '2', '--out', path.join(root, 'parallel')]);
+  t.is(parallel.status, 0, parallel.stderr);
+  t.regex(parallel.stdout, /\[rank 0\] data-parallel on 2 ranks/);
+  t.notRegex(parallel.stdout, /\[rank 1\] held-out/);  // rank 1 reports nothing
+  const metrics = (dir: string) => JSON.parse(fs.readFileSync(path.join(root, dir, 'metrics.json'), 'utf8'));
+  const [a, b] = [metrics('single'), metrics('parallel')];
+  t.is(b.settings.worldSize, 2);
+  t.is(a.trainLoss.length, 4);
+  for (const [key, tol] of [['trainLoss', 1e-5], ['evalLoss', 1e-5]] as const) {
+    a[key].forEach(([step, loss]: [number, number], i: number) => {
+      t.is(b[key][i][0], step);
+      t.true(Math.abs(b[key][i][1] - loss) <= tol * Math.abs(loss), `${key} at step ${step}: ${b[key][i][1]} vs ${loss}`);
+    });
+  }
+  const adapter = (dir: string) => ig.tidy(() => {
+    const w = ig.io.readSafetensors(path.join(root, dir, 'adapter_model.safetensors'));
+    return [...w.entries()].map(([name, x]) => [name, Array.from(x.data() as Float32Array)] as const);
+  });
+  const [wa, wb] = [adapter('single'), adapter('parallel')];
+  t.deepEqual(wa.map(([n]) => n), wb.map(([n]) => n));
+  wa.forEach(([name, xs], i) => xs.forEach((x, j) => t.true(Math.abs(x - wb[i][1][j]) <= 1e-4 + 1e-4 * Math.abs(x), `${name}[${j}]`)));
+});
+
 test('Ctrl-C stops finetune after a step with a checkpoint, and --resume finishes the run', async (t) => {
   const root = tempDir(t);
   const { model, data } = tinyModel(root);

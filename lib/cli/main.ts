@@ -2,7 +2,9 @@
  * The `ignis` command: `finetune`, `generate`, `merge` and `run` (the distributed launcher).
  * Each subcommand parses its flags with node:util's parseArgs and calls the TypeScript API.
  */
+import * as path from 'node:path';
 import * as cliProgress from 'cli-progress';
+import * as dist from '../dist';
 import { IgnisError } from '../errors';
 import { finetune } from '../train/finetune';
 import type { FinetuneOptions, ProgressEvent } from '../train/finetune';
@@ -34,6 +36,8 @@ const FINETUNE_USAGE = `usage: ignis finetune [--model DIR] [--data FILE] [--out
   --eval-every N     held-out evaluation every N steps (4 times per run)
   --save-every N     checkpoint every N steps (at evaluations)
   --resume           continue from the checkpoint in --out (same settings)
+  --nproc-per-node N data-parallel training on N processes of this machine (1); --batch is per
+                     process. Under \`ignis run\`, the launched processes train together.
 
 Without --model and --data, the built-in model is fine-tuned on the built-in dataset with the
 demo's settings unless given: --epochs 3 --lr 3e-3 --rank 16 --alpha 32 --target all-linear.
@@ -47,7 +51,16 @@ async function finetuneCommand(argv: string[]): Promise<number> {
   const a = parse(argv, {
     model: s, data: s, out: s, rank: s, alpha: s, dropout: s, target: s, lr: s, epochs: s, steps: s, batch: s,
     'seq-len': s, 'grad-accum': s, warmup: s, seed: s, device: s, 'eval-every': s, 'save-every': s, resume: { type: 'boolean' },
+    'nproc-per-node': s,
   }, FINETUNE_USAGE);
+  const nproc = num(a['nproc-per-node'], 'nproc-per-node') ?? 1;
+  if (!Number.isInteger(nproc) || nproc < 1) throw new IgnisError(`--nproc-per-node must be a positive integer, got ${nproc}`, 'ERR_ARG');
+  if (nproc > 1 && process.env.WORLD_SIZE === undefined) {
+    // This process becomes the launcher of N copies of the command.
+    const { launch } = await import('../dist/launch');
+    const rest = argv.filter((arg, i) => arg !== '--nproc-per-node' && argv[i - 1] !== '--nproc-per-node' && !arg.startsWith('--nproc-per-node='));
+    return launch(['--nproc-per-node', String(nproc), path.join(__dirname, '..', '..', '..', 'bin', 'ignis.js'), 'finetune', ...rest]);
+  }
   const target = str(a.target);
   const options: FinetuneOptions = {
     model: str(a.model), data: str(a.data), out: str(a.out),
@@ -58,9 +71,14 @@ async function finetuneCommand(argv: string[]): Promise<number> {
     seed: num(a.seed, 'seed'), device: str(a.device), evalEvery: num(a['eval-every'], 'eval-every'),
     saveEvery: num(a['save-every'], 'save-every'), resume: a.resume === true,
   };
+  const launched = Number(process.env.WORLD_SIZE ?? 1) > 1;
   const stop = new AbortController();
+  let firstSigint = 0;
   const onSigint = () => {
+    // A launched worker gets a terminal's Ctrl-C twice: from the terminal and from the launcher.
+    if (launched && stop.signal.aborted && performance.now() - firstSigint < 1000) return;
     if (stop.signal.aborted) process.exit(130);  // a second Ctrl-C: the checkpoint on disk is whole either way
+    firstSigint = performance.now();
     process.stderr.write('\nstopping after this step (Ctrl-C again to quit now)...\n');
     stop.abort();
   };
@@ -85,6 +103,7 @@ async function finetuneCommand(argv: string[]): Promise<number> {
       bar.update(e.step, payload);
     }
   };
+  if (launched) await dist.init();
   try {
     const r = await finetune({ ...options, signal: stop.signal, onProgress, log: (line) => process.stdout.write(line + '\n') });
     bar.stop();
@@ -103,6 +122,7 @@ async function finetuneCommand(argv: string[]): Promise<number> {
   } finally {
     bar.stop();
     process.off('SIGINT', onSigint);
+    if (launched) dist.destroy();
   }
 }
 

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fail } from '../errors';
-import { manualSeed } from '../ops/creation';
+import { manualSeed, tensor } from '../ops/creation';
+import { tidy } from '../memory';
 import { applyLora } from '../lora/apply';
 import { saveAdapter } from '../lora/peft';
 import { LlamaForCausalLM } from '../nn/models/llama';
@@ -21,6 +22,7 @@ import { lossCurveSvg } from './plot';
 import { checkPositive, Trainer } from './trainer';
 import type { EvalResult, StepResult } from './trainer';
 import { resolveDevice } from './device';
+import * as dist from '../dist';
 
 /** The package's own folder (models/ and data/ ship in it). */
 const PACKAGE_DIR = path.join(__dirname, '..', '..', '..');
@@ -93,6 +95,7 @@ export interface FinetuneOptions {
   log?: (line: string) => void;
 }
 
+
 /** What {@link FinetuneOptions.onProgress} receives. */
 export type ProgressEvent =
   | { kind: 'start'; step: number; totalSteps: number }
@@ -147,6 +150,12 @@ function median(values: number[]): number {
  * a sequence length above the model's maximum, and malformed data lines are clear errors raised
  * before any file is written. Dropout draws from the global generator (seeded from `seed`): two
  * runs interleaved in one process would share it, so run them one after the other.
+ *
+ * In a process group of several ranks (`dist.init()` first, e.g. under `ignis run` or
+ * `ignis finetune --nproc-per-node N`), every rank calls it with the same options: `batch` is
+ * per rank, the ranks train data-parallel, rank 0 alone reports progress, samples and writes
+ * files, a stop asked for on any rank stops all of them after the same step, and every rank
+ * returns the same figures (the samples are drawn on rank 0 alone).
  */
 export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneResult> {
   const demo = given.model === undefined && given.data === undefined;
@@ -169,7 +178,9 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
   };
   if (!(o.dropout >= 0 && o.dropout < 1)) fail('ERR_ARG', `finetune: dropout must be in [0, 1), got ${o.dropout}`);
   if (!Number.isSafeInteger(o.seed)) fail('ERR_ARG', `finetune: seed must be an integer, got ${o.seed}`);
-  const log = options.log ?? (() => {});
+  const lead = !dist.isInitialized() || dist.rank() === 0;
+  const log = (lead && options.log) || (() => {});
+  const onProgress = (lead && options.onProgress) || (() => {});
   const device = resolveDevice(options.device ?? 'auto', 'finetune');
 
   const tokenizer = Tokenizer.fromDir(o.model);
@@ -196,10 +207,12 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
     try {
       log(`base model ${o.model}: ${summary.total - summary.trainable} parameters; LoRA r=${o.rank} alpha=${o.alpha} on ${summary.targeted.length} modules: ${summary.trainable} trainable (${((100 * summary.trainable) / summary.total).toFixed(2)}%)`);
       log(`data ${o.data}: ${records.length} records -> ${train.length} training and ${heldOut.length} held-out sequences of up to ${o.seqLen} tokens; ${totalSteps} steps on ${device}`);
-      const settings = { ...o, out: undefined, totalSteps, warmup };
+      const world = trainer.world;
+      const settings = { ...o, out: undefined, totalSteps, warmup, ...(world.size > 1 ? { worldSize: world.size } : {}) };
+      if (world.size > 1) log(`data-parallel on ${world.size} ranks: ${o.batch} sequences per rank per batch`);
       const checkpointDir = path.join(o.out, 'checkpoint');
       const samplePrompts = options.samplePrompts ?? heldOutPrompts(heldOut, tokenizer);
-      const sample = (): Sample[] => samplePrompts.map((prompt) => ({
+      const sample = (): Sample[] => !lead ? [] : samplePrompts.map((prompt) => ({
         prompt,
         completion: generate(model, tokenizer, prompt, { maxNewTokens: options.sampleTokens ?? 60, temperature: 0.7, topP: 0.9, seed: o.seed }).text,
       }));
@@ -216,13 +229,20 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
         manualSeed(o.seed);  // sampling must not move the training's random stream
         log(`held-out loss before: ${evalBefore.loss.toFixed(4)} (perplexity ${evalBefore.perplexity.toFixed(2)})`);
       }
-      fs.mkdirSync(o.out, { recursive: true });
-      const save = () => saveTrainingState(checkpointDir, trainer, { settings, history });
+      if (lead) fs.mkdirSync(o.out, { recursive: true });
+      const save = () => {
+        if (lead) saveTrainingState(checkpointDir, trainer, { settings, history });
+      };
+      // A stop asked for on any rank stops every rank after the same step.
+      const stopAsked = () => {
+        const asked = options.signal?.aborted === true;
+        return world.size === 1 ? asked : tidy(() => dist.allReduce(tensor([asked ? 1 : 0]), { op: 'max' }).wait().item() === 1);
+      };
 
-      options.onProgress?.({ kind: 'start', step: trainer.step, totalSteps });
+      onProgress({ kind: 'start', step: trainer.step, totalSteps });
       let stopped = false;
       while (trainer.step < totalSteps) {
-        if (options.signal?.aborted) {
+        if (stopAsked()) {
           stopped = true;
           break;
         }
@@ -231,11 +251,11 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
         const tokensPerSecond = result.inputTokens / ((performance.now() - started) / 1000);
         history.stepRates.push(tokensPerSecond);
         history.train.push([result.step, result.loss]);
-        options.onProgress?.({ kind: 'step', totalSteps, tokensPerSecond, ...result });
+        onProgress({ kind: 'step', totalSteps, tokensPerSecond, ...result });
         if (result.step % evalEvery === 0 || result.step === totalSteps) {
           const e = trainer.evaluate();
           history.eval.push([result.step, e.loss]);
-          options.onProgress?.({ kind: 'eval', step: result.step, ...e });
+          onProgress({ kind: 'eval', step: result.step, ...e });
         }
         if (result.step % saveEvery === 0 && result.step < totalSteps) save();
         await nextTurn();  // lets a signal (Ctrl-C) arrive between steps
@@ -245,10 +265,10 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
       if (stopped) {
         save();
         log(`stopped at step ${trainer.step} of ${totalSteps}; checkpoint saved in ${checkpointDir} (resume with the same settings and resume)`);
-      } else {
+      } else if (lead) {
         saveAdapter(model, o.out, { baseModelNameOrPath: o.model });
       }
-      writeTextAtomic('finetune', path.join(o.out, 'loss.svg'), lossCurveSvg(`LoRA fine-tuning of ${path.basename(o.model)}`, [
+      if (lead) writeTextAtomic('finetune', path.join(o.out, 'loss.svg'), lossCurveSvg(`LoRA fine-tuning of ${path.basename(o.model)}`, [
         { name: 'training loss', points: history.train, color: '#1f77b4' },
         { name: 'held-out loss', points: history.eval, color: '#d62728' },
       ]));
@@ -265,7 +285,9 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
         trainableParameters: summary.trainable,
         totalParameters: summary.total,
       };
-      writeJsonAtomic('finetune', path.join(o.out, 'metrics.json'), { ...result, settings, trainLoss: history.train, evalLoss: history.eval });
+      if (lead) writeJsonAtomic('finetune', path.join(o.out, 'metrics.json'), { ...result, settings, trainLoss: history.train, evalLoss: history.eval });
+      // The other ranks return once rank 0's files are written (or its failure reached them).
+      if (world.size > 1) await dist.barrier();
       return result;
     } finally {
       trainer.dispose();

@@ -17,6 +17,8 @@ import { Tensor } from '../tensor';
 import { Module } from '../nn/module';
 import { collate, shuffled } from '../data/dataset';
 import type { Example } from '../data/dataset';
+import { tensor } from '../ops/creation';
+import * as dist from '../dist';
 
 /** What the trainer needs of a model: a module whose forward takes token ids and labels and gives the mean loss. */
 export interface CausalLM extends Module {
@@ -48,6 +50,15 @@ export interface TrainerOptions {
   maxGradNorm?: number;
   /** Fixes the order of the examples (default 0). */
   seed?: number;
+  /**
+   * Data-parallel training over the process group (default: when `dist.init()` made a group of
+   * more than one rank). `batchSize` is then per rank: each step's micro-batch k holds
+   * `batchSize * worldSize` examples and rank r trains on its r-th share, so N ranks take the
+   * same steps as one process with N times the batch. Gradients are averaged by
+   * {@link dist.DistributedDataParallel} during backward; only the last micro-batch of a step
+   * communicates.
+   */
+  distributed?: boolean;
 }
 
 /** What one optimizer step did. */
@@ -112,6 +123,9 @@ export class Trainer {
   readonly #padId: number;
   readonly #seed: number;
   readonly #maxGradNorm: number;
+  readonly #rank: number;
+  readonly #worldSize: number;
+  readonly #ddp: dist.DistributedDataParallel | null;
   #order: { epoch: number; order: number[] } = { epoch: -1, order: [] };
   #step = 0;
 
@@ -128,6 +142,11 @@ export class Trainer {
     this.#maxGradNorm = opts.maxGradNorm ?? 1;
     this.params = this.model.parameters().filter((p) => p.requiresGrad);
     if (this.params.length === 0) fail('ERR_ARG', 'Trainer: the model has no trainable parameters');
+    const distributed = opts.distributed ?? (dist.isInitialized() && dist.worldSize() > 1);
+    if (typeof distributed !== 'boolean') fail('ERR_ARG', 'Trainer: distributed must be a boolean');
+    this.#rank = distributed ? dist.rank() : 0;
+    this.#worldSize = distributed ? dist.worldSize() : 1;
+    this.#ddp = distributed ? new dist.DistributedDataParallel(this.model) : null;
     this.optimizer = new AdamW(this.params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 });
     this.scheduler = cosineScheduleWithWarmup(this.optimizer, {
       warmupSteps: Math.min(opts.warmupSteps ?? 0, this.totalSteps),
@@ -140,46 +159,63 @@ export class Trainer {
     return this.#step;
   }
 
-  /** Micro-batches in one pass over the training examples. */
+  /** Micro-batches in one pass over the training examples (each of `batchSize` examples per rank). */
   get batchesPerEpoch(): number {
-    return Math.ceil(this.#train.length / this.batchSize);
+    return Math.ceil(this.#train.length / (this.batchSize * this.#worldSize));
   }
 
-  /** The examples of micro-batch `m` of the endless sequence. */
+  /** This rank's examples of micro-batch `m` of the endless sequence (possibly none at an epoch's end). */
   #microBatch(m: number): Example[] {
     const perEpoch = this.batchesPerEpoch;
     const epoch = Math.floor(m / perEpoch);
     if (this.#order.epoch !== epoch) this.#order = { epoch, order: shuffled(this.#train.length, this.#seed + epoch) };
-    const start = (m % perEpoch) * this.batchSize;
+    const start = ((m % perEpoch) * this.#worldSize + this.#rank) * this.batchSize;
     return this.#order.order.slice(start, start + this.batchSize).map((i) => this.#train[i]);
   }
 
-  /** One optimizer step over `gradAccum` micro-batches. */
+  /** `values` summed over the ranks (themselves in a single process). */
+  #sumOverRanks(values: number[]): number[] {
+    if (this.#ddp === null) return values;
+    return tidy(() => Array.from(dist.allReduce(tensor(values, { dtype: 'float64' })).wait().data() as Float64Array));
+  }
+
+  /** One optimizer step over `gradAccum` micro-batches (on every rank, in step, when distributed). */
   trainStep(): StepResult {
     if (this.#step >= this.totalSteps) fail('ERR_ARG', `Trainer: all ${this.totalSteps} steps are done`);
     this.model.train();
     const batches = Array.from({ length: this.gradAccum }, (_, k) => this.#microBatch(this.#step * this.gradAccum + k));
     const lr = this.optimizer.paramGroups[0].lr;
+    let lossSum = 0;
+    const collated = batches.map((examples) => (examples.length ? collate(examples, this.#padId) : null));
     let tokens = 0;
     let inputTokens = 0;
-    let lossSum = 0;
-    const collated = batches.map((examples) => collate(examples, this.#padId));
     try {
-      const total = collated.reduce((n, b) => n + b.tokens, 0);
-      for (const batch of collated) {
-        inputTokens += batch.inputIds.numel;
-        if (batch.tokens === 0) continue;
-        tidy(() => {
-          const loss = this.#loss(batch.inputIds, batch.labels);
-          lossSum += loss.item() * batch.tokens;
-          loss.mul(batch.tokens / total).backward();
-        });
-        tokens += batch.tokens;
+      for (const b of collated) {
+        tokens += b?.tokens ?? 0;
+        inputTokens += b?.inputIds.numel ?? 0;
       }
+      const [total] = this.#sumOverRanks([tokens]);
+      // Gradients are averaged over the ranks: each rank's share is weighted by worldSize.
+      const weight = this.#worldSize / total;
+      collated.forEach((batch, k) => {
+        const last = k === collated.length - 1;
+        const run = () => tidy(() => {
+          if (batch !== null && batch.tokens > 0) {
+            const loss = this.#loss(batch.inputIds, batch.labels);
+            lossSum += loss.item() * batch.tokens;
+            loss.mul(batch.tokens * weight).backward();
+          } else if (last && this.#ddp !== null) {
+            // The ranks reduce their gradients together: one without tokens joins with zeros.
+            this.params.map((p) => p.sum()).reduce((a, b) => a.add(b)).mul(0).backward();
+          }
+        });
+        if (this.#ddp !== null && !last) this.#ddp.noSync(run);
+        else run();
+      });
     } finally {
       for (const b of collated) {
-        b.inputIds.dispose();
-        b.labels.dispose();
+        b?.inputIds.dispose();
+        b?.labels.dispose();
       }
     }
     const gradNorm = Number.isFinite(this.#maxGradNorm) ? clipGradNorm(this.params, this.#maxGradNorm) : NaN;
@@ -187,6 +223,7 @@ export class Trainer {
     this.optimizer.zeroGrad();
     this.scheduler.step();
     this.#step++;
+    [lossSum, tokens, inputTokens] = this.#sumOverRanks([lossSum, tokens, inputTokens]);
     return { step: this.#step, loss: tokens ? lossSum / tokens : NaN, tokens, inputTokens, lr, gradNorm };
   }
 
@@ -196,7 +233,10 @@ export class Trainer {
     return loss;
   }
 
-  /** The mean loss per learned token over the held-out examples (in eval mode, without gradients). */
+  /**
+   * The mean loss per learned token over the held-out examples (in eval mode, without
+   * gradients). When distributed, the ranks share the batches and every rank gets the result.
+   */
   evaluate(): EvalResult {
     if (this.#heldOut.length === 0) fail('ERR_ARG', 'Trainer.evaluate: no held-out examples');
     const wasTraining = this.model.training;
@@ -204,7 +244,8 @@ export class Trainer {
     let lossSum = 0;
     let tokens = 0;
     try {
-      for (let start = 0; start < this.#heldOut.length; start += this.batchSize) {
+      const stride = this.batchSize * this.#worldSize;
+      for (let start = this.#rank * this.batchSize; start < this.#heldOut.length; start += stride) {
         const batch = collate(this.#heldOut.slice(start, start + this.batchSize), this.#padId);
         try {
           if (batch.tokens === 0) continue;
@@ -218,6 +259,7 @@ export class Trainer {
     } finally {
       this.model.train(wasTraining);
     }
+    [lossSum, tokens] = this.#sumOverRanks([lossSum, tokens]);
     const loss = lossSum / tokens;
     return { loss, perplexity: Math.exp(loss), tokens };
   }
@@ -241,8 +283,14 @@ export class Trainer {
     this.#step = state.step;
   }
 
-  /** Frees the optimizer's state. */
+  /** This process's rank and the number of ranks training together (0 and 1 unless distributed). */
+  get world(): { rank: number; size: number } {
+    return { rank: this.#rank, size: this.#worldSize };
+  }
+
+  /** Frees the optimizer's state and removes the data-parallel hooks. */
   dispose(): void {
     this.optimizer.dispose();
+    this.#ddp?.dispose();
   }
 }

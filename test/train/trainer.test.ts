@@ -10,33 +10,8 @@ import type { Example } from '../../lib/data/dataset';
 import { Trainer } from '../../lib/train/trainer';
 import type { TrainerOptions } from '../../lib/train/trainer';
 import { findTrainingState, loadTrainingState, saveTrainingState } from '../../lib/train/state';
-import { Rng, assertCode, refOf, tempDir } from '../helpers';
-
-const CONFIG = { vocabSize: 20, hiddenSize: 16, intermediateSize: 24, numHiddenLayers: 2, numAttentionHeads: 2, numKeyValueHeads: 1 };
-
-function tinyModel(dtype: ig.DType, lora: boolean): ig.LlamaForCausalLM {
-  ig.manualSeed(11);
-  const model = new ig.LlamaForCausalLM(CONFIG, { dtype });
-  if (lora) {
-    ig.applyLora(model, { r: 4, alpha: 8, dropout: 0.1, targetModules: ['q_proj', 'v_proj'], dtype });
-    // B starts at zero: give it values so that every adapter weight gets a gradient from step 1
-    ig.noGrad(() => {
-      const bs = model.namedParameters().filter(([n]) => n.includes('lora_B'));
-      model.loadStateDict(new Map(bs.map(([n, p]) => [n, ig.mul(ig.randn(p.shape.slice(), { dtype }), 0.1)])), { strict: false });
-    });
-  }
-  return model;
-}
-
-function examples(count: number, seed: number): Example[] {
-  const rng = new Rng(seed);
-  return Array.from({ length: count }, () => {
-    const length = 3 + Math.floor(rng.next() * 6);
-    const inputIds = Array.from({ length }, () => Math.floor(rng.next() * CONFIG.vocabSize));
-    const promptLength = Math.floor(rng.next() * 2);
-    return { inputIds, labels: inputIds.map((id, p) => (p < promptLength ? IGNORE_INDEX : id)) };
-  });
-}
+import { assertCode, refOf, tempDir } from '../helpers';
+import { examples, tinyModel } from './fixtures';
 
 function trainer(model: ig.LlamaForCausalLM, opts: Partial<TrainerOptions> = {}): Trainer {
   return new Trainer({ model, train: examples(12, 1), heldOut: examples(5, 2), padId: 0, batchSize: 4, totalSteps: 6, lr: 0.01, warmupSteps: 1, seed: 3, ...opts });
