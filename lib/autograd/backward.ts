@@ -141,6 +141,13 @@ function finishLeaf(leaf: Tensor, grads: Map<GradTarget, Tensor>): void {
 
 /** The callbacks queued during the backward in progress (null outside backward). */
 let endCallbacks: (() => void)[] | null = null;
+let backwardCount = 0;
+let runningBackward = 0;
+
+/** @internal A number identifying the backward in progress (a new one for each call), 0 outside backward. */
+export function currentBackward(): number {
+  return runningBackward;
+}
 
 /**
  * @internal Runs `fn` once the backward in progress has accumulated every leaf's gradient, just
@@ -205,9 +212,10 @@ export function backward(root: Tensor, grad?: Tensor, opts?: BackwardOptions): v
   }
   const start: GradTarget = root._gradFn ?? root;
   const { order, producers } = start instanceof Node ? topologicalOrder(start) : { order: [], producers: new Map<Tensor, number>() };
-  const outerCallbacks = endCallbacks;
+  const outer = { callbacks: endCallbacks, id: runningBackward };
   const callbacks: (() => void)[] = [];
   endCallbacks = callbacks;
+  runningBackward = ++backwardCount;
   try {
     noGrad(() => {
       const grads = new Map<GradTarget, Tensor>([[start, seedGradient(root, grad)]]);
@@ -236,6 +244,7 @@ export function backward(root: Tensor, grad?: Tensor, opts?: BackwardOptions): v
       for (let i = 0; i < callbacks.length; i++) callbacks[i]();
     });
   } finally {
-    endCallbacks = outerCallbacks;
+    endCallbacks = outer.callbacks;
+    runningBackward = outer.id;
   }
 }
