@@ -4,9 +4,9 @@
 // with DistributedDataParallel averaging the LoRA gradients and AdamW on every rank. Reports the
 // median step time and per-rank tokens/s, and for the gradient reduction: its buckets, bytes,
 // the time it takes alone (median of blocking rounds, nothing to overlap with), the time backward
-// still waited for it at its end (median over steps), and the share hidden behind backward
-// (1 - wait / alone). Rows for the default bucket size (25 MB: one bucket for these LoRA
-// gradients) and for small buckets (one or two layers' LoRA gradients each).
+// still waited for it at its end (median over steps; it also holds any lag of the other rank),
+// and the share hidden behind backward (1 - wait / alone). Rows for the default bucket size
+// (25 MB: one bucket for these LoRA gradients) and for small buckets (about a layer's each).
 // Usage: node bench/ddp.js [--ranks 1,2] [--steps 7]   (build first: node-gyp build && tsc -p .)
 const { parseArgs } = require('util');
 const { median, launchRanks } = require('./common');
@@ -25,6 +25,7 @@ async function worker(a) {
   const ids = ig.randint(0, config.vocab, [batch, seqLen], { dtype: 'int64' });
   const steps = [];
   for (let i = 0; i < 2 + a.steps; i++) {
+    dist.barrier().wait(); // the ranks start each step together: the wait at its end is not an earlier step's skew
     const t0 = process.hrtime.bigint();
     ig.tidy(() => ddp.forward(ids, { labels: ids }).loss.backward());
     opt.step();

@@ -39,7 +39,10 @@ export interface SyncStats {
   bytes: number;
   /** From the first bucket launched to the end of the walk: the backward time communication could hide behind. */
   windowMs: number;
-  /** Time backward spent at its end waiting for the reductions: communication that was not hidden. */
+  /**
+   * Time backward spent at its end waiting for the reductions: communication that was not hidden,
+   * and any wait for slower ranks to reach the last buckets.
+   */
   waitMs: number;
   /** What the same reductions take on their own (see {@link DistributedDataParallel.measureCommunication}). */
   commMs: number;
