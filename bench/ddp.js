@@ -4,9 +4,11 @@
 // with DistributedDataParallel averaging the LoRA gradients and AdamW on every rank. Reports the
 // median step time and per-rank tokens/s, and for the gradient reduction: its buckets, bytes,
 // the time it takes alone (median of blocking rounds, nothing to overlap with), the time backward
-// still waited for it at its end (median over steps; it also holds any lag of the other rank),
-// and the share hidden behind backward (1 - wait / alone). Rows for the default bucket size
-// (25 MB: one bucket for these LoRA gradients) and for small buckets (about a layer's each).
+// still waited for it at its end (in each step the least of the ranks' waits: the last rank to
+// finish backward waits for the reductions only, the others for it too; median over steps), and
+// the share hidden behind backward (1 - wait / alone). Rows for the default bucket size
+// (25 MB: one bucket for these LoRA gradients) and for small buckets (about a layer's each),
+// and one with ZeroRedundancyOptimizer (the AdamW state per rank).
 // Usage: node bench/ddp.js [--ranks 1,2] [--steps 7]   (build first: node-gyp build && tsc -p .)
 const { parseArgs } = require('util');
 const { median, launchRanks } = require('./common');
@@ -20,7 +22,9 @@ async function worker(a) {
   await dist.init({ timeoutMs: 120000 });
   const model = buildModel(ig);
   const ddp = new dist.DistributedDataParallel(model, { bucketCapMB: a.bucketCapMB });
-  const opt = new ig.AdamW(model.parameters().filter((p) => p.requiresGrad), { lr: 1e-3, weightDecay: 0 });
+  const params = model.parameters().filter((p) => p.requiresGrad);
+  const options = { lr: 1e-3, weightDecay: 0 };
+  const opt = a.zero ? new dist.ZeroRedundancyOptimizer(params, ig.AdamW, options) : new ig.AdamW(params, options);
   ig.manualSeed(1 + dist.rank());
   const ids = ig.randint(0, config.vocab, [batch, seqLen], { dtype: 'int64' });
   const steps = [];
@@ -37,11 +41,12 @@ async function worker(a) {
   const result = {
     rank: dist.rank(),
     seconds: median(steps.map((s) => s.seconds)),
-    waitMs: median(steps.map((s) => s.waitMs)),
+    waits: steps.map((s) => s.waitMs),
     windowMs: median(steps.map((s) => s.windowMs)),
     commMs,
     buckets: ddp.numBuckets,
     bytes: steps[0].bytes,
+    stateBytes: opt.stateBytes(),
   };
   console.log(`RESULT ${JSON.stringify(result)}`);
   ddp.dispose();
@@ -65,15 +70,20 @@ function main() {
   const steps = Number(values.steps);
   const rows = [];
   for (const n of values.ranks.split(',').map(Number)) {
-    for (const bucketCapMB of n === 1 ? [25] : [25, 0.04]) {
-      const results = launchRanks(__filename, n, { bucketCapMB, steps });
+    const variants = n === 1 ? [{ bucketCapMB: 25 }] : [{ bucketCapMB: 25 }, { bucketCapMB: 0.04 }, { bucketCapMB: 0.04, zero: true }];
+    for (const { bucketCapMB, zero = false } of variants) {
+      const results = launchRanks(__filename, n, { bucketCapMB, zero, steps });
       if (results.length !== n) throw new Error(`${results.length} of ${n} ranks reported`);
       // the slowest rank sets the pace
       const slowest = results.reduce((a, b) => (b.seconds > a.seconds ? b : a));
-      const waitMs = median(results.map((r) => r.waitMs));
+      // In each step the rank that finishes backward last waits only for what is left of the
+      // reductions (the others also wait for it): its wait is the communication not hidden.
+      const waitMs = median(results[0].waits.map((_, i) => Math.min(...results.map((r) => r.waits[i]))));
       const commMs = median(results.map((r) => r.commMs));
       rows.push({
         ranks: n,
+        optimizer: zero ? 'ZeRO-1 AdamW' : 'AdamW',
+        'state KB per rank': results.map((r) => r.stateBytes / 1024).join(' / '),
         'bucket MB': bucketCapMB,
         buckets: slowest.buckets,
         'grad KB': slowest.bytes / 1024,
