@@ -3,7 +3,7 @@
  * and the gradients are averaged over the ranks in buckets while backward still runs.
  */
 import { currentBackward, queueBackwardCallback } from '../autograd/backward';
-import { RemovableHandle } from '../autograd/graph';
+import type { RemovableHandle } from '../autograd/graph';
 import { fail } from '../errors';
 import { keep, tidy } from '../memory';
 import { core } from '../native';
@@ -126,7 +126,7 @@ export class DistributedDataParallel<M extends Module = Module> {
       fail('ERR_ARG', `${OP}: bucketCapMB must be a positive number, got ${String(bucketCapMB)}`);
     }
     if (typeof broadcastBuffers !== 'boolean') fail('ERR_ARG', `${OP}: broadcastBuffers must be a boolean`);
-    group(OP);
+    group(OP); // ERR_DIST before init()
     this.module = module;
     this.bucketCapBytes = Math.max(1, Math.floor(bucketCapMB * 1024 * 1024));
     this.broadcastBuffers = broadcastBuffers;
