@@ -8,8 +8,6 @@
 // in the same run, alternating, and the table keeps each side's best of the rounds.
 // Usage: node bench/collectives.js [--ranks 2,4] [--rounds 2] [--step 4] [--max-mb 64]
 //   (build first: node-gyp build && tsc -p .)
-const { spawnSync } = require('child_process');
-const path = require('path');
 const { parseArgs } = require('util');
 
 const OPS = ['allreduce', 'allgather', 'reducescatter', 'broadcast'];
@@ -76,18 +74,6 @@ async function worker(a) {
 
 // --- the benchmark ---
 
-function runIgnis(ranks, work) {
-  const launcher = path.join(__dirname, '..', 'dist', 'lib', 'dist', 'launch.js');
-  const res = spawnSync(process.execPath, [launcher, '--nproc-per-node', String(ranks), '--master-port', '0', __filename, '--worker', JSON.stringify(work)], {
-    encoding: 'utf8',
-    maxBuffer: 16 << 20,
-    env: { ...process.env, IGNIS_NUM_THREADS: '1' },
-  });
-  const line = (res.stdout || '').split('\n').find((l) => l.startsWith('[rank 0] RESULT '));
-  if (res.status !== 0 || !line) throw new Error(`ignis ranks failed (${res.status}): ${res.stderr}`);
-  return JSON.parse(line.slice('[rank 0] RESULT '.length));
-}
-
 function fmtSize(bytes) {
   return bytes >= 1 << 20 ? `${bytes / (1 << 20)} MB` : `${bytes / 1024} KB`;
 }
@@ -104,7 +90,7 @@ function main() {
     },
   });
   if (values.worker) return worker(JSON.parse(values.worker));
-  const { runPeer, report } = require('./common');
+  const { runPeer, launchRanks, report } = require('./common');
   const sizes = [];
   for (let s = 4096; s <= Number(values['max-mb']) * (1 << 20); s *= Number(values.step)) sizes.push(s);
   const work = { ops: OPS, sizes, target_s: Number(values['target-ms']) / 1000 };
@@ -120,7 +106,7 @@ function main() {
       }
     };
     for (let round = 0; round < Number(values.rounds); round++) {
-      keep('ignis', runIgnis(n, work));
+      keep('ignis', launchRanks(__filename, n, work)[0]);
       const torch = runPeer('torch', 'collectives', { ...work, ranks: n });
       if (torch.skipped) {
         torchVersion = torch.skipped;

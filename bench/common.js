@@ -97,6 +97,23 @@ function runPeer(peer, script, args) {
   return JSON.parse(res.stdout);
 }
 
+/**
+ * Runs `script --worker <JSON of work>` on `ranks` processes through ignis's launcher, one
+ * thread each, and returns what the ranks printed as `RESULT <json>` lines, parsed, in the order
+ * they came; throws with the ranks' stderr when the launch failed or nothing came back.
+ */
+function launchRanks(script, ranks, work) {
+  const launcher = path.join(__dirname, '..', 'dist', 'lib', 'dist', 'launch.js');
+  const res = spawnSync(process.execPath, [launcher, '--nproc-per-node', String(ranks), '--master-port', '0', script, '--worker', JSON.stringify(work)], {
+    encoding: 'utf8',
+    maxBuffer: 16 << 20,
+    env: { ...process.env, IGNIS_NUM_THREADS: '1' },
+  });
+  const results = (res.stdout || '').split('\n').filter((l) => /^\[rank \d+\] RESULT /.test(l)).map((l) => JSON.parse(l.slice(l.indexOf('RESULT ') + 7)));
+  if (res.status !== 0 || results.length === 0) throw new Error(`ignis ranks failed (${res.status}): ${res.stderr}`);
+  return results;
+}
+
 function machine() {
   return {
     cpus: os.cpus().length,
@@ -125,4 +142,4 @@ function report(name, rows, extra = {}) {
   return file;
 }
 
-module.exports = { median, timeit, timeCuda, runPeer, report };
+module.exports = { median, timeit, timeCuda, runPeer, launchRanks, report };

@@ -1,31 +1,22 @@
 'use strict';
 // Tokens per second of one LoRA fine-tuning step (forward, cross-entropy, backward, AdamW) of a
-// small LLaMA: 4 layers, d=256, 4 heads, SwiGLU 768, vocabulary 256, batch 8 x 128 tokens, LoRA
-// r=8 (alpha 16, dropout 0.05) on q_proj and v_proj, float32 on the CPU; against the same model
-// and step in PyTorch (bench/peers/finetune.py) in the same run. Target: at least 1.0x PyTorch's
-// tokens/s.
+// small LLaMA (bench/finetune-model.js: 4 layers, d=256, 4 heads, SwiGLU 768, vocabulary 256,
+// batch 8 x 128 tokens, LoRA r=8 (alpha 16, dropout 0.05) on q_proj and v_proj, float32 on the
+// CPU); against the same model and step in PyTorch (bench/peers/finetune.py) in the same run.
+// Target: at least 1.0x PyTorch's tokens/s.
 // Usage: node bench/finetune.js [--quick] [--threads N]   (build first: node-gyp build && tsc -p .)
 const ig = require('..');
 const { median, timeit, runPeer, report } = require('./common');
+const { config, lora, batch, seqLen, buildModel, description } = require('./finetune-model');
 
 const quick = process.argv.includes('--quick');
 const threadsFlag = process.argv.indexOf('--threads');
 if (threadsFlag > 0) ig.setNumThreads(Number(process.argv[threadsFlag + 1]));
 const threads = ig.getNumThreads();
-const config = { hidden: 256, heads: 4, kvHeads: 4, layers: 4, intermediate: 768, vocab: 256 };
-const lora = { r: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'] };
-const batch = 8;
-const seqLen = 128;
 const reps = quick ? 3 : 7;
 
 function timeIgnis() {
-  ig.manualSeed(0);
-  const model = new ig.LlamaForCausalLM({
-    vocabSize: config.vocab, hiddenSize: config.hidden, intermediateSize: config.intermediate,
-    numHiddenLayers: config.layers, numAttentionHeads: config.heads, numKeyValueHeads: config.kvHeads,
-  });
-  ig.applyLora(model, { r: lora.r, alpha: lora.alpha, dropout: lora.dropout, targetModules: lora.targets });
-  model.train();
+  const model = buildModel(ig);
   const params = model.parameters().filter((p) => p.requiresGrad);
   const opt = new ig.AdamW(params, { lr: 1e-3, weightDecay: 0 });
   const ids = ig.randint(0, config.vocab, [batch, seqLen], { dtype: 'int64' });
@@ -59,7 +50,7 @@ const tokens = batch * seqLen;
 const ours = tokens / median(seconds.ignis);
 const torch = seconds.torch.length ? tokens / median(seconds.torch) : undefined;
 report('finetune', [{
-  step: `LoRA r${lora.r} q,v; ${config.layers}L d${config.hidden} h${config.heads} V${config.vocab}; ${batch}x${seqLen}`,
+  step: description,
   'ignis tok/s': ours,
   'torch tok/s': torch,
   'ignis/torch': torch && ours / torch,

@@ -11,6 +11,7 @@ export { tidy, keep, memory, setNumThreads, getNumThreads } from './memory';
 export type { MemoryInfo } from './memory';
 export { noGrad, enableGrad, isGradEnabled } from './autograd/graph';
 export type { BackwardOptions } from './autograd/backward';
+export type { PostAccumulateGradHook, RemovableHandle } from './autograd/graph';
 export { gradcheck } from './autograd/gradcheck';
 export type { GradcheckOptions } from './autograd/gradcheck';
 export * from './ops/creation';

@@ -1,7 +1,7 @@
 import { inspect } from 'util';
 import { backward as runBackward, BackwardOptions } from './autograd/backward';
-import { detach } from './autograd/graph';
-import type { Node } from './autograd/graph';
+import { detach, registerPostAccumulateGradHook } from './autograd/graph';
+import type { Node, PostAccumulateGradHook, RemovableHandle } from './autograd/graph';
 import { Device, deviceOfCode } from './device';
 import { DType, DTYPES, DataArray, TYPED_ARRAYS, TypedArrayFor, isFloat } from './dtype';
 import { fail } from './errors';
@@ -194,6 +194,18 @@ export class Tensor {
     const optionsFirst = typeof grad === 'object' && grad !== null && Object.getPrototypeOf(grad) === Object.prototype;
     if (optionsFirst && opts === undefined) runBackward(this, undefined, grad as BackwardOptions);
     else runBackward(this, grad as Tensor | undefined, opts);
+  }
+
+  /**
+   * Registers `fn` to run with this leaf (which must require grad) right after a backward
+   * accumulated its gradient into `.grad`: once per backward that reaches it, as soon as no node
+   * left in the walk can send it more (so while the walk goes on through the layers before it),
+   * as PyTorch's `register_post_accumulate_grad_hook`. Hooks run under noGrad in registration
+   * order; an exception in one propagates out of backward. Returns a handle whose `remove()`
+   * unregisters it.
+   */
+  registerPostAccumulateGradHook(fn: PostAccumulateGradHook): RemovableHandle {
+    return registerPostAccumulateGradHook(this, fn);
   }
 
   /** A new tensor sharing this one's storage, without history: a leaf that does not require grad. */

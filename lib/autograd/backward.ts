@@ -2,7 +2,10 @@
  * The backward engine: walks the recorded graph from a root in topological order, sums the
  * gradients a node receives from its consumers, calls each node's backward once (under noGrad,
  * no higher-order gradients), disposes intermediate gradients as soon as they are used and
- * accumulates the leaves' gradients into their `.grad`.
+ * accumulates each leaf's gradient into its `.grad` as soon as the last node that sends it one
+ * ran (then runs the leaf's post-accumulate-grad hooks), so that a leaf near the loss is final
+ * while the rest of the walk goes on. Callbacks queued during the walk
+ * ({@link queueBackwardCallback}) run once it is over, before backward returns.
  */
 import { fail } from '../errors';
 import { keep, tidy } from '../memory';
@@ -12,7 +15,7 @@ import { full } from '../ops/creation';
 import { add } from '../ops/elementwise';
 import { clone, to } from '../ops/views';
 import { Tensor, wrap } from '../tensor';
-import { GradTarget, Node, noGrad } from './graph';
+import { GradTarget, Node, noGrad, runPostAccumulateGradHooks } from './graph';
 
 /** Options of {@link Tensor.backward}. */
 export interface BackwardOptions {
@@ -29,10 +32,12 @@ function describe(t: GradTarget): string {
 
 /**
  * The nodes reachable from `start`, each after every node that feeds it a gradient (reverse
- * post-order of a depth-first walk, without recursion), checked before anything runs.
+ * post-order of a depth-first walk, without recursion), checked before anything runs; and for
+ * each leaf, how many inputs of those nodes it is (the gradients it waits for).
  */
-function topologicalOrder(start: Node): Node[] {
+function topologicalOrder(start: Node): { order: Node[]; producers: Map<Tensor, number> } {
   const postOrder: Node[] = [];
+  const producers = new Map<Tensor, number>();
   const seen = new Set<Node>([start]);
   const stack: { node: Node; next: number }[] = [{ node: start, next: 0 }];
   while (stack.length > 0) {
@@ -45,15 +50,16 @@ function topologicalOrder(start: Node): Node[] {
           seen.add(target);
           stack.push({ node: target, next: 0 });
         }
-      } else if (target !== null && target.isDisposed) {
-        fail('ERR_DISPOSED', `backward: ${describe(target)} that requires grad (an input of ${top.node.op}) was disposed`);
+      } else if (target !== null) {
+        if (target.isDisposed) fail('ERR_DISPOSED', `backward: ${describe(target)} that requires grad (an input of ${top.node.op}) was disposed`);
+        producers.set(target, (producers.get(target) ?? 0) + 1);
       }
     } else {
       stack.pop();
       postOrder.push(top.node);
     }
   }
-  return postOrder.reverse();
+  return { order: postOrder.reverse(), producers };
 }
 
 function checkNode(node: Node): void {
@@ -124,6 +130,36 @@ function accumulateLeaf(leaf: Tensor, grad: Tensor): void {
   leaf.grad = keep(next);
 }
 
+/** Accumulates what `leaf` received in this walk (if anything) into its `.grad`, then runs its hooks. */
+function finishLeaf(leaf: Tensor, grads: Map<GradTarget, Tensor>): void {
+  const g = grads.get(leaf);
+  if (g === undefined) return;
+  grads.delete(leaf);
+  accumulateLeaf(leaf, g);
+  runPostAccumulateGradHooks(leaf);
+}
+
+/** The callbacks queued during the backward in progress (null outside backward). */
+let endCallbacks: (() => void)[] | null = null;
+let backwardCount = 0;
+let runningBackward = 0;
+
+/** @internal A number identifying the backward in progress (a new one for each call), 0 outside backward. */
+export function currentBackward(): number {
+  return runningBackward;
+}
+
+/**
+ * @internal Runs `fn` once the backward in progress has accumulated every leaf's gradient, just
+ * before it returns (as PyTorch's `Variable._execution_engine.queue_callback`); callbacks run in
+ * the order queued, under noGrad, and not at all when the walk failed. ERR_GRAD outside backward
+ * (call it from a hook).
+ */
+export function queueBackwardCallback(fn: () => void): void {
+  if (endCallbacks === null) fail('ERR_GRAD', 'queueBackwardCallback: no backward is running (call it from a hook)');
+  endCallbacks.push(fn);
+}
+
 /** Runs one node's backward on its gradient `grad` (disposed here) and hands on the results. */
 function runNode(node: Node, grad: Tensor, grads: Map<GradTarget, Tensor>): void {
   const backward = node.backward as NonNullable<Node['backward']>;
@@ -175,24 +211,40 @@ export function backward(root: Tensor, grad?: Tensor, opts?: BackwardOptions): v
     );
   }
   const start: GradTarget = root._gradFn ?? root;
-  const order = start instanceof Node ? topologicalOrder(start) : [];
-  noGrad(() => {
-    const grads = new Map<GradTarget, Tensor>([[start, seedGradient(root, grad)]]);
-    try {
-      for (const node of order) {
-        const g = grads.get(node);
-        grads.delete(node);
-        // a node none of whose consumers sent a gradient sends none on
-        if (g !== undefined) runNode(node, g, grads);
-        if (!retainGraph) node.release();
+  const { order, producers } = start instanceof Node ? topologicalOrder(start) : { order: [], producers: new Map<Tensor, number>() };
+  const outer = { callbacks: endCallbacks, id: runningBackward };
+  const callbacks: (() => void)[] = [];
+  endCallbacks = callbacks;
+  runningBackward = ++backwardCount;
+  try {
+    noGrad(() => {
+      const grads = new Map<GradTarget, Tensor>([[start, seedGradient(root, grad)]]);
+      try {
+        if (!(start instanceof Node)) finishLeaf(start, grads);
+        for (const node of order) {
+          const g = grads.get(node);
+          grads.delete(node);
+          // a node none of whose consumers sent a gradient sends none on
+          if (g !== undefined) runNode(node, g, grads);
+          if (!retainGraph) node.release();
+          for (const target of node.next) {
+            if (target === null || target instanceof Node) continue;
+            const left = (producers.get(target) as number) - 1;
+            producers.set(target, left);
+            if (left === 0) finishLeaf(target, grads);
+          }
+        }
+      } catch (err) {
+        // the graph is not walked again: free what it saved
+        if (!retainGraph) for (const node of order) node.release();
+        throw err;
+      } finally {
+        for (const g of grads.values()) g.dispose();
       }
-      // what is left is for leaves
-      for (const [leaf, g] of grads) {
-        grads.delete(leaf);
-        accumulateLeaf(leaf as Tensor, g);
-      }
-    } finally {
-      for (const g of grads.values()) g.dispose();
-    }
-  });
+      for (let i = 0; i < callbacks.length; i++) callbacks[i]();
+    });
+  } finally {
+    endCallbacks = outer.callbacks;
+    runningBackward = outer.id;
+  }
 }

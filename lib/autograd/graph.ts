@@ -118,6 +118,39 @@ export function enableGrad<T>(fn: () => T): T {
   return withGradMode(true, fn, 'enableGrad');
 }
 
+/** What {@link Tensor.registerPostAccumulateGradHook} returns. */
+export interface RemovableHandle {
+  /** Unregisters the hook. Idempotent. */
+  remove(): void;
+}
+
+/** A hook run with a leaf once backward accumulated its gradient (see {@link Tensor.registerPostAccumulateGradHook}). */
+export type PostAccumulateGradHook = (t: Tensor) => void;
+
+/** Each leaf's post-accumulate-grad hooks, by registration number (so, in registration order). */
+const postAccumulateHooks = new WeakMap<Tensor, Map<number, PostAccumulateGradHook>>();
+let hookCount = 0;
+
+/** @internal Tensor.registerPostAccumulateGradHook. */
+export function registerPostAccumulateGradHook(t: Tensor, fn: PostAccumulateGradHook): RemovableHandle {
+  const op = 'registerPostAccumulateGradHook';
+  t.handle(op);
+  if (typeof fn !== 'function') fail('ERR_ARG', `${op}: expected a function`);
+  if (!t.isLeaf) fail('ERR_GRAD', `${op}: only leaves can have one; this tensor is the output of ${t._gradFn?.op}`);
+  if (!t.requiresGrad) fail('ERR_GRAD', `${op}: the tensor does not require grad (call requiresGrad_() first)`);
+  let hooks = postAccumulateHooks.get(t);
+  if (hooks === undefined) postAccumulateHooks.set(t, (hooks = new Map()));
+  const id = hookCount++;
+  hooks.set(id, fn);
+  return { remove: () => void hooks.delete(id) };
+}
+
+/** @internal Runs t's post-accumulate-grad hooks (under noGrad, as backward runs them). */
+export function runPostAccumulateGradHooks(t: Tensor): void {
+  const hooks = postAccumulateHooks.get(t);
+  if (hooks !== undefined) for (const fn of [...hooks.values()]) fn(t);
+}
+
 /** A new tensor sharing t's storage, without history: gradients do not flow through it. */
 export function detach(t: Tensor): Tensor {
   return wrap(core.alias(t.handle('detach')), t.shape, t.dtype, t.device);

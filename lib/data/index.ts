@@ -6,3 +6,5 @@ export { Tokenizer } from './tokenizer';
 export type { EncodeOptions, DecodeOptions } from './tokenizer';
 export { IGNORE_INDEX, readRecords, tokenizeRecords, splitExamples, collate, shuffled, seededRandom } from './dataset';
 export type { TextRecord, Example, TokenizeOptions, Batch } from './dataset';
+export { DistributedSampler } from './sampler';
+export type { DistributedSamplerOptions } from './sampler';

@@ -10,3 +10,7 @@ export { Work } from './work';
 export { TCPStore } from './store';
 export type { TCPStoreOptions } from './store';
 export { launch } from './launch';
+export { DistributedDataParallel } from './ddp';
+export type { DistributedDataParallelOptions, SyncStats } from './ddp';
+export { ZeroRedundancyOptimizer, partitionBySize } from './zero';
+export type { OptimizerClass, ZeroOptions } from './zero';

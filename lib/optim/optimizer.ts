@@ -1,5 +1,5 @@
 /** The optimizer base: parameter groups with per-group options, per-parameter state, state dicts. */
-import { DType, isFloat } from '../dtype';
+import { DType, dtypeSize, isFloat } from '../dtype';
 import { ErrorCode, fail } from '../errors';
 import { keep } from '../memory';
 import { checkTensor, fmtShape, sameShape } from '../ops/check';
@@ -274,6 +274,13 @@ export abstract class Optimizer<O extends object> {
     this.state.clear();
     for (const [param, s] of loaded) this.state.set(param, s);
     options.forEach((o, g) => Object.assign(this.paramGroups[g], o));
+  }
+
+  /** Bytes of the state tensors this optimizer holds now. */
+  stateBytes(): number {
+    let bytes = 0;
+    for (const s of this.state.values()) for (const v of Object.values(s)) if (v instanceof Tensor) bytes += v.numel * dtypeSize(v.dtype);
+    return bytes;
   }
 
   /** Frees the optimizer's state; the optimizer cannot step afterwards. Idempotent. */
