@@ -58,8 +58,8 @@ test('finetune, generate and merge work from the command line', (t) => {
 test('finetune --nproc-per-node 2 trains data-parallel: the same losses as one process with the whole batch', (t) => {
   const root = tempDir(t);
   const { model, data } = tinyModel(root);
-  // 11 training sequences: the second batch of each epoch leaves rank 1 one sequence short
-  const common = ['finetune', '--model', model, '--data', data, '--steps', '4', '--seq-len', '16', '--rank', '2', '--dropout', '0', '--eval-every', '2'];
+  // 19 training sequences: the fifth step's batch leaves rank 1 one sequence short
+  const common = ['finetune', '--model', model, '--data', data, '--steps', '6', '--seq-len', '16', '--rank', '2', '--dropout', '0', '--eval-every', '3'];
   const single = ignis([...common, '--batch', '4', '--out', path.join(root, 'single')]);
   t.is(single.status, 0, single.stderr);
   const parallel = ignis([...common, '--batch', '2', '--nproc-per-node', '2', '--out', path.join(root, 'parallel')]);
@@ -69,7 +69,7 @@ test('finetune --nproc-per-node 2 trains data-parallel: the same losses as one p
   const metrics = (dir: string) => JSON.parse(fs.readFileSync(path.join(root, dir, 'metrics.json'), 'utf8'));
   const [a, b] = [metrics('single'), metrics('parallel')];
   t.is(b.settings.worldSize, 2);
-  t.is(a.trainLoss.length, 4);
+  t.is(a.trainLoss.length, 6);
   for (const [key, tol] of [['trainLoss', 1e-5], ['evalLoss', 1e-5]] as const) {
     a[key].forEach(([step, loss]: [number, number], i: number) => {
       t.is(b[key][i][0], step);
@@ -78,40 +78,43 @@ test('finetune --nproc-per-node 2 trains data-parallel: the same losses as one p
   }
   const adapter = (dir: string) => ig.tidy(() => {
     const w = ig.io.readSafetensors(path.join(root, dir, 'adapter_model.safetensors'));
-    return [...w.entries()].map(([name, x]) => [name, Array.from(x.data() as Float32Array)] as const);
+    return [...w.tensors.entries()].map(([name, x]) => [name, Array.from(x.data() as Float32Array)] as const);
   });
   const [wa, wb] = [adapter('single'), adapter('parallel')];
   t.deepEqual(wa.map(([n]) => n), wb.map(([n]) => n));
   wa.forEach(([name, xs], i) => xs.forEach((x, j) => t.true(Math.abs(x - wb[i][1][j]) <= 1e-4 + 1e-4 * Math.abs(x), `${name}[${j}]`)));
 });
 
-test('Ctrl-C stops finetune after a step with a checkpoint, and --resume finishes the run', async (t) => {
-  const root = tempDir(t);
-  const { model, data } = tinyModel(root);
-  const out = path.join(root, 'out');
-  const args = ['finetune', '--model', model, '--data', data, '--out', out, '--steps', '2000', '--batch', '2', '--seq-len', '16', '--eval-every', '1000'];
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, IGNIS_NUM_THREADS: '1' } });
-  let stdout = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk;
-    // the run has started once the held-out loss before training is printed
-    if (/loss before/.test(stdout)) setTimeout(() => child.kill('SIGINT'), 300);
+// Serial: the other tests' spawnSync calls block this process's timers, the Ctrl-C's among them.
+for (const nproc of [1, 2]) {
+  test.serial(`Ctrl-C stops finetune on ${nproc} process(es) after a step with a checkpoint, and --resume finishes the run`, async (t) => {
+    const root = tempDir(t);
+    const { model, data } = tinyModel(root);
+    const out = path.join(root, 'out');
+    const args = ['finetune', '--model', model, '--data', data, '--out', out, '--steps', '2000', '--batch', '2', '--seq-len', '16', '--eval-every', '1000', '--nproc-per-node', String(nproc)];
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, IGNIS_NUM_THREADS: '1' } });
+    let stdout = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+      // the run has started once the held-out loss before training is printed
+      if (/loss before/.test(stdout)) setTimeout(() => child.kill('SIGINT'), 300);
+    });
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    t.is(code, 130, stdout);
+    t.regex(stdout, /stopped at step \d+ of 2000; checkpoint saved/);
+    t.true(fs.existsSync(path.join(out, 'checkpoint', 'trainer_state.json')));
+    t.false(fs.existsSync(path.join(out, 'adapter_model.safetensors')));
+    const state = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'trainer_state.json'), 'utf8'));
+    t.true(state.step > 0 && state.step < 2000);
+    const changed = ignis([...args.map((a) => (a === '2000' ? '3000' : a)), '--resume']);
+    t.is(changed.status, 2, 'the step count is a setting the checkpoint must share');
+    t.regex(changed.stderr, /other settings/);
+    const resumed = ignis([...args, '--resume']);
+    t.is(resumed.status, 0, resumed.stderr);
+    t.regex(resumed.stdout, new RegExp(`resumed from .* at step ${state.step} of 2000`));
+    t.true(fs.existsSync(path.join(out, 'adapter_model.safetensors')));
   });
-  const code = await new Promise((resolve) => child.on('exit', resolve));
-  t.is(code, 130);
-  t.regex(stdout, /stopped at step \d+ of 2000; checkpoint saved/);
-  t.true(fs.existsSync(path.join(out, 'checkpoint', 'trainer_state.json')));
-  t.false(fs.existsSync(path.join(out, 'adapter_model.safetensors')));
-  const state = JSON.parse(fs.readFileSync(path.join(out, 'checkpoint', 'trainer_state.json'), 'utf8'));
-  t.true(state.step > 0 && state.step < 2000);
-  const changed = ignis([...args.map((a) => (a === '2000' ? '3000' : a)), '--resume']);
-  t.is(changed.status, 2, 'the step count is a setting the checkpoint must share');
-  t.regex(changed.stderr, /other settings/);
-  const resumed = ignis([...args, '--resume']);
-  t.is(resumed.status, 0, resumed.stderr);
-  t.regex(resumed.stdout, new RegExp(`resumed from .* at step ${state.step} of 2000`));
-  t.true(fs.existsSync(path.join(out, 'adapter_model.safetensors')));
-});
+}
 
 test('ignis run launches the workers with the rank environment', (t) => {
   const script = path.join(tempDir(t), 'worker.js');
@@ -129,6 +132,7 @@ test('usage errors exit non-zero with a message', (t) => {
     [['finetune', '--rank'], /--rank/],
     [['finetune', '--bogus', '1'], /bogus/],
     [['finetune', '--rank', 'x', '--out', path.join(root, 'o')], /--rank must be a number/],
+    [['finetune', '--nproc-per-node', '0', '--out', path.join(root, 'o')], /--nproc-per-node must be a positive integer.*\[ERR_ARG\]/],
     [['finetune', '--model', path.join(root, 'missing'), '--out', path.join(root, 'o')], /missing.*\[ERR_IO\]/],
     [['generate', '--model', path.join(root, 'missing'), '--prompt', 'x'], /\[ERR_IO\]/],
     [['generate'], /--prompt is required/],

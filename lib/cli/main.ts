@@ -108,6 +108,7 @@ async function finetuneCommand(argv: string[]): Promise<number> {
     const r = await finetune({ ...options, signal: stop.signal, onProgress, log: (line) => process.stdout.write(line + '\n') });
     bar.stop();
     if (r.stopped) return 130;
+    if (launched && dist.rank() !== 0) return 0;  // rank 0 reports for all
     const show = (title: string, samples: { prompt: string; completion: string }[]) => {
       process.stdout.write(`\n${title}\n`);
       for (const x of samples) process.stdout.write(`  ${JSON.stringify(x.prompt)} -> ${JSON.stringify(x.completion)}\n`);

@@ -6,7 +6,6 @@ import test from 'ava';
 import * as path from 'node:path';
 import * as ig from '../../lib';
 import { IGNORE_INDEX } from '../../lib/data/dataset';
-import type { Example } from '../../lib/data/dataset';
 import { Trainer } from '../../lib/train/trainer';
 import type { TrainerOptions } from '../../lib/train/trainer';
 import { findTrainingState, loadTrainingState, saveTrainingState } from '../../lib/train/state';
