@@ -1,5 +1,6 @@
 /**
- * Distributed training: process groups, collectives and the launcher's environment.
+ * Distributed training: process groups, collectives, the launcher's environment and sharded
+ * frozen weights.
  * @packageDocumentation
  */
 export { init, destroy, isInitialized, rank, worldSize, localRank } from './group';
@@ -10,3 +11,5 @@ export { Work } from './work';
 export { TCPStore } from './store';
 export type { TCPStoreOptions } from './store';
 export { launch } from './launch';
+export { shardFrozenWeights, ShardedWeights } from './fsdp';
+export type { ShardOptions, ShardStats } from './fsdp';

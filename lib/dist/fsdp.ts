@@ -1,0 +1,464 @@
+/**
+ * Sharded frozen weights (FSDP / ZeRO-3 for LoRA fine-tuning): each rank stores 1/worldSize of
+ * every frozen Linear and Embedding weight; a unit's weights (one decoder block, the embedding,
+ * the head) are all-gathered just before its forward and freed right after, gathered again for
+ * its backward and freed after it; with prefetch the next unit's gather runs on the comm thread
+ * while the current unit computes. Trainable parameters (the adapters) stay replicated.
+ *
+ * How the backward gets a weight back: the gathered weights are registered with
+ * {@link setRefetch}, so that the linear ops record nodes that fetch them again when their
+ * backward runs instead of saving them; identity nodes at each unit's input and output mark
+ * where the backward enters the unit (gather it, prefetch the one before) and leaves it (free
+ * it). Every rank runs the same program, so the gathers are issued in the same order everywhere.
+ */
+import { isGradEnabled, record, setRefetch } from '../autograd/graph';
+import { DType, isFloat } from '../dtype';
+import { fail } from '../errors';
+import { keep, tidy } from '../memory';
+import { core } from '../native';
+import { Embedding, Linear } from '../nn/layers';
+import { LlamaForCausalLM, LlamaModel } from '../nn/models/llama';
+import { isParameter, Module, parameter } from '../nn/module';
+import { empty, zeros } from '../ops/creation';
+import { Tensor, wrap } from '../tensor';
+import { allGather } from './collectives';
+import { group } from './group';
+import { Work } from './work';
+
+/** Options of {@link shardFrozenWeights}. */
+export interface ShardOptions {
+  /**
+   * Issue the next unit's all-gather while the current one computes (the previous one's during
+   * the backward), default true. Off, each unit is gathered when it starts.
+   */
+  prefetch?: boolean;
+  /** Frozen weights of fewer elements stay replicated (default 0: every frozen Linear and Embedding weight is sharded). */
+  minNumel?: number;
+}
+
+/** What {@link ShardedWeights.stats} reports. */
+export interface ShardStats {
+  worldSize: number;
+  /** The units' paths in forward order (`model.embed_tokens`, `model.layers.0`, ..., `lm_head`). */
+  units: string[];
+  /** Sharded weights (a tied weight counts once). */
+  tensors: number;
+  /** Their bytes in full (what each rank held before). */
+  fullBytes: number;
+  /** Bytes of shards this rank stores: about fullBytes / worldSize (plus padding, and a tied weight once per unit using it). */
+  shardBytes: number;
+  /** All-gathers issued so far (one per unit and dtype each time a unit is gathered). */
+  gathers: number;
+  /** Bytes those gathers produced. */
+  gatheredBytes: number;
+  /** Milliseconds the JS thread spent waiting for gathers to finish (with prefetch, the part the compute did not hide). */
+  waitMs: number;
+}
+
+/** One sharded weight and the module properties that held it (two for a tied weight). */
+interface ShardedTensor {
+  name: string;
+  owners: [Module, string][];
+  shape: number[];
+  dtype: DType;
+  numel: number;
+}
+
+/**
+ * The weights of one unit of one dtype, laid out one after another in a flat buffer padded to a
+ * multiple of worldSize; rank r stores the r-th equal part.
+ */
+interface FlatGroup {
+  dtype: DType;
+  pieces: { tensor: ShardedTensor; offset: number }[];
+  shard: Tensor;
+  /** The gathered buffer while the unit is gathered, and its gather while in flight. */
+  full: Tensor | null;
+  work: Work<Tensor> | null;
+}
+
+/** A part of the model whose weights are gathered and freed together. */
+interface Unit {
+  name: string;
+  index: number;
+  module: Module;
+  groups: FlatGroup[];
+  /** Forwards and backward windows running now: the weights are readable while positive. */
+  holds: number;
+  /** Full-shaped views of the gathered buffers, once the gathers finished. */
+  views: Map<ShardedTensor, Tensor> | null;
+}
+
+/** Whether the unit's gathers were issued (and its buffers not freed since). */
+function isGathered(unit: Unit): boolean {
+  return unit.groups[0].full !== null;
+}
+
+/** Every module of a live sharding, to refuse sharding it (or a part of it) twice. */
+const SHARDED = new WeakMap<Module, ShardedWeights>();
+
+function dtypeBytes(dtype: DType): number {
+  return dtype === 'float64' ? 8 : dtype === 'float32' ? 4 : 2;
+}
+
+/** The modules whose forward is a unit: LLaMA's embedding, blocks and head; else the root's children holding sharded weights. */
+function unitModules(model: Module, holds: (m: Module) => boolean): Module[] {
+  if (model instanceof LlamaForCausalLM) return [model.model.embed_tokens, ...model.model.layers, model.lm_head];
+  if (model instanceof LlamaModel) return [model.embed_tokens, ...model.layers];
+  if (model instanceof Linear || model instanceof Embedding) return [model];
+  return model.children().filter((c) => c.modules().some(holds));
+}
+
+/** Sets `key` of `obj` to a non-enumerable value or accessor and returns how to put the own property back. */
+function override(obj: object, key: string, desc: PropertyDescriptor): () => void {
+  const own = Object.getOwnPropertyDescriptor(obj, key);
+  Object.defineProperty(obj, key, { configurable: true, enumerable: false, ...desc });
+  return () => {
+    if (own) Object.defineProperty(obj, key, own);
+    else delete (obj as Record<string, unknown>)[key];
+  };
+}
+
+/**
+ * The frozen weights of a model sharded across the ranks by {@link shardFrozenWeights}. While
+ * it lives, the model runs forward and backward as before, each rank storing only its shards.
+ *
+ * What the model shows meanwhile: the sharded weights are no longer members of their modules
+ * (`parameters()`, `namedParameters()` and DDP do not see them; what they list is replicated
+ * and equal on every rank: the adapters, norms, biases and any trainable weight). Reading a
+ * sharded weight (`layer.weight`) works inside its unit's forward and backward only; outside,
+ * it is ERR_DIST, as are `stateDict()`, `loadStateDict()` and `savePretrained()` on modules
+ * holding sharded weights, and `mergeLora` / `LoraLinear.merge`. Call {@link ShardedWeights.dispose}
+ * (on every rank) to gather the full weights back first; `lora.saveAdapter` works as is.
+ */
+export class ShardedWeights {
+  readonly #units: Unit[];
+  readonly #tensors: ShardedTensor[];
+  readonly #worldSize: number;
+  readonly #prefetch: boolean;
+  readonly #restore: (() => void)[] = [];
+  readonly #modules: Module[];
+  /** The input of every tracked unit depends on it, so that the unit's input node runs in the backward even when its input needs no gradient. */
+  readonly #token: Tensor;
+  /** A unit gathered ahead of its use (no holds yet). */
+  #ahead: Unit | null = null;
+  /** The last unit whose forward recorded boundaries: the one the backward reaches next. */
+  #lastTracked: Unit | null = null;
+  #disposed = false;
+  #gathers = 0;
+  #gatheredBytes = 0;
+  #waitMs = 0;
+
+  /** @internal Use {@link shardFrozenWeights}. */
+  constructor(model: Module, tensors: ShardedTensor[], unitModules: [string, Module][], prefetch: boolean) {
+    const op = 'dist.shardFrozenWeights';
+    const g = group(op);
+    const n = g.env.worldSize;
+    const rank = g.env.rank;
+    this.#worldSize = n;
+    this.#prefetch = prefetch;
+    this.#tensors = tensors;
+    this.#modules = model.modules();
+    const unitOf = new Map<Module, Unit>();
+    this.#units = unitModules.map(([name, module], index) => {
+      const unit: Unit = { name, index, module, groups: [], holds: 0, views: null };
+      for (const m of module.modules()) unitOf.set(m, unit);
+      return unit;
+    });
+    // each unit's weights by dtype, in model order, copied into this rank's parts
+    for (const unit of this.#units) {
+      const mine = tensors.filter((t) => t.owners.some(([m]) => unitOf.get(m) === unit));
+      for (const dtype of [...new Set(mine.map((t) => t.dtype))]) {
+        const list = mine.filter((t) => t.dtype === dtype);
+        let total = 0;
+        const pieces = list.map((tensor) => {
+          const piece = { tensor, offset: total };
+          total += tensor.numel;
+          return piece;
+        });
+        const size = Math.ceil(total / n);
+        const shard = keep(zeros([size], { dtype }));
+        tidy(() => {
+          for (const { tensor, offset } of pieces) {
+            const [m, key] = tensor.owners[0];
+            const flat = ((m as unknown as Record<string, Tensor>)[key]).reshape(-1);
+            const from = Math.max(offset, rank * size);
+            const to = Math.min(offset + tensor.numel, (rank + 1) * size);
+            if (to > from) core.copyInto(shard.narrow(0, from - rank * size, to - from).handle(op), flat.narrow(0, from - offset, to - from).handle(op));
+          }
+        });
+        unit.groups.push({ dtype, pieces, shard, full: null, work: null });
+      }
+    }
+    // the full weights go; each owner's property reads the gathered weight of its own unit
+    for (const tensor of tensors) {
+      const [m0, key0] = tensor.owners[0];
+      const original = (m0 as unknown as Record<string, Tensor>)[key0];
+      for (const [m, key] of tensor.owners) {
+        const unit = unitOf.get(m) as Unit;
+        override(m, key, {
+          get: () => this.#read(unit, tensor),
+          set: () => fail('ERR_DIST', `${tensor.name}: cannot assign a weight sharded by dist.shardFrozenWeights; dispose() the sharding first`),
+        });
+      }
+      original.dispose();
+    }
+    for (const unit of this.#units) {
+      const forward = unit.module.forward as (...args: unknown[]) => unknown;
+      this.#restore.push(override(unit.module, 'forward', { writable: true, value: (...args: unknown[]) => this.#forward(unit, forward, args) }));
+    }
+    // whatever would read every weight refuses rather than miss the sharded ones
+    const owners = new Set(tensors.flatMap((t) => t.owners.map(([m]) => m)));
+    for (const m of this.#modules) {
+      if (!m.modules().some((x) => owners.has(x))) continue;
+      for (const method of ['stateDict', 'loadStateDict', 'savePretrained']) {
+        if (typeof (m as unknown as Record<string, unknown>)[method] !== 'function') continue;
+        const refuse = () => fail('ERR_DIST', `${method}: the frozen weights of this model are sharded across ${n} ranks (dist.shardFrozenWeights); call dispose() on the sharding, on every rank, to gather them back first`);
+        this.#restore.push(override(m, method, { writable: true, value: refuse }));
+      }
+    }
+    for (const m of this.#modules) SHARDED.set(m, this);
+    this.#token = keep(zeros([1])).requiresGrad_(true);
+  }
+
+  /** What is sharded, what this rank stores and what the gathers cost so far. */
+  stats(): ShardStats {
+    let shardBytes = 0;
+    for (const u of this.#units) for (const g of u.groups) shardBytes += g.shard.numel * dtypeBytes(g.dtype);
+    return {
+      worldSize: this.#worldSize,
+      units: this.#units.map((u) => u.name),
+      tensors: this.#tensors.length,
+      fullBytes: this.#tensors.reduce((s, t) => s + t.numel * dtypeBytes(t.dtype), 0),
+      shardBytes,
+      gathers: this.#gathers,
+      gatheredBytes: this.#gatheredBytes,
+      waitMs: this.#waitMs,
+    };
+  }
+
+  /** Whether {@link ShardedWeights.dispose} ran. */
+  get isDisposed(): boolean {
+    return this.#disposed;
+  }
+
+  /**
+   * Gathers the full weights back into the model (frozen parameters again, tied weights one
+   * tensor again), puts the modules back as they were and frees the shards. A collective: every
+   * rank calls it, at the same point. Graphs recorded while sharded cannot be backpropagated
+   * afterwards. A second call does nothing.
+   */
+  dispose(): void {
+    if (this.#disposed) return;
+    const restored = new Map<ShardedTensor, Tensor>();
+    for (const unit of this.#units) {
+      for (const [tensor, view] of this.#materialize(unit)) if (!restored.has(tensor)) restored.set(tensor, parameter(view.clone(), false));
+      this.#free(unit);
+      for (const g of unit.groups) g.shard.dispose();
+    }
+    this.#disposed = true;
+    for (const [tensor, full] of restored) {
+      for (const [m, key] of tensor.owners) Object.defineProperty(m, key, { configurable: true, enumerable: true, writable: true, value: full });
+    }
+    for (const restore of this.#restore.splice(0)) restore();
+    for (const m of this.#modules) SHARDED.delete(m);
+    // the token stays: a graph recorded while sharded then fails in its backward with ERR_DIST
+    this.#ahead = this.#lastTracked = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** A sharded weight read through its module: the gathered tensor while its unit runs, else ERR_DIST. */
+  #read(unit: Unit, tensor: ShardedTensor): Tensor {
+    if (unit.holds === 0) {
+      fail(
+        'ERR_DIST',
+        `${tensor.name} ${JSON.stringify(tensor.shape)} is sharded across ${this.#worldSize} ranks by dist.shardFrozenWeights and exists in full ` +
+          `only during the forward and backward of ${unit.name}; call dispose() on the sharding (on every rank) to gather the weights back`,
+      );
+    }
+    return this.#materialize(unit).get(tensor) as Tensor;
+  }
+
+  /** Issues the unit's all-gathers (into new buffers) unless it is gathered already. */
+  #gather(unit: Unit): void {
+    if (isGathered(unit)) return;
+    for (const g of unit.groups) {
+      g.full = keep(empty([g.shard.numel * this.#worldSize], { dtype: g.dtype }));
+      g.work = allGather(g.shard, { out: g.full });
+      this.#gathers++;
+      this.#gatheredBytes += g.full.numel * dtypeBytes(g.dtype);
+    }
+  }
+
+  /** The unit's full weights: gathered (or the gather in flight waited for) now if needed. */
+  #materialize(unit: Unit): Map<ShardedTensor, Tensor> {
+    if (this.#disposed) fail('ERR_DIST', `${unit.name}: the sharding was disposed; a graph recorded while the weights were sharded cannot be backpropagated after dispose()`);
+    if (unit.views !== null) return unit.views;
+    this.#gather(unit);
+    const views = new Map<ShardedTensor, Tensor>();
+    for (const g of unit.groups) {
+      const t0 = performance.now();
+      g.work!.wait();
+      this.#waitMs += performance.now() - t0;
+      g.work = null;
+      for (const { tensor, offset } of g.pieces) {
+        const view = keep(tidy(() => g.full!.narrow(0, offset, tensor.numel).reshape(tensor.shape)));
+        setRefetch(view, () => this.#materialize(unit).get(tensor) as Tensor);
+        views.set(tensor, view);
+      }
+    }
+    unit.views = views;
+    if (this.#ahead === unit) this.#ahead = null;
+    return views;
+  }
+
+  /** Frees the unit's gathered weights (after its gather, if one is in flight). */
+  #free(unit: Unit): void {
+    for (const view of unit.views?.values() ?? []) view.dispose();
+    unit.views = null;
+    for (const g of unit.groups) {
+      g.work?.wait();
+      g.work = null;
+      g.full?.dispose();
+      g.full = null;
+    }
+    if (this.#ahead === unit) this.#ahead = null;
+  }
+
+  #hold(unit: Unit): void {
+    unit.holds++;
+    this.#materialize(unit);
+  }
+
+  #drop(unit: Unit): void {
+    if (--unit.holds === 0 && !this.#disposed) this.#free(unit);
+  }
+
+  /** Starts gathering `unit` ahead of its use; a unit gathered ahead earlier and still unused is freed. */
+  #prefetchUnit(unit: Unit | null): void {
+    if (!this.#prefetch || unit === null || isGathered(unit)) return;
+    if (this.#ahead !== null && this.#ahead.holds === 0) this.#free(this.#ahead);
+    this.#gather(unit);
+    this.#ahead = unit;
+  }
+
+  /** A unit's forward: its weights held around the module's own forward, and boundary nodes recorded for the backward. */
+  #forward(unit: Unit, forward: (...args: unknown[]) => unknown, args: unknown[]): unknown {
+    const trainable = unit.module.parameters().some((p) => p.requiresGrad);
+    const tracked = isGradEnabled() && (trainable || args.some((a) => a instanceof Tensor && a.requiresGrad));
+    const window = { open: false };
+    let previous: Unit | null = null;
+    if (tracked) {
+      previous = this.#lastTracked !== null && this.#lastTracked.index < unit.index ? this.#lastTracked : null;
+      this.#lastTracked = unit;
+      const i = args.findIndex((a) => a instanceof Tensor && isFloat(a.dtype));
+      if (i >= 0) args = args.map((a, j) => (j === i ? this.#unitInput(unit, a as Tensor, window) : a));
+    }
+    let out: unknown;
+    try {
+      this.#hold(unit);
+      this.#prefetchUnit(this.#units[unit.index + 1] ?? null);
+      out = forward.apply(unit.module, args);
+    } finally {
+      this.#drop(unit);
+    }
+    if (tracked && out instanceof Tensor && out.requiresGrad) return this.#unitOutput(unit, out, previous, window);
+    return out;
+  }
+
+  /** x as a new tensor whose backward, run once the unit's backward is done, frees the unit. */
+  #unitInput(unit: Unit, x: Tensor, window: { open: boolean }): Tensor {
+    const out = wrap(core.alias(x.handle('dist.shardFrozenWeights')), x.shape, x.dtype, x.device);
+    record(out, `${unit.name} input`, [x, this.#token], [], (g) => {
+      if (window.open) {
+        window.open = false;
+        this.#drop(unit);
+      }
+      return [g, null];
+    });
+    return out;
+  }
+
+  /** y as a new tensor whose backward, run before the unit's, gathers the unit and prefetches the one before. */
+  #unitOutput(unit: Unit, y: Tensor, previous: Unit | null, window: { open: boolean }): Tensor {
+    const out = wrap(core.alias(y.handle('dist.shardFrozenWeights')), y.shape, y.dtype, y.device);
+    record(out, `${unit.name} output`, [y], [], (g) => {
+      if (!window.open) {
+        this.#hold(unit);
+        window.open = true;
+      }
+      this.#prefetchUnit(previous);
+      return [g];
+    });
+    return out;
+  }
+}
+
+/**
+ * Shards the frozen weights of `model` across the ranks of the process group (FSDP / ZeRO-3
+ * for LoRA fine-tuning). Every rank calls it on the same model with the same weights (the same
+ * seed or checkpoint), after `applyLora` and before the optimizer is built from
+ * `parameters()`; it returns the {@link ShardedWeights}.
+ *
+ * What is sharded: the weight of every Linear (LoRA base layers and the LM head included) and
+ * Embedding that is a frozen parameter (requiresGrad false) of at least `minNumel` elements.
+ * Norm weights, biases and trainable parameters stay replicated. Each rank keeps 1/worldSize of
+ * every unit's weights (flattened per unit and dtype, padded to a multiple of worldSize); the
+ * full weights are freed. A tied weight (LLaMA's tieWordEmbeddings) is sharded into each unit
+ * using it.
+ *
+ * Units, gathered and freed together: for LlamaForCausalLM (LlamaModel) the embedding, each
+ * decoder block and the head; for a Linear or Embedding, itself; for another module, each of its
+ * direct children holding sharded weights, in property order (the order their forwards run in,
+ * for prefetch to help; any order is correct). Units must be called through their forward.
+ *
+ * ERR_DIST without a process group; ERR_ARG for a model (or part of one) already sharded, for
+ * bad options, and when there is nothing to shard.
+ */
+export function shardFrozenWeights(model: Module, opts: ShardOptions = {}): ShardedWeights {
+  const op = 'dist.shardFrozenWeights';
+  group(op);
+  if (!(model instanceof Module)) fail('ERR_ARG', `${op}: expected a Module`);
+  if (typeof opts !== 'object' || opts === null) fail('ERR_ARG', `${op}: options must be an object`);
+  for (const key of Object.keys(opts)) if (key !== 'prefetch' && key !== 'minNumel') fail('ERR_ARG', `${op}: unknown option ${key}; expected prefetch, minNumel`);
+  const prefetch = opts.prefetch ?? true;
+  if (typeof prefetch !== 'boolean') fail('ERR_ARG', `${op}: prefetch must be a boolean, got ${String(prefetch)}`);
+  const minNumel = opts.minNumel ?? 0;
+  if (typeof minNumel !== 'number' || !Number.isInteger(minNumel) || minNumel < 0) fail('ERR_ARG', `${op}: minNumel must be an integer >= 0, got ${String(minNumel)}`);
+  const named = model.namedModules();
+  if (named.some(([, m]) => SHARDED.has(m))) fail('ERR_ARG', `${op}: the model (or a module of it) is sharded already; dispose() that sharding first`);
+  // the frozen weights, each once with every module property holding it
+  const byTensor = new Map<Tensor, ShardedTensor>();
+  for (const [path, m] of named) {
+    if (!(m instanceof Linear || m instanceof Embedding)) continue;
+    const w = m.weight;
+    if (!isParameter(w) || w.requiresGrad || w.numel < minNumel || w.numel === 0) continue;
+    w.handle(op);
+    const name = path === '' ? 'weight' : `${path}.weight`;
+    const known = byTensor.get(w);
+    if (known) known.owners.push([m, 'weight']);
+    else byTensor.set(w, { name, owners: [[m, 'weight']], shape: w.shape.slice(), dtype: w.dtype, numel: w.numel });
+  }
+  const tensors = [...byTensor.values()];
+  if (tensors.length === 0) {
+    fail('ERR_ARG', `${op}: the model has no frozen Linear or Embedding weight${minNumel > 0 ? ` of at least ${minNumel} elements` : ''} to shard (freeze the base weights first: applyLora does)`);
+  }
+  const owners = new Set(tensors.flatMap((t) => t.owners.map(([m]) => m)));
+  const holds = (m: Module) => owners.has(m);
+  const units = unitModules(model, holds).filter((u) => u.modules().some(holds));
+  const pathOf = new Map(named.map(([p, m]) => [m, p]));
+  const seen = new Map<Module, Module>();
+  for (const u of units) {
+    for (const m of u.modules()) {
+      const other = seen.get(m);
+      if (other !== undefined) fail('ERR_ARG', `${op}: the module at '${pathOf.get(m)}' belongs to two units ('${pathOf.get(other)}' and '${pathOf.get(u)}')`);
+      seen.set(m, u);
+    }
+  }
+  const outside = tensors.filter((t) => t.owners.some(([m]) => !seen.has(m)));
+  if (outside.length > 0) fail('ERR_ARG', `${op}: ${outside[0].name} is in none of the units (${units.map((u) => pathOf.get(u)).join(', ')})`);
+  return new ShardedWeights(model, tensors, units.map((u) => [pathOf.get(u) || '(model)', u]), prefetch);
+}
