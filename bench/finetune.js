@@ -13,12 +13,13 @@ const lora = { r: 8, alpha: 16, dropout: 0.05, targets: ['q_proj', 'v_proj'] };
 const batch = 8;
 const seqLen = 128;
 
-/** The benchmark's model, seeded, with LoRA applied, in training mode. */
-function buildModel() {
+/** The benchmark's model (`changes` override fields of `config`), seeded, with LoRA applied, in training mode. */
+function buildModel(changes = {}) {
+  const c = { ...config, ...changes };
   ig.manualSeed(0);
   const model = new ig.LlamaForCausalLM({
-    vocabSize: config.vocab, hiddenSize: config.hidden, intermediateSize: config.intermediate,
-    numHiddenLayers: config.layers, numAttentionHeads: config.heads, numKeyValueHeads: config.kvHeads,
+    vocabSize: c.vocab, hiddenSize: c.hidden, intermediateSize: c.intermediate,
+    numHiddenLayers: c.layers, numAttentionHeads: c.heads, numKeyValueHeads: c.kvHeads,
   });
   ig.applyLora(model, { r: lora.r, alpha: lora.alpha, dropout: lora.dropout, targetModules: lora.targets });
   return model.train();

@@ -9,10 +9,13 @@
  * {@link setRefetch}, so that the linear ops record nodes that fetch them again when their
  * backward runs instead of saving them; identity nodes at each unit's input and output mark
  * where the backward enters the unit (gather it, prefetch the one before) and leaves it (free
- * it). Every rank runs the same program, so the gathers are issued in the same order everywhere.
+ * it). A unit whose input needs no gradient (the first block after a frozen embedding) has no
+ * node to mark its end: its weights, gathered when the backward enters it, stay until its next
+ * forward uses them (or another unit is gathered ahead in their place). Every rank runs the
+ * same program, so the gathers are issued in the same order everywhere.
  */
 import { isGradEnabled, record, setRefetch } from '../autograd/graph';
-import { DType, isFloat } from '../dtype';
+import { DType } from '../dtype';
 import { fail } from '../errors';
 import { keep, tidy } from '../memory';
 import { core } from '../native';
@@ -94,6 +97,14 @@ function isGathered(unit: Unit): boolean {
   return unit.groups[0].full !== null;
 }
 
+/**
+ * A unit's backward, between its output's node and its input's: open (the unit held) or not, or
+ * null when its input needs no gradient (no input node to close it).
+ */
+interface Window {
+  open: boolean | null;
+}
+
 /** Every module of a live sharding, to refuse sharding it (or a part of it) twice. */
 const SHARDED = new WeakMap<Module, ShardedWeights>();
 
@@ -138,8 +149,6 @@ export class ShardedWeights {
   readonly #prefetch: boolean;
   readonly #restore: (() => void)[] = [];
   readonly #modules: Module[];
-  /** The input of every tracked unit depends on it, so that the unit's input node runs in the backward even when its input needs no gradient. */
-  readonly #token: Tensor;
   /** A unit gathered ahead of its use (no holds yet). */
   #ahead: Unit | null = null;
   /** The last unit whose forward recorded boundaries: the one the backward reaches next. */
@@ -218,7 +227,6 @@ export class ShardedWeights {
       }
     }
     for (const m of this.#modules) SHARDED.set(m, this);
-    this.#token = keep(zeros([1])).requiresGrad_(true);
   }
 
   /** What is sharded, what this rank stores and what the gathers cost so far. */
@@ -262,7 +270,6 @@ export class ShardedWeights {
     }
     for (const restore of this.#restore.splice(0)) restore();
     for (const m of this.#modules) SHARDED.delete(m);
-    // the token stays: a graph recorded while sharded then fails in its backward with ERR_DIST
     this.#ahead = this.#lastTracked = null;
   }
 
@@ -337,9 +344,14 @@ export class ShardedWeights {
     if (--unit.holds === 0 && !this.#disposed) this.#free(unit);
   }
 
-  /** Starts gathering `unit` ahead of its use; a unit gathered ahead earlier and still unused is freed. */
+  /** With prefetch, starts gathering `unit` ahead of its use. */
   #prefetchUnit(unit: Unit | null): void {
-    if (!this.#prefetch || unit === null || isGathered(unit)) return;
+    if (this.#prefetch && unit !== null) this.#gatherAhead(unit);
+  }
+
+  /** Starts gathering `unit` ahead of its use, unless it is gathered; a unit gathered ahead earlier and still unused is freed. */
+  #gatherAhead(unit: Unit): void {
+    if (isGathered(unit)) return;
     if (this.#ahead !== null && this.#ahead.holds === 0) this.#free(this.#ahead);
     this.#gather(unit);
     this.#ahead = unit;
@@ -349,13 +361,14 @@ export class ShardedWeights {
   #forward(unit: Unit, forward: (...args: unknown[]) => unknown, args: unknown[]): unknown {
     const trainable = unit.module.parameters().some((p) => p.requiresGrad);
     const tracked = isGradEnabled() && (trainable || args.some((a) => a instanceof Tensor && a.requiresGrad));
-    const window = { open: false };
+    const window: Window = { open: false };
     let previous: Unit | null = null;
     if (tracked) {
       previous = this.#lastTracked !== null && this.#lastTracked.index < unit.index ? this.#lastTracked : null;
       this.#lastTracked = unit;
-      const i = args.findIndex((a) => a instanceof Tensor && isFloat(a.dtype));
+      const i = args.findIndex((a) => a instanceof Tensor && a.requiresGrad);
       if (i >= 0) args = args.map((a, j) => (j === i ? this.#unitInput(unit, a as Tensor, window) : a));
+      else window.open = null;
     }
     let out: unknown;
     try {
@@ -370,23 +383,25 @@ export class ShardedWeights {
   }
 
   /** x as a new tensor whose backward, run once the unit's backward is done, frees the unit. */
-  #unitInput(unit: Unit, x: Tensor, window: { open: boolean }): Tensor {
+  #unitInput(unit: Unit, x: Tensor, window: Window): Tensor {
     const out = wrap(core.alias(x.handle('dist.shardFrozenWeights')), x.shape, x.dtype, x.device);
-    record(out, `${unit.name} input`, [x, this.#token], [], (g) => {
+    record(out, `${unit.name} input`, [x], [], (g) => {
       if (window.open) {
         window.open = false;
         this.#drop(unit);
       }
-      return [g, null];
+      return [g];
     });
     return out;
   }
 
   /** y as a new tensor whose backward, run before the unit's, gathers the unit and prefetches the one before. */
-  #unitOutput(unit: Unit, y: Tensor, previous: Unit | null, window: { open: boolean }): Tensor {
+  #unitOutput(unit: Unit, y: Tensor, previous: Unit | null, window: Window): Tensor {
     const out = wrap(core.alias(y.handle('dist.shardFrozenWeights')), y.shape, y.dtype, y.device);
     record(out, `${unit.name} output`, [y], [], (g) => {
-      if (!window.open) {
+      if (window.open === null) {
+        this.#gatherAhead(unit);
+      } else if (!window.open) {
         this.#hold(unit);
         window.open = true;
       }

@@ -1,6 +1,7 @@
 import test from 'ava';
 import * as ig from '../../lib';
-import { assertCode } from '../helpers';
+import { setRefetch } from '../../lib/autograd/graph';
+import { assertClose, assertCode, refOf } from '../helpers';
 import { launch, linesWith, worker } from './helpers';
 
 // LoRA fine-tuning with the frozen weights sharded across 2 and 3 ranks equals the same steps
@@ -23,4 +24,41 @@ test('shardFrozenWeights without a process group is ERR_DIST', (t) => {
   assertCode(t, () => ig.dist.shardFrozenWeights(model), 'ERR_DIST', /dist\.shardFrozenWeights: the process group is not initialized/);
   t.is(model.parameters().length, 2, 'the model is left as it was');
   model.dispose();
+});
+
+test('linear and loraLinear fetch a frozen weight registered with setRefetch again in their backward instead of saving it', (t) => {
+  ig.manualSeed(3);
+  const x = ig.randn([2, 3, 4], { dtype: 'float64' }).requiresGrad_(true);
+  const w = ig.randn([5, 4], { dtype: 'float64' });
+  const a = ig.randn([2, 4], { dtype: 'float64' }).requiresGrad_(true);
+  const b = ig.randn([5, 2], { dtype: 'float64' }).requiresGrad_(true);
+  const mask = ig.loraDropoutMask([2, 3, 4], 0.5, { dtype: 'float64' });
+  // the backward must see the weight the refetcher gives, not the one the forward had
+  const other = ig.randn([5, 4], { dtype: 'float64' });
+  setRefetch(w, () => other);
+  const g = ig.randn([2, 3, 5], { dtype: 'float64' });
+  for (const [name, run] of [
+    ['linear', () => ig.linear(x, w)],
+    ['loraLinear', () => ig.loraLinear(x, w, null, a, b, 0.5)],
+    ['loraLinear with dropout', () => ig.loraLinear(x, w, null, a, b, 0.5, { dropoutMask: mask })],
+  ] as const) {
+    const y = run();
+    t.is(y._gradFn!.saved.includes(w), false);
+    y.backward(g);
+    // dx = g W (+ s (g B A) m for LoRA, m the dropout mask or ones)
+    const expected = ig.tidy(() => {
+      const base = ig.matmul(g, other);
+      if (name === 'linear') return base;
+      const lora = ig.matmul(ig.matmul(g, b), a).mul(0.5);
+      return base.add(name === 'loraLinear' ? lora : lora.mul(mask));
+    });
+    assertClose(t, x.grad!, refOf(expected), undefined, name);
+    for (const p of [x, a, b]) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+    expected.dispose();
+    y.dispose();
+  }
+  for (const u of [x, w, a, b, mask, other, g]) u.dispose();
 });
