@@ -15,7 +15,7 @@
  * same program, so the gathers are issued in the same order everywhere.
  */
 import { isGradEnabled, record, setRefetch } from '../autograd/graph';
-import { DType } from '../dtype';
+import { DType, dtypeSize } from '../dtype';
 import { fail } from '../errors';
 import { keep, tidy } from '../memory';
 import { core } from '../native';
@@ -108,10 +108,6 @@ interface Window {
 /** Every module of a live sharding, to refuse sharding it (or a part of it) twice. */
 const SHARDED = new WeakMap<Module, ShardedWeights>();
 
-function dtypeBytes(dtype: DType): number {
-  return dtype === 'float64' ? 8 : dtype === 'float32' ? 4 : 2;
-}
-
 /** The modules whose forward is a unit: LLaMA's embedding, blocks and head; else the root's children holding sharded weights. */
 function unitModules(model: Module, holds: (m: Module) => boolean): Module[] {
   if (model instanceof LlamaForCausalLM) return [model.model.embed_tokens, ...model.model.layers, model.lm_head];
@@ -128,6 +124,35 @@ function override(obj: object, key: string, desc: PropertyDescriptor): () => voi
     if (own) Object.defineProperty(obj, key, own);
     else delete (obj as Record<string, unknown>)[key];
   };
+}
+
+/** The value of the module property holding `tensor` (its first owner's). */
+function weightOf(tensor: ShardedTensor): Tensor {
+  const [m, key] = tensor.owners[0];
+  return (m as unknown as Record<string, Tensor>)[key];
+}
+
+/** This rank's part of `list` (weights of one dtype) laid out one after another, padded to a multiple of n. */
+function flatShard(list: ShardedTensor[], n: number, rank: number): FlatGroup {
+  let total = 0;
+  const pieces = list.map((tensor) => {
+    const piece = { tensor, offset: total };
+    total += tensor.numel;
+    return piece;
+  });
+  const size = Math.ceil(total / n);
+  const [lo, hi] = [rank * size, (rank + 1) * size];
+  const shard = keep(zeros([size], { dtype: list[0].dtype }));
+  tidy(() => {
+    for (const { tensor, offset } of pieces) {
+      const [from, to] = [Math.max(offset, lo), Math.min(offset + tensor.numel, hi)];
+      if (to > from) {
+        const [dst, src] = [shard.narrow(0, from - lo, to - from), weightOf(tensor).reshape(-1).narrow(0, from - offset, to - from)];
+        core.copyInto(dst.handle('dist.shardFrozenWeights'), src.handle('dist.shardFrozenWeights'));
+      }
+    }
+  });
+  return { dtype: list[0].dtype, pieces, shard, full: null, work: null };
 }
 
 /**
@@ -162,8 +187,7 @@ export class ShardedWeights {
   constructor(model: Module, tensors: ShardedTensor[], unitModules: [string, Module][], prefetch: boolean) {
     const op = 'dist.shardFrozenWeights';
     const g = group(op);
-    const n = g.env.worldSize;
-    const rank = g.env.rank;
+    const [n, rank] = [g.env.worldSize, g.env.rank];
     this.#worldSize = n;
     this.#prefetch = prefetch;
     this.#tensors = tensors;
@@ -174,35 +198,13 @@ export class ShardedWeights {
       for (const m of module.modules()) unitOf.set(m, unit);
       return unit;
     });
-    // each unit's weights by dtype, in model order, copied into this rank's parts
     for (const unit of this.#units) {
       const mine = tensors.filter((t) => t.owners.some(([m]) => unitOf.get(m) === unit));
-      for (const dtype of [...new Set(mine.map((t) => t.dtype))]) {
-        const list = mine.filter((t) => t.dtype === dtype);
-        let total = 0;
-        const pieces = list.map((tensor) => {
-          const piece = { tensor, offset: total };
-          total += tensor.numel;
-          return piece;
-        });
-        const size = Math.ceil(total / n);
-        const shard = keep(zeros([size], { dtype }));
-        tidy(() => {
-          for (const { tensor, offset } of pieces) {
-            const [m, key] = tensor.owners[0];
-            const flat = ((m as unknown as Record<string, Tensor>)[key]).reshape(-1);
-            const from = Math.max(offset, rank * size);
-            const to = Math.min(offset + tensor.numel, (rank + 1) * size);
-            if (to > from) core.copyInto(shard.narrow(0, from - rank * size, to - from).handle(op), flat.narrow(0, from - offset, to - from).handle(op));
-          }
-        });
-        unit.groups.push({ dtype, pieces, shard, full: null, work: null });
-      }
+      for (const dtype of [...new Set(mine.map((t) => t.dtype))]) unit.groups.push(flatShard(mine.filter((t) => t.dtype === dtype), n, rank));
     }
     // the full weights go; each owner's property reads the gathered weight of its own unit
     for (const tensor of tensors) {
-      const [m0, key0] = tensor.owners[0];
-      const original = (m0 as unknown as Record<string, Tensor>)[key0];
+      const original = weightOf(tensor);
       for (const [m, key] of tensor.owners) {
         const unit = unitOf.get(m) as Unit;
         override(m, key, {
@@ -232,12 +234,12 @@ export class ShardedWeights {
   /** What is sharded, what this rank stores and what the gathers cost so far. */
   stats(): ShardStats {
     let shardBytes = 0;
-    for (const u of this.#units) for (const g of u.groups) shardBytes += g.shard.numel * dtypeBytes(g.dtype);
+    for (const u of this.#units) for (const g of u.groups) shardBytes += g.shard.numel * dtypeSize(g.dtype);
     return {
       worldSize: this.#worldSize,
       units: this.#units.map((u) => u.name),
       tensors: this.#tensors.length,
-      fullBytes: this.#tensors.reduce((s, t) => s + t.numel * dtypeBytes(t.dtype), 0),
+      fullBytes: this.#tensors.reduce((s, t) => s + t.numel * dtypeSize(t.dtype), 0),
       shardBytes,
       gathers: this.#gathers,
       gatheredBytes: this.#gatheredBytes,
@@ -296,7 +298,7 @@ export class ShardedWeights {
       g.full = keep(empty([g.shard.numel * this.#worldSize], { dtype: g.dtype }));
       g.work = allGather(g.shard, { out: g.full });
       this.#gathers++;
-      this.#gatheredBytes += g.full.numel * dtypeBytes(g.dtype);
+      this.#gatheredBytes += g.full.numel * dtypeSize(g.dtype);
     }
   }
 

@@ -6,9 +6,9 @@
  * every refusal. Prints `ok <checks>` and a `stats` line, or throws naming the first mismatch.
  */
 import * as ig from '../../../lib';
-import { IgnisError, LlamaForCausalLM, Tensor } from '../../../lib';
+import { IgnisError, LlamaForCausalLM, Tensor, nn } from '../../../lib';
 import { Rng } from '../../helpers';
-import { randomizeParameters } from '../../nn/models';
+import { randomizeParameters, TinyLlama } from '../../nn/models';
 
 const { dist } = ig;
 const STEPS = 3;
@@ -145,6 +145,54 @@ function checkTraining(tied: boolean, prefetch: boolean): string {
   return `${what}: peak ${peak} bytes above the live ones, waited ${after2.waitMs.toFixed(1)} ms for ${after2.gathers} gathers`;
 }
 
+/**
+ * A module other than LLaMA's classes (units: its children holding frozen weights) and a lone
+ * Linear (itself the unit): the adapters' gradients of one backward on this rank's rows equal
+ * the unsharded ones.
+ */
+function checkGeneric(): void {
+  const r = dist.rank();
+  const make = () => {
+    ig.manualSeed(2);
+    const m = new TinyLlama({ vocabSize: 11, numLayers: 2, hiddenSize: 8, intermediateSize: 12, numAttentionHeads: 2, dtype: 'float64' });
+    ig.applyLora(m, { r: 2, targetModules: ['q_proj', 'up_proj'] });
+    randomizeParameters(m, new Rng(5), -0.5, 0.5);
+    return m;
+  };
+  const ids = ig.tensor([[1 + r, 2, 3, 4, 5]], { dtype: 'int64' });
+  const grads = (m: TinyLlama) => {
+    ig.tidy(() => {
+      const y = m.call(ids);
+      y.mul(y).sum().backward();
+    });
+    return m.namedParameters().filter(([, p]) => p.requiresGrad).map(([name, p]) => [name, p.grad!] as const);
+  };
+  const reference = make();
+  const model = make();
+  const sharded = dist.shardFrozenWeights(model);
+  ensure(JSON.stringify(sharded.stats().units) === '["embed_tokens","layers.0","layers.1","lm_head"]', `units of a module: ${sharded.stats().units}`);
+  const expected = new Map(grads(reference));
+  for (const [name, g] of grads(model)) ensure(maxDiff(g, expected.get(name)!) < 1e-12, `${name}: the gradient with sharded weights differs`);
+  sharded.dispose();
+  reference.dispose();
+  model.dispose();
+
+  ig.manualSeed(4);
+  const linear = new nn.Linear(6, 5, { dtype: 'float64' });
+  linear.weight.requiresGrad_(false);
+  const full = linear.weight.clone();
+  const x = ig.randn([3, 6], { dtype: 'float64' }).requiresGrad_(true);
+  const alone = dist.shardFrozenWeights(linear, { prefetch: false });
+  ensure(JSON.stringify(alone.stats().units) === '["(model)"]' && linear.parameters().length === 1, 'a lone Linear is its own unit; its bias stays');
+  linear.call(x).sum().backward();
+  const dx = ig.ones([3, 5], { dtype: 'float64' }).matmul(full);
+  ensure(maxDiff(x.grad!, dx) < 1e-12, 'a lone sharded Linear: dx = g W');
+  alone.dispose();
+  for (const t of [full, x, dx]) t.dispose();
+  linear.dispose();
+  ids.dispose();
+}
+
 /** Bytes a forward leaves allocated while its graph is alive. */
 function forwardBytes(model: LlamaForCausalLM, ids: Tensor): number {
   const before = ig.memory().bytes.cpu;
@@ -216,6 +264,7 @@ function checkRefusals(): void {
 async function main(): Promise<void> {
   await dist.init();
   const lines = [checkTraining(false, true), checkTraining(false, false), checkTraining(true, true)];
+  checkGeneric();
   checkFreed();
   checkRefusals();
   dist.destroy();
