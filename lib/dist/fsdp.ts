@@ -21,7 +21,7 @@ import { keep, tidy } from '../memory';
 import { core } from '../native';
 import { Embedding, Linear } from '../nn/layers';
 import { LlamaForCausalLM, LlamaModel } from '../nn/models/llama';
-import { isParameter, Module, parameter } from '../nn/module';
+import { isParameter, listNames, LoadStateDictOptions, Module, parameter, StateDict } from '../nn/module';
 import { empty, zeros } from '../ops/creation';
 import { Tensor, wrap } from '../tensor';
 import { allGather } from './collectives';
@@ -163,9 +163,11 @@ function flatShard(list: ShardedTensor[], n: number, rank: number): FlatGroup {
  * (`parameters()`, `namedParameters()` and DDP do not see them; what they list is replicated
  * and equal on every rank: the adapters, norms, biases and any trainable weight). Reading a
  * sharded weight (`layer.weight`) works inside its unit's forward and backward only; outside,
- * it is ERR_DIST, as are `stateDict()`, `loadStateDict()` and `savePretrained()` on modules
- * holding sharded weights, and `mergeLora` / `LoraLinear.merge`. Call {@link ShardedWeights.dispose}
- * (on every rank) to gather the full weights back first; `lora.saveAdapter` works as is.
+ * it is ERR_DIST, as are `stateDict()` and `savePretrained()` on modules holding sharded
+ * weights, `loadStateDict()` of a dict naming one (other tensors, such as the adapters, load),
+ * `mergeLora` / `LoraLinear.merge` and `createCache` (generation). Call
+ * {@link ShardedWeights.dispose} (on every rank) to gather the full weights back first;
+ * `lora.saveAdapter` and the trainable state of `train` checkpoints work as they are.
  */
 export class ShardedWeights {
   readonly #units: Unit[];
@@ -218,15 +220,26 @@ export class ShardedWeights {
       const forward = unit.module.forward as (...args: unknown[]) => unknown;
       this.#restore.push(override(unit.module, 'forward', { writable: true, value: (...args: unknown[]) => this.#forward(unit, forward, args) }));
     }
-    // whatever would read every weight refuses rather than miss the sharded ones
-    const owners = new Set(tensors.flatMap((t) => t.owners.map(([m]) => m)));
+    // what would read every weight refuses rather than miss the sharded ones; loads of other
+    // tensors (the adapters) go through
+    const ownerKeys = new Map<Module, string[]>();
+    for (const t of tensors) for (const [m, key] of t.owners) ownerKeys.set(m, [...(ownerKeys.get(m) ?? []), key]);
+    const refusal = (method: string, what: string) =>
+      `${method}: ${what} sharded across ${n} ranks (dist.shardFrozenWeights); call dispose() on the sharding, on every rank, to gather them back first`;
     for (const m of this.#modules) {
-      if (!m.modules().some((x) => owners.has(x))) continue;
-      for (const method of ['stateDict', 'loadStateDict', 'savePretrained']) {
+      const sharded = new Set(m.namedModules().flatMap(([path, x]) => (ownerKeys.get(x) ?? []).map((key) => (path === '' ? key : `${path}.${key}`))));
+      if (sharded.size === 0) continue;
+      for (const method of ['stateDict', 'savePretrained']) {
         if (typeof (m as unknown as Record<string, unknown>)[method] !== 'function') continue;
-        const refuse = () => fail('ERR_DIST', `${method}: the frozen weights of this model are sharded across ${n} ranks (dist.shardFrozenWeights); call dispose() on the sharding, on every rank, to gather them back first`);
-        this.#restore.push(override(m, method, { writable: true, value: refuse }));
+        this.#restore.push(override(m, method, { writable: true, value: () => fail('ERR_DIST', refusal(method, 'the frozen weights of this model are')) }));
       }
+      const load = m.loadStateDict;
+      const loadUnsharded = (sd: StateDict | Record<string, Tensor>, opts?: LoadStateDictOptions) => {
+        const hit = [...(sd instanceof Map ? sd.keys() : Object.keys(sd ?? {}))].filter((k) => sharded.has(k));
+        if (hit.length > 0) fail('ERR_DIST', refusal('loadStateDict', `${listNames(hit, 5)} ${hit.length > 1 ? 'are' : 'is'}`));
+        return load.call(m, sd, opts);
+      };
+      this.#restore.push(override(m, 'loadStateDict', { writable: true, value: loadUnsharded }));
     }
     for (const m of this.#modules) SHARDED.set(m, this);
   }

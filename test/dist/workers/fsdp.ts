@@ -230,7 +230,17 @@ function checkRefusals(): void {
   expectCode('assigning a sharded weight', () => (model.lm_head.weight = ig.zeros([1])), 'ERR_DIST');
   expectCode('stateDict', () => model.stateDict(), 'ERR_DIST', /stateDict: .*sharded/);
   expectCode('stateDict of a block', () => model.model.layers[1].stateDict(), 'ERR_DIST');
-  expectCode('loadStateDict', () => model.loadStateDict(new Map(), { strict: false }), 'ERR_DIST');
+  const head = ig.zeros([CONFIG.vocabSize, CONFIG.hiddenSize], { dtype: 'float64' });
+  expectCode('loadStateDict naming a sharded weight', () => model.loadStateDict(new Map([['lm_head.weight', head]]), { strict: false }), 'ERR_DIST', /loadStateDict: lm_head\.weight is sharded/);
+  expectCode('loadStateDict of a block naming one', () => model.model.layers[0].loadStateDict({ 'mlp.up_proj.weight': head }), 'ERR_DIST', /mlp\.up_proj\.weight/);
+  head.dispose();
+  // the adapters load as ever
+  const { a } = (model.model.layers[0].self_attn.q_proj as unknown as ig.LoraLinear).adapterWeights();
+  const newA = ig.full(a.shape.slice(), 0.25, { dtype: 'float64' });
+  model.loadStateDict(new Map([['model.layers.0.self_attn.q_proj.lora_A.default.weight', newA]]), { strict: false });
+  ensure(maxDiff(a, newA) === 0, 'loadStateDict of an adapter while sharded');
+  newA.dispose();
+  expectCode('createCache', () => model.createCache(1, 4), 'ERR_DIST', /model\.embed_tokens\.weight/);
   expectCode('savePretrained', () => model.savePretrained('/nonexistent/never-written'), 'ERR_DIST');
   expectCode('mergeLora', () => ig.lora.mergeAndUnload(model), 'ERR_DIST');
   expectCode('sharding twice', () => dist.shardFrozenWeights(model), 'ERR_ARG', /sharded already/);
