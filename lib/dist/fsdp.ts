@@ -41,6 +41,7 @@ export interface ShardOptions {
 
 /** What {@link ShardedWeights.stats} reports. */
 export interface ShardStats {
+  /** The ranks the weights are sharded across. */
   worldSize: number;
   /** The units' paths in forward order (`model.embed_tokens`, `model.layers.0`, ..., `lm_head`). */
   units: string[];
@@ -167,7 +168,8 @@ function flatShard(list: ShardedTensor[], n: number, rank: number): FlatGroup {
  * weights, `loadStateDict()` of a dict naming one (other tensors, such as the adapters, load),
  * `mergeLora` / `LoraLinear.merge` and `createCache` (generation). Call
  * {@link ShardedWeights.dispose} (on every rank) to gather the full weights back first;
- * `lora.saveAdapter` and the trainable state of `train` checkpoints work as they are.
+ * `lora.saveAdapter` and the trainable state of `train` checkpoints work as they are. The
+ * shards belong to this object, not to the model: `model.dispose()` leaves them to it.
  */
 export class ShardedWeights {
   readonly #units: Unit[];
@@ -288,6 +290,7 @@ export class ShardedWeights {
     this.#ahead = this.#lastTracked = null;
   }
 
+  /** {@link ShardedWeights.dispose}, for `using`. */
   [Symbol.dispose](): void {
     this.dispose();
   }
