@@ -2,11 +2,12 @@
 // Sharded frozen weights (dist.shardFrozenWeights) against replicated ones, on 2 ranks over Gloo
 // on loopback: the LoRA step of bench/finetune.js (its model and global batch, split over the
 // ranks; forward, cross-entropy, backward, the adapters' gradients averaged with allReduce,
-// AdamW), its time (the slowest rank's median over the rounds, the modes alternating) and each
-// rank's peak of native memory during the steps, with prefetch on and off; also the bytes of
-// frozen weights each rank stores and the time a step waits for all-gathers (what prefetch did
-// not hide). `--layers` and `--rows` (rows per rank) change the model's depth and the batch, to
-// see where weights rather than activations make the peak.
+// AdamW). Reported: the step's time (the slowest rank's median over the rounds, the modes
+// alternating; and its fastest step, less disturbed by other load), each rank's peak of native
+// memory during the steps, the bytes of frozen weights each rank stores and the time a step
+// waits for all-gathers (what prefetch did not hide), with prefetch on and off. `--layers` and
+// `--rows` (rows per rank) change the model's depth and the batch, to see where weights rather
+// than activations make the peak.
 // Usage: node bench/fsdp.js [--ranks 2] [--reps 5] [--rounds 2] [--layers L] [--rows R]
 //   (build first: node-gyp build && tsc -p .; IGNIS_NUM_THREADS=1 reaches every rank)
 const { spawnSync } = require('child_process');
@@ -35,12 +36,13 @@ function runMode(ig, mode, a) {
     opt.step();
     opt.zeroGrad();
   };
-  step(); // the optimizer's state exists from here on
+  for (let i = 0; i < 3; i++) step(); // warm-up; the optimizer's state exists from here on
   const waited = sharded?.stats().waitMs;
   ig.resetPeakMemory();
-  const seconds = timeit(step, { reps: a.reps, warmup: 0, minSampleMs: 0 }).median;
+  const { median, samples } = timeit(step, { reps: a.reps, warmup: 0, minSampleMs: 0 });
   const result = {
-    seconds,
+    seconds: median,
+    fastest: Math.min(...samples),
     peak: ig.peakMemory().cpu,
     frozen: sharded ? sharded.stats().shardBytes : model.parameters().filter((p) => !p.requiresGrad).reduce((s, p) => s + p.numel * 4, 0),
     waitMs: sharded ? (sharded.stats().waitMs - waited) / a.reps : undefined,
@@ -69,10 +71,12 @@ async function worker(a) {
   const rows = MODES.map((mode) => {
     const list = runs.get(mode);
     const seconds = slowest(median(list.map((r) => r.seconds)));
+    const fastest = slowest(Math.min(...list.map((r) => r.fastest)));
     const peaks = everyRank(Math.max(...list.map((r) => r.peak)) / MB);
     return {
       mode,
       'ms/step': seconds * 1e3,
+      'fastest ms/step': fastest * 1e3,
       'tok/s (all ranks)': (dist.worldSize() * a.rows * a.seqLen) / seconds,
       'peak MB per rank': peaks.map((v) => v.toFixed(1)).join(' / '),
       'frozen MB per rank': list[0].frozen / MB,
