@@ -7,7 +7,7 @@ export type { Device, NestedArray } from './tensor';
 export type { DType, DataArray } from './dtype';
 export { IgnisError } from './errors';
 export type { ErrorCode } from './errors';
-export { tidy, keep, memory, setNumThreads, getNumThreads } from './memory';
+export { tidy, keep, memory, peakMemory, resetPeakMemory, setNumThreads, getNumThreads } from './memory';
 export type { MemoryInfo } from './memory';
 export { noGrad, enableGrad, isGradEnabled } from './autograd/graph';
 export type { BackwardOptions } from './autograd/backward';

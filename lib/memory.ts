@@ -139,6 +139,7 @@ export interface MemoryInfo {
   views: number;
   /** Separate memory blocks behind them. */
   storages: number;
+  /** Bytes of tensor storage held now, per device. */
   bytes: { cpu: number; cuda: number };
 }
 
@@ -146,6 +147,22 @@ export interface MemoryInfo {
 export function memory(): MemoryInfo {
   const m = core.memory();
   return { tensors: m.handles, views: m.tensors, storages: m.storages, bytes: { cpu: m.cpuBytes, cuda: m.cudaBytes } };
+}
+
+/**
+ * The most bytes of tensor storage held at once, per device, since the process started or
+ * since the last {@link resetPeakMemory} (as PyTorch's `torch.cuda.max_memory_allocated`).
+ * Kept apart from {@link memory}, whose result compares equal before and after work that
+ * frees all it allocates.
+ */
+export function peakMemory(): { cpu: number; cuda: number } {
+  const m = core.memory();
+  return { cpu: m.cpuPeakBytes, cuda: m.cudaPeakBytes };
+}
+
+/** Starts peak tracking afresh: {@link peakMemory} becomes the bytes held now and rises with later allocations. */
+export function resetPeakMemory(): void {
+  core.resetPeakMemory();
 }
 
 /** Threads used by CPU kernels (at most the number of cores; `IGNIS_NUM_THREADS` sets the start value). */

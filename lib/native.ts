@@ -49,7 +49,8 @@ export interface CoreNative {
   toDevice(h: NativeHandle, device: number): NativeHandle;
   copyInto(dst: NativeHandle, src: NativeHandle): void;
   fill(h: NativeHandle, value: number): void;
-  memory(): { handles: number; tensors: number; storages: number; cpuBytes: number; cudaBytes: number };
+  memory(): { handles: number; tensors: number; storages: number; cpuBytes: number; cudaBytes: number; cpuPeakBytes: number; cudaPeakBytes: number };
+  resetPeakMemory(): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
 }

@@ -215,3 +215,20 @@ test('memory() counts tensors, views, storages and bytes', (t) => {
   for (const x of [a, b, c]) x.dispose();
   t.deepEqual(ig.memory(), before);
 });
+
+test('peakMemory() is the most bytes held at once since resetPeakMemory()', (t) => {
+  ig.resetPeakMemory();
+  const base = ig.memory().bytes.cpu;
+  t.deepEqual(ig.peakMemory(), { cpu: base, cuda: ig.memory().bytes.cuda });
+  const a = ig.zeros([1000], { dtype: 'float64' });
+  const b = ig.zeros([500]);
+  a.dispose();
+  const c = ig.zeros([100], { dtype: 'float64' });
+  t.is(ig.peakMemory().cpu, base + 8000 + 2000, 'the peak was with a and b held');
+  b.dispose();
+  c.dispose();
+  t.is(ig.memory().bytes.cpu, base);
+  t.is(ig.peakMemory().cpu, base + 10000, 'freeing does not lower the peak');
+  ig.resetPeakMemory();
+  t.is(ig.peakMemory().cpu, base);
+});

@@ -86,6 +86,30 @@ export function record(out: Tensor, op: string, inputs: readonly unknown[], save
   out._requiresGrad = true;
 }
 
+/** Frozen operands that a backward fetches again instead of saving (see {@link setRefetch}). */
+const refetchers = new WeakMap<Tensor, () => Tensor>();
+
+/**
+ * @internal Lets the backwards of linear layers get the frozen weight `t` again from `fetch`
+ * when they run, instead of saving it with the node: for weights that exist in full only for a
+ * while (weights sharded across ranks, gathered for a layer's forward and again for its
+ * backward). `fetch` returns a tensor equal to `t` that the backward does not own.
+ */
+export function setRefetch(t: Tensor, fetch: () => Tensor): void {
+  refetchers.set(t, fetch);
+}
+
+/**
+ * @internal How a backward gets the frozen operand `w`: `saved` holds it (for the node to save,
+ * last among its saved tensors) and `get(kept)` gives it back from the node's saved tensors;
+ * or, for a tensor registered with {@link setRefetch}, nothing is saved and `get` fetches it.
+ */
+export function frozenOperand(w: Tensor): { saved: Tensor[]; get: (kept: readonly Tensor[]) => Tensor } {
+  const fetch = refetchers.get(w);
+  if (fetch !== undefined) return { saved: [], get: () => fetch() };
+  return { saved: [w], get: (kept) => kept[kept.length - 1] };
+}
+
 /** Whether ops record their backward now (true unless inside {@link noGrad}). */
 export function isGradEnabled(): boolean {
   return gradEnabled;

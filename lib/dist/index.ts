@@ -1,5 +1,6 @@
 /**
- * Distributed training: process groups, collectives and the launcher's environment.
+ * Distributed training: process groups, collectives, the launcher's environment and sharded
+ * frozen weights.
  * @packageDocumentation
  */
 export { init, destroy, isInitialized, rank, worldSize, localRank } from './group';
@@ -14,3 +15,5 @@ export { DistributedDataParallel } from './ddp';
 export type { DistributedDataParallelOptions, SyncStats } from './ddp';
 export { ZeroRedundancyOptimizer, partitionBySize } from './zero';
 export type { OptimizerClass, ZeroOptions } from './zero';
+export { shardFrozenWeights, ShardedWeights } from './fsdp';
+export type { ShardOptions, ShardStats } from './fsdp';

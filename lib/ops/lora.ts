@@ -6,7 +6,7 @@
  * the base products' outputs by the GEMMs themselves (beta = 1), and no gradient is computed
  * for W. Also merging the adapter into W and back.
  */
-import { needsGrad, record } from '../autograd/graph';
+import { frozenOperand, needsGrad, record } from '../autograd/graph';
 import { DType, isFloat } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
@@ -350,11 +350,13 @@ export function loraLinear(
     return y;
   }
   const out = w.shape[0];
-  const saved = mask ? [x, w, a, bMat, xa, mask] : [x, w, a, bMat, xa];
+  const weight = frozenOperand(w);
+  const saved = [x, a, bMat, xa, ...(mask ? [mask] : []), ...weight.saved];
   const biasDtype = hasBias ? bias.dtype : x.dtype;
   record(y, op, [x, hasBias ? bias : null, a, bMat], saved, (g, kept, needs) => {
-    const [sx, sw, sa, sb, sxa, smask] = kept;
-    const grads = loraLinearBackward(g, sx, sw, sa, sb, sxa, scale, { dropoutMask: smask ?? null, needInputGrad: needs[0] });
+    const [sx, sa, sb, sxa] = kept;
+    const smask = mask ? kept[4] : null;
+    const grads = loraLinearBackward(g, sx, weight.get(kept), sa, sb, sxa, scale, { dropoutMask: smask, needInputGrad: needs[0] });
     return [grads.dx, needs[1] ? sumToShape(g, [out], biasDtype) : null, grads.da, grads.db];
   });
   xa.dispose();

@@ -1,5 +1,5 @@
 /** Matrix products through BLAS: matmul (PyTorch semantics) and linear. */
-import { needsGrad, record } from '../autograd/graph';
+import { frozenOperand, needsGrad, record } from '../autograd/graph';
 import { isFloat } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
@@ -154,7 +154,11 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
 function recordLinear(out: Tensor, x: Tensor, w: Tensor, bias: Tensor | null): void {
   const [outFeatures, inFeatures] = w.shape;
   const rows = product(x.shape.slice(0, -1));
-  const { saved, unpack } = savedOperands(x, w);
+  // a frozen weight registered with setRefetch is fetched again by the backward, not saved
+  const frozen = x.requiresGrad && !w.requiresGrad ? frozenOperand(w) : null;
+  const { saved, unpack } = frozen
+    ? { saved: frozen.saved, unpack: (kept: Tensor[]): [null, Tensor] => [null, frozen.get(kept)] }
+    : savedOperands(x, w);
   record(out, 'linear', [x, w, bias], saved, (g, kept, needs) => {
     const [input, weight] = unpack(kept);
     return [

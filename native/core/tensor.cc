@@ -10,11 +10,19 @@ MemoryCounters& memory_counters() {
   return counters;
 }
 
+void reset_peak_bytes() {
+  auto& c = memory_counters();
+  for (int d = 0; d < 2; d++) c.peak_bytes[d] = c.live_bytes[d].load();
+}
+
 Storage::Storage(Device device, size_t nbytes) : device(device), nbytes(nbytes), data(nullptr) {
   data = backend(device).allocate(device, nbytes);
   auto& c = memory_counters();
   c.live_storages++;
-  c.live_bytes[int(device.type)] += int64_t(nbytes);
+  const int64_t live = c.live_bytes[int(device.type)] += int64_t(nbytes);
+  auto& peak = c.peak_bytes[int(device.type)];
+  for (int64_t seen = peak.load(); live > seen && !peak.compare_exchange_weak(seen, live);) {
+  }
   if (device.is_cpu()) c.unreported_bytes += int64_t(nbytes);  // V8 hears of host memory only
 }
 

@@ -66,9 +66,13 @@ struct MemoryCounters {
   std::atomic<int64_t> live_tensors{0};
   std::atomic<int64_t> live_storages{0};
   std::atomic<int64_t> live_bytes[2]{};  // per DeviceType
+  // The highest live_bytes since the start or the last reset_peak_bytes(), per DeviceType.
+  std::atomic<int64_t> peak_bytes[2]{};
   // Bytes allocated minus freed since the N-API layer last told V8 (AdjustExternalMemory).
   std::atomic<int64_t> unreported_bytes{0};
 };
 MemoryCounters& memory_counters();
+// Sets each device's peak to the bytes live now.
+void reset_peak_bytes();
 
 }  // namespace ignis

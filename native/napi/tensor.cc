@@ -132,7 +132,13 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
   o.Set("storages", Napi::Number::New(env, double(c.live_storages.load())));
   o.Set("cpuBytes", Napi::Number::New(env, double(c.live_bytes[int(DeviceType::CPU)].load())));
   o.Set("cudaBytes", Napi::Number::New(env, double(c.live_bytes[int(DeviceType::CUDA)].load())));
+  o.Set("cpuPeakBytes", Napi::Number::New(env, double(c.peak_bytes[int(DeviceType::CPU)].load())));
+  o.Set("cudaPeakBytes", Napi::Number::New(env, double(c.peak_bytes[int(DeviceType::CUDA)].load())));
   return o;
+}
+Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
+  reset_peak_bytes();
+  return info.Env().Undefined();
 }
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
@@ -169,6 +175,7 @@ void register_tensor(Napi::Env env, Napi::Object exports) {
   define(env, exports, "copyInto", CopyInto);
   define(env, exports, "fill", Fill);
   define(env, exports, "memory", Memory);
+  define(env, exports, "resetPeakMemory", ResetPeakMemory);
   define(env, exports, "setNumThreads", SetNumThreads);
   define(env, exports, "getNumThreads", GetNumThreads);
 }
