@@ -55,7 +55,7 @@ test('finetune, generate and merge work from the command line', (t) => {
   t.is(genMerged.stdout, gen.stdout);
 });
 
-test('finetune --nproc-per-node 2 trains data-parallel: the same losses as one process with the whole batch', (t) => {
+test('finetune --nproc-per-node 2 trains data-parallel, with or without sharded weights: the same losses as one process with the whole batch', (t) => {
   const root = tempDir(t);
   const { model, data } = tinyModel(root);
   // 19 training sequences: the fifth step's batch leaves rank 1 one sequence short
@@ -66,23 +66,31 @@ test('finetune --nproc-per-node 2 trains data-parallel: the same losses as one p
   t.is(parallel.status, 0, parallel.stderr);
   t.regex(parallel.stdout, /\[rank 0\] data-parallel on 2 ranks/);
   t.notRegex(parallel.stdout, /\[rank 1\] held-out/);  // rank 1 reports nothing
+  const sharded = ignis([...common, '--batch', '2', '--nproc-per-node', '2', '--shard-weights', '--out', path.join(root, 'sharded')]);
+  t.is(sharded.status, 0, sharded.stderr);
+  t.regex(sharded.stdout, /\[rank 0\] frozen weights sharded/);
+  t.regex(sharded.stdout, /samples after fine-tuning/);
   const metrics = (dir: string) => JSON.parse(fs.readFileSync(path.join(root, dir, 'metrics.json'), 'utf8'));
-  const [a, b] = [metrics('single'), metrics('parallel')];
-  t.is(b.settings.worldSize, 2);
-  t.is(a.trainLoss.length, 6);
-  for (const [key, tol] of [['trainLoss', 1e-5], ['evalLoss', 1e-5]] as const) {
-    a[key].forEach(([step, loss]: [number, number], i: number) => {
-      t.is(b[key][i][0], step);
-      t.true(Math.abs(b[key][i][1] - loss) <= tol * Math.abs(loss), `${key} at step ${step}: ${b[key][i][1]} vs ${loss}`);
-    });
-  }
   const adapter = (dir: string) => ig.tidy(() => {
     const w = ig.io.readSafetensors(path.join(root, dir, 'adapter_model.safetensors'));
     return [...w.tensors.entries()].map(([name, x]) => [name, Array.from(x.data() as Float32Array)] as const);
   });
-  const [wa, wb] = [adapter('single'), adapter('parallel')];
-  t.deepEqual(wa.map(([n]) => n), wb.map(([n]) => n));
-  wa.forEach(([name, xs], i) => xs.forEach((x, j) => t.true(Math.abs(x - wb[i][1][j]) <= 1e-4 + 1e-4 * Math.abs(x), `${name}[${j}]`)));
+  const a = metrics('single');
+  const wa = adapter('single');
+  t.is(a.trainLoss.length, 6);
+  for (const dir of ['parallel', 'sharded']) {
+    const b = metrics(dir);
+    t.is(b.settings.worldSize, 2);
+    for (const key of ['trainLoss', 'evalLoss']) {
+      a[key].forEach(([step, loss]: [number, number], i: number) => {
+        t.is(b[key][i][0], step);
+        t.true(Math.abs(b[key][i][1] - loss) <= 1e-5 * Math.abs(loss), `${dir} ${key} at step ${step}: ${b[key][i][1]} vs ${loss}`);
+      });
+    }
+    const wb = adapter(dir);
+    t.deepEqual(wa.map(([n]) => n), wb.map(([n]) => n));
+    wa.forEach(([name, xs], i) => xs.forEach((x, j) => t.true(Math.abs(x - wb[i][1][j]) <= 1e-4 + 1e-4 * Math.abs(x), `${dir} ${name}[${j}]`)));
+  }
 });
 
 // Serial: the other tests' spawnSync calls block this process's timers, the Ctrl-C's among them.
@@ -133,6 +141,7 @@ test('usage errors exit non-zero with a message', (t) => {
     [['finetune', '--bogus', '1'], /bogus/],
     [['finetune', '--rank', 'x', '--out', path.join(root, 'o')], /--rank must be a number/],
     [['finetune', '--nproc-per-node', '0', '--out', path.join(root, 'o')], /--nproc-per-node must be a positive integer.*\[ERR_ARG\]/],
+    [['finetune', '--shard-weights', '--out', path.join(root, 'o')], /shardWeights needs a process group.*\[ERR_ARG\]/],
     [['finetune', '--model', path.join(root, 'missing'), '--out', path.join(root, 'o')], /missing.*\[ERR_IO\]/],
     [['generate', '--model', path.join(root, 'missing'), '--prompt', 'x'], /\[ERR_IO\]/],
     [['generate'], /--prompt is required/],

@@ -21,10 +21,10 @@ export interface DistributedDataParallelOptions {
   /** The most bytes of gradients one reduction carries, in MiB (default 25, as PyTorch's). */
   bucketCapMB?: number;
   /**
-   * Also copy rank 0's buffers to every rank before each forward, as PyTorch's
+   * Also copy rank 0's persistent buffers to every rank before each forward, as PyTorch's
    * `broadcast_buffers` (for buffers that training changes, such as running statistics).
-   * Default false: buffers are copied once, at construction (ignis's models hold constant
-   * tables only).
+   * Default false: they are copied once, at construction (ignis's models hold constant
+   * tables only). Non-persistent buffers are caches each rank derives: never copied.
    */
   broadcastBuffers?: boolean;
 }
@@ -230,8 +230,9 @@ export class DistributedDataParallel<M extends Module = Module> {
     this.dispose();
   }
 
+  // Non-persistent buffers are caches each rank derives, possibly at different sizes (rotary tables).
   private liveBuffers(): Tensor[] {
-    return this.module.buffers().filter((t) => !t.isDisposed);
+    return this.module.buffers({ persistentOnly: true }).filter((t) => !t.isDisposed);
   }
 
   private releaseBuckets(): void {

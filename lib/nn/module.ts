@@ -139,11 +139,11 @@ export abstract class Module {
   }
 
   /** Tensors of the tree with their names, each tensor once (at its first name). */
-  #namedTensors(op: string, buffers: boolean): [string, Tensor][] {
+  #namedTensors(op: string, buffers: boolean, persistentOnly = false): [string, Tensor][] {
     const out: [string, Tensor][] = [];
     const seen = new Set<Tensor>();
     for (const [prefix, m] of this.#walk(op)) {
-      for (const [name, t, isBuffer] of m.#ownTensors(false)) {
+      for (const [name, t, isBuffer] of m.#ownTensors(persistentOnly)) {
         if (isBuffer !== buffers || seen.has(t)) continue;
         seen.add(t);
         out.push([join(prefix, name), t]);
@@ -182,14 +182,17 @@ export abstract class Module {
     return this.namedParameters().map(([, t]) => t);
   }
 
-  /** Buffers of the tree (persistent or not), named by path, each once. */
-  namedBuffers(): [string, Tensor][] {
-    return this.#namedTensors('namedBuffers', true);
+  /**
+   * Buffers of the tree, named by path, each once: persistent or not, or with `persistentOnly`
+   * those of the state dict (not the caches a module derives and may resize, such as rotary tables).
+   */
+  namedBuffers(opts: { persistentOnly?: boolean } = {}): [string, Tensor][] {
+    return this.#namedTensors('namedBuffers', true, opts.persistentOnly === true);
   }
 
   /** The tensors of {@link Module.namedBuffers}. */
-  buffers(): Tensor[] {
-    return this.namedBuffers().map(([, t]) => t);
+  buffers(opts: { persistentOnly?: boolean } = {}): Tensor[] {
+    return this.namedBuffers(opts).map(([, t]) => t);
   }
 
   /** Every module of the tree with its path, this one first (''), each module once, depth first. */

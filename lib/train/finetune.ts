@@ -83,6 +83,12 @@ export interface FinetuneOptions {
   saveEvery?: number;
   /** Continue from the checkpoint in `out` (same settings required). */
   resume?: boolean;
+  /**
+   * In a process group of several ranks: each rank stores 1/N of the frozen base weights
+   * ({@link dist.shardFrozenWeights}), gathered layer by layer during forward and backward
+   * (default false). The samples after training are drawn once the weights are gathered back.
+   */
+  shardWeights?: boolean;
   /** Prompts to sample before and after training, with temperature 0.7, top-p 0.9 and `seed` (default: three held-out prompts). */
   samplePrompts?: string[];
   /** Tokens generated per sample (default 60). */
@@ -195,7 +201,22 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
 
     manualSeed(o.seed);
     const summary = applyLora(model, { r: o.rank, alpha: o.alpha, dropout: o.dropout, targetModules: o.target });
-    const perEpoch = Math.ceil(Math.ceil(train.length / o.batch) / o.gradAccum);
+    const worldSize = dist.isInitialized() ? dist.worldSize() : 1;
+    if (options.shardWeights && worldSize === 1) fail('ERR_ARG', 'finetune: shardWeights needs a process group of more than one rank');
+    const checkpointDir = path.join(o.out, 'checkpoint');
+    const resumeFrom = options.resume ? findTrainingState(checkpointDir) : null;
+    if (options.resume && resumeFrom === null) fail('ERR_IO', `finetune: resume asked for, but ${checkpointDir} holds no checkpoint`);
+    const samplePrompts = options.samplePrompts ?? heldOutPrompts(heldOut, tokenizer);
+    const sample = (): Sample[] => !lead ? [] : samplePrompts.map((prompt) => ({
+      prompt,
+      completion: generate(model, tokenizer, prompt, { maxNewTokens: options.sampleTokens ?? 60, temperature: 0.7, topP: 0.9, seed: o.seed }).text,
+    }));
+    // Sampling needs the whole weights: it comes before they are sharded.
+    const samplesBefore = resumeFrom === null ? sample() : [];
+    manualSeed(o.seed);  // sampling must not move the training's random stream
+    // After a failure the shards are not gathered back (that needs every rank): the finalizer frees them.
+    let sharded = options.shardWeights ? dist.shardFrozenWeights(model) : null;
+    const perEpoch = Math.ceil(Math.ceil(train.length / (o.batch * worldSize)) / o.gradAccum);
     const totalSteps = options.steps === undefined ? perEpoch * o.epochs : checkPositive(options.steps, 'finetune', 'steps');
     const warmup = options.warmup ?? Math.floor(totalSteps * 0.05);
     const evalEvery = options.evalEvery ?? Math.max(1, Math.ceil(totalSteps / 4));
@@ -210,23 +231,15 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
       const world = trainer.world;
       const settings = { ...o, out: undefined, totalSteps, warmup, ...(world.size > 1 ? { worldSize: world.size } : {}) };
       if (world.size > 1) log(`data-parallel on ${world.size} ranks: ${o.batch} sequences per rank per batch`);
-      const checkpointDir = path.join(o.out, 'checkpoint');
-      const samplePrompts = options.samplePrompts ?? heldOutPrompts(heldOut, tokenizer);
-      const sample = (): Sample[] => !lead ? [] : samplePrompts.map((prompt) => ({
-        prompt,
-        completion: generate(model, tokenizer, prompt, { maxNewTokens: options.sampleTokens ?? 60, temperature: 0.7, topP: 0.9, seed: o.seed }).text,
-      }));
+      if (sharded !== null) log(`frozen weights sharded: ${(sharded.stats().shardBytes / 2 ** 20).toFixed(1)} of ${(sharded.stats().fullBytes / 2 ** 20).toFixed(1)} MiB on each rank`);
 
       let history: History;
-      const resumeFrom = options.resume ? findTrainingState(checkpointDir) : null;
-      if (options.resume && resumeFrom === null) fail('ERR_IO', `finetune: resume asked for, but ${checkpointDir} holds no checkpoint`);
       if (resumeFrom !== null) {
         history = loadTrainingState(resumeFrom, trainer, settings) as History;
         log(`resumed from ${resumeFrom} at step ${trainer.step} of ${totalSteps}`);
       } else {
         const evalBefore = trainer.evaluate();
-        history = { train: [], eval: [[0, evalBefore.loss]], evalBefore, samplesBefore: sample(), stepRates: [] };
-        manualSeed(o.seed);  // sampling must not move the training's random stream
+        history = { train: [], eval: [[0, evalBefore.loss]], evalBefore, samplesBefore, stepRates: [] };
         log(`held-out loss before: ${evalBefore.loss.toFixed(4)} (perplexity ${evalBefore.perplexity.toFixed(2)})`);
       }
       if (lead) fs.mkdirSync(o.out, { recursive: true });
@@ -261,6 +274,9 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
         await nextTurn();  // lets a signal (Ctrl-C) arrive between steps
       }
       const evalAfter = stopped ? null : trainer.evaluate();
+      // Every rank gets here after the same step: gather the weights back (sampling needs them).
+      sharded?.dispose();
+      sharded = null;
       const samplesAfter = stopped ? [] : sample();
       if (stopped) {
         save();

@@ -16,7 +16,7 @@ import type { LRSchedulerStateDict } from '../optim/schedule';
 import { Tensor } from '../tensor';
 import { Module } from '../nn/module';
 import { collate, shuffled } from '../data/dataset';
-import type { Example } from '../data/dataset';
+import type { Batch, Example } from '../data/dataset';
 import { tensor } from '../ops/creation';
 import * as dist from '../dist';
 
@@ -173,6 +173,21 @@ export class Trainer {
     return this.#order.order.slice(start, start + this.batchSize).map((i) => this.#train[i]);
   }
 
+  /**
+   * Runs `fn` on a two-token batch: what a rank without examples computes (and then ignores or
+   * weights by 0), so that every rank runs the same forwards and backwards, whose collectives
+   * (gradient reductions, sharded weights' gathers) need all of them.
+   */
+  #idle<T>(fn: (batch: Batch) => T): T {
+    const batch = collate([{ inputIds: [this.#padId, this.#padId], labels: [this.#padId, this.#padId] }], this.#padId);
+    try {
+      return fn(batch);
+    } finally {
+      batch.inputIds.dispose();
+      batch.labels.dispose();
+    }
+  }
+
   /** `values` summed over the ranks (themselves in a single process). */
   #sumOverRanks(values: number[]): number[] {
     if (this.#ddp === null) return values;
@@ -198,18 +213,16 @@ export class Trainer {
       // Gradients are averaged over the ranks: each rank's share is weighted by worldSize.
       const weight = this.#worldSize / total;
       collated.forEach((batch, k) => {
-        const last = k === collated.length - 1;
         const run = () => tidy(() => {
           if (batch !== null && batch.tokens > 0) {
             const loss = this.#loss(batch.inputIds, batch.labels);
             lossSum += loss.item() * batch.tokens;
             loss.mul(batch.tokens * weight).backward();
-          } else if (last && this.#ddp !== null) {
-            // The ranks reduce their gradients together: one without tokens joins with zeros.
-            this.params.map((p) => p.sum()).reduce((a, b) => a.add(b)).mul(0).backward();
+          } else if (this.#ddp !== null) {
+            this.#idle((idle) => this.#loss(idle.inputIds, idle.labels).mul(0).backward());
           }
         });
-        if (this.#ddp !== null && !last) this.#ddp.noSync(run);
+        if (this.#ddp !== null && k < collated.length - 1) this.#ddp.noSync(run);
         else run();
       });
     } finally {
@@ -245,11 +258,19 @@ export class Trainer {
     let tokens = 0;
     try {
       const stride = this.batchSize * this.#worldSize;
-      for (let start = this.#rank * this.batchSize; start < this.#heldOut.length; start += stride) {
+      for (let first = 0; first < this.#heldOut.length; first += stride) {
+        const start = first + this.#rank * this.batchSize;
+        if (start >= this.#heldOut.length) {
+          this.#idle((idle) => noGrad(() => tidy(() => this.#loss(idle.inputIds, idle.labels))));
+          continue;
+        }
         const batch = collate(this.#heldOut.slice(start, start + this.batchSize), this.#padId);
         try {
+          // a rank computes even a batch without tokens: the others' forwards may need it
+          if (batch.tokens === 0 && this.#ddp === null) continue;
+          const loss = noGrad(() => tidy(() => this.#loss(batch.inputIds, batch.labels).item()));
           if (batch.tokens === 0) continue;
-          lossSum += noGrad(() => tidy(() => this.#loss(batch.inputIds, batch.labels).item())) * batch.tokens;
+          lossSum += loss * batch.tokens;
           tokens += batch.tokens;
         } finally {
           batch.inputIds.dispose();
