@@ -21,7 +21,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <cstdio>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <pthread.h>
@@ -68,31 +70,32 @@ std::string version_str(int v) {
   return std::to_string(v / 10000) + "." + std::to_string(v % 10000 / 100) + "." + std::to_string(v % 100);
 }
 
-const Api& api() {
-  static std::mutex m;
-  static std::unique_ptr<Api> loaded;
-  std::lock_guard<std::mutex> lock(m);
-  if (loaded) return *loaded;
-  auto a = std::make_unique<Api>();
-  a->get_version = function<nccl::GetVersion>(Library::Nccl, "ncclGetVersion");
-  if (a->get_version(&a->version) != nccl::Success) fail(ERR_DEVICE, "nccl: ncclGetVersion failed");
-  if (a->version < nccl::kMinVersion)
-    fail(ERR_DEVICE, "nccl: NCCL ", a->version < 10000 ? std::to_string(a->version) : version_str(a->version),
+Api load_api() {
+  Api a;
+  a.get_version = function<nccl::GetVersion>(Library::Nccl, "ncclGetVersion");
+  if (a.get_version(&a.version) != nccl::Success) fail(ERR_DEVICE, "nccl: ncclGetVersion failed");
+  if (a.version < nccl::kMinVersion)
+    fail(ERR_DEVICE, "nccl: NCCL ", a.version < 10000 ? std::to_string(a.version) : version_str(a.version),
          " is too old: ignis needs NCCL ", version_str(nccl::kMinVersion), " or later (non-blocking communicators)");
-  a->get_unique_id = function<nccl::GetUniqueId>(Library::Nccl, "ncclGetUniqueId");
-  a->comm_init_rank_config = function<nccl::CommInitRankConfig>(Library::Nccl, "ncclCommInitRankConfig");
-  a->comm_get_async_error = function<nccl::CommGetAsyncError>(Library::Nccl, "ncclCommGetAsyncError");
-  a->comm_abort = function<nccl::CommAbort>(Library::Nccl, "ncclCommAbort");
-  a->get_error_string = function<nccl::GetErrorString>(Library::Nccl, "ncclGetErrorString");
-  a->get_last_error = reinterpret_cast<nccl::GetLastError>(optional_symbol(Library::Nccl, "ncclGetLastError"));
-  a->all_reduce = function<nccl::AllReduce>(Library::Nccl, "ncclAllReduce");
-  a->broadcast = function<nccl::Broadcast>(Library::Nccl, "ncclBroadcast");
-  a->reduce_scatter = function<nccl::ReduceScatter>(Library::Nccl, "ncclReduceScatter");
-  a->all_gather = function<nccl::AllGather>(Library::Nccl, "ncclAllGather");
-  a->send = function<nccl::Send>(Library::Nccl, "ncclSend");
-  a->recv = function<nccl::Recv>(Library::Nccl, "ncclRecv");
-  loaded = std::move(a);
-  return *loaded;
+  a.get_unique_id = function<nccl::GetUniqueId>(Library::Nccl, "ncclGetUniqueId");
+  a.comm_init_rank_config = function<nccl::CommInitRankConfig>(Library::Nccl, "ncclCommInitRankConfig");
+  a.comm_get_async_error = function<nccl::CommGetAsyncError>(Library::Nccl, "ncclCommGetAsyncError");
+  a.comm_abort = function<nccl::CommAbort>(Library::Nccl, "ncclCommAbort");
+  a.get_error_string = function<nccl::GetErrorString>(Library::Nccl, "ncclGetErrorString");
+  a.get_last_error = reinterpret_cast<nccl::GetLastError>(optional_symbol(Library::Nccl, "ncclGetLastError"));
+  a.all_reduce = function<nccl::AllReduce>(Library::Nccl, "ncclAllReduce");
+  a.broadcast = function<nccl::Broadcast>(Library::Nccl, "ncclBroadcast");
+  a.reduce_scatter = function<nccl::ReduceScatter>(Library::Nccl, "ncclReduceScatter");
+  a.all_gather = function<nccl::AllGather>(Library::Nccl, "ncclAllGather");
+  a.send = function<nccl::Send>(Library::Nccl, "ncclSend");
+  a.recv = function<nccl::Recv>(Library::Nccl, "ncclRecv");
+  return a;
+}
+
+// Loaded at first use; a failed load throws, and is tried again at the next use.
+const Api& api() {
+  static const Api loaded = load_api();
+  return loaded;
 }
 
 // "unhandled system error (ncclSystemError): <NCCL's last message>"
@@ -239,6 +242,7 @@ class NcclGroup : public dist::ProcessGroup {
     int64_t next_seq = 0;
 
     std::thread watchdog;
+    std::promise<void> finished;  // set when the watchdog returns
 
     void run();
     void connect_comm(Clock::time_point deadline);
@@ -262,11 +266,14 @@ class NcclGroup : public dist::ProcessGroup {
   Issue begin(const char* op, const std::string& details, bool collective, Millis timeout);
   void check_tensor(const char* op, const TensorPtr& t);
   void check_reducible(const char* op, const TensorPtr& t, ReduceOp r);
-  // Runs `call` on the comm stream between the two events, then queues the work for the watchdog.
-  std::shared_ptr<Work> run(Issue& issue, const std::function<nccl::Result(nccl::Comm, cudaStream_t)>& call,
+  // Runs `call` on the comm stream between the two events (not at all for 0 elements: NCCL
+  // calls on empty buffers are left out on every rank alike), then queues the work for the
+  // watchdog.
+  std::shared_ptr<Work> run(Issue& issue, size_t count, const std::function<nccl::Result(nccl::Comm, cudaStream_t)>& call,
                             const std::function<void()>& after, std::vector<TensorPtr> keep);
 
   std::shared_ptr<State> state_;
+  std::future<void> stopped_;
 };
 
 // --- the watchdog ---
@@ -293,7 +300,7 @@ void NcclGroup::State::run() {
     connect->finish(ERR_DIST, message);
   }
   if (on_done) on_done(connect);
-  if (!try_use_device(device.index)) return;
+  try_use_device(device.index);  // for the event queries; they work without it too
   std::unique_lock<std::mutex> lock(mutex);
   while (!stopping) {
     if (pending.empty() && aborted_works.empty()) {
@@ -363,10 +370,10 @@ void NcclGroup::State::connect_comm(Clock::time_point deadline) {
 // ncclInProgress is returned).
 nccl::Result NcclGroup::State::poll_comm(nccl::Result r, Clock::time_point deadline) {
   const Api& a = api();
-  while (r == nccl::InProgress) {
+  for (int polls = 0; r == nccl::InProgress; polls++) {
     if (Clock::now() >= deadline) return r;
     if (stop) fail(ERR_DIST, "the process group was destroyed");
-    std::this_thread::sleep_for(kEventPoll);
+    std::this_thread::sleep_for(polls < 100 ? kEventPoll : kErrorPoll);  // an init takes seconds
     std::lock_guard<std::mutex> lock(comm_mutex);
     if (aborted) return nccl::InvalidUsage;
     if (a.comm_get_async_error(comm, &r) != nccl::Success) return nccl::InternalError;
@@ -531,9 +538,11 @@ NcclGroup::NcclGroup(GroupOptions options, OnDone on_done) : state_(std::make_sh
   check(cudaStreamCreateWithFlags(&s.comm_stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
   check(cudaEventCreateWithFlags(&s.ready, cudaEventDisableTiming), "cudaEventCreateWithFlags");
   check(cudaEventCreateWithFlags(&s.comm_done, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+  stopped_ = s.finished.get_future();
   s.watchdog = std::thread([state = state_] {
     pthread_setname_np(pthread_self(), "ignis-nccl");
     state->run();
+    state->finished.set_value();
   });
 }
 
@@ -547,7 +556,14 @@ void NcclGroup::shutdown() {
     if (s.broken.empty()) s.broken = "the process group was destroyed";
   }
   s.cv.notify_all();
-  if (s.watchdog.joinable()) s.watchdog.join();
+  // The watchdog may be connecting to a store that is gone: give it a moment, then leave it to
+  // fail on its own (it holds the state).
+  if (stopped_.wait_for(std::chrono::seconds(5)) == std::future_status::ready) {
+    s.watchdog.join();
+  } else {
+    fprintf(stderr, "ignis dist: the NCCL watchdog is still waiting on the store; leaving it behind\n");
+    s.watchdog.detach();
+  }
   s.abort_comm();
   std::deque<Pending> left;
   {
@@ -565,8 +581,11 @@ void NcclGroup::shutdown() {
   Clock::time_point until = Clock::now() + std::chrono::seconds(2);
   for (;;) {
     s.check_pending();
-    std::lock_guard<std::mutex> lock(s.mutex);
-    if (s.aborted_works.empty() || Clock::now() >= until) break;
+    {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      if (s.aborted_works.empty() || Clock::now() >= until) break;
+    }
+    std::this_thread::sleep_for(kErrorPoll);
   }
   std::lock_guard<std::mutex> lock(s.mutex);
   if (!s.aborted_works.empty()) new std::vector<Pending>(std::move(s.aborted_works));  // kept on purpose
@@ -610,7 +629,8 @@ void NcclGroup::check_reducible(const char* op, const TensorPtr& t, ReduceOp r) 
     fail(ERR_DTYPE, op, ": avg needs a floating-point tensor, got ", dtype_name(t->dtype));
 }
 
-std::shared_ptr<Work> NcclGroup::run(Issue& issue, const std::function<nccl::Result(nccl::Comm, cudaStream_t)>& call,
+std::shared_ptr<Work> NcclGroup::run(Issue& issue, size_t count,
+                                     const std::function<nccl::Result(nccl::Comm, cudaStream_t)>& call,
                                      const std::function<void()>& after, std::vector<TensorPtr> keep) {
   State& s = *state_;
   Clock::time_point deadline = Clock::now() + issue.timeout;
@@ -619,7 +639,7 @@ std::shared_ptr<Work> NcclGroup::run(Issue& issue, const std::function<nccl::Res
   nccl::Result r;
   {
     std::lock_guard<std::mutex> lock(s.comm_mutex);
-    r = s.aborted ? nccl::InvalidUsage : call(s.comm, s.comm_stream);
+    r = s.aborted ? nccl::InvalidUsage : count == 0 ? nccl::Success : call(s.comm, s.comm_stream);
   }
   r = s.poll_comm(r, deadline);
   if (r != nccl::Success) {
@@ -677,7 +697,7 @@ std::shared_ptr<Work> NcclGroup::all_reduce(const TensorPtr& t, ReduceOp op, Mil
   Staged st(t, true, true);
   nccl::DataType type = nccl_type(t->dtype);
   return run(
-      issue,
+      issue, st.count(),
       [&](nccl::Comm comm, cudaStream_t stream) {
         return api().all_reduce(st.data(), st.data(), st.count(), type, nccl_op(op), comm, stream);
       },
@@ -704,7 +724,7 @@ std::shared_ptr<Work> NcclGroup::all_gather(const TensorPtr& input, const std::v
   keep.push_back(in.buffer);
   keep.push_back(whole);
   return run(
-      issue,
+      issue, in.count(),
       [&](nccl::Comm comm, cudaStream_t stream) {
         return api().all_gather(in.data(), whole->data(), in.count(), type, comm, stream);
       },
@@ -733,7 +753,7 @@ std::shared_ptr<Work> NcclGroup::reduce_scatter(const std::vector<TensorPtr>& in
   keep.push_back(out.buffer);
   keep.push_back(output);
   return run(
-      issue,
+      issue, out.count(),
       [&](nccl::Comm comm, cudaStream_t stream) {
         return api().reduce_scatter(whole->data(), out.data(), out.count(), type, nccl_op(op), comm, stream);
       },
@@ -749,7 +769,7 @@ std::shared_ptr<Work> NcclGroup::broadcast(const TensorPtr& t, int root, Millis 
   Staged st(t, sender, !sender);
   nccl::DataType type = nccl_type(t->dtype);
   return run(
-      issue,
+      issue, st.count(),
       [&](nccl::Comm comm, cudaStream_t stream) {
         return api().broadcast(st.data(), st.data(), st.count(), type, root, comm, stream);
       },
@@ -762,7 +782,7 @@ std::shared_ptr<Work> NcclGroup::barrier(Millis timeout) {
   if (!s.barrier_buffer) s.barrier_buffer = empty({1}, DType::Float32, s.device);
   TensorPtr b = s.barrier_buffer;
   return run(
-      issue,
+      issue, 1,
       [&](nccl::Comm comm, cudaStream_t stream) {
         return api().all_reduce(b->data(), b->data(), 1, nccl::Float32, nccl::Sum, comm, stream);
       },
@@ -779,7 +799,7 @@ std::shared_ptr<Work> NcclGroup::send(const TensorPtr& t, int dst, int64_t tag, 
   Staged st(t, true, false);
   nccl::DataType type = nccl_type(t->dtype);
   return run(
-      issue,
+      issue, st.count(),
       [&](nccl::Comm comm, cudaStream_t stream) { return api().send(st.data(), st.count(), type, dst, comm, stream); },
       nullptr, {t, st.buffer});
 }
@@ -794,7 +814,7 @@ std::shared_ptr<Work> NcclGroup::recv(const TensorPtr& t, int src, int64_t tag, 
   Staged st(t, false, true);
   nccl::DataType type = nccl_type(t->dtype);
   return run(
-      issue,
+      issue, st.count(),
       [&](nccl::Comm comm, cudaStream_t stream) { return api().recv(st.data(), st.count(), type, src, comm, stream); },
       [&] { st.finish(); }, {t, st.buffer});
 }
