@@ -1,8 +1,8 @@
 // The NCCL process group: collectives on CUDA tensors.
 //
 // Rank 0 makes NCCL's unique id and publishes it in the TCP store; every rank then creates a
-// non-blocking communicator on its device (nothing NCCL does can block a thread: each call
-// returns at once and its progress is polled, under a deadline).
+// non-blocking communicator on its device (NCCL's calls return at once; their progress is polled
+// under a deadline).
 //
 // Operations are issued on the calling thread, in order, on the group's comm stream: it first
 // waits for an event recorded on the device's current stream (what was computed before the call
@@ -324,6 +324,8 @@ void NcclGroup::State::connect_comm(Clock::time_point deadline) {
     store = std::make_unique<dist::StoreClient>(opt.store_host, opt.store_port, opt.token, ms_until(deadline));
   } catch (const dist::StoreTimeout&) {
     fail(ERR_TIMEOUT, "init: could not reach the store at ", where, " within ", opt.timeout.count(), " ms", who);
+  } catch (const Error& e) {
+    fail(e.code(), "init: ", e.what(), who);
   }
   nccl::UniqueId id;
   std::string key = opt.prefix + "/unique_id";
