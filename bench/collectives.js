@@ -6,8 +6,10 @@
 // "size" is the op's whole float32 buffer: allgather's output, reducescatter's input. ignis runs
 // through its launcher, PyTorch (torch.distributed, gloo backend) through bench/peers/collectives.py,
 // in the same run, alternating, and the table keeps each side's best of the rounds.
-// Usage: node bench/collectives.js [--ranks 2,4] [--rounds 2] [--step 4] [--max-mb 64]
-//   (build first: node-gyp build && tsc -p .)
+// --nccl: CUDA tensors through NCCL (rank r on GPU r) against torch.distributed's nccl backend;
+// the ops of the timed loop are queued back to back and the last one waited for, on both sides.
+// Usage: node bench/collectives.js [--ranks 2,4] [--rounds 2] [--step 4] [--max-mb 64] [--nccl]
+//   (build first: node-gyp build && tsc -p .; --nccl: with IGNIS_ADDON=build-cuda/Release/ignis.node)
 const { parseArgs } = require('util');
 
 const OPS = ['allreduce', 'allgather', 'reducescatter', 'broadcast'];
@@ -23,9 +25,10 @@ function busFactor(op, n) {
 async function worker(a) {
   const ig = require('..');
   const { dist } = ig;
-  await dist.init({ timeoutMs: 120000 });
+  await dist.init({ timeoutMs: 120000, backend: a.nccl ? 'nccl' : 'gloo' });
   const n = dist.worldSize();
   const r = dist.rank();
+  const device = a.nccl ? `cuda:${dist.localRank()}` : 'cpu';
   const slowest = (seconds) => dist.allReduce(ig.tensor([seconds], { dtype: 'float64' }), { op: 'max' }).wait().item();
   const rows = [];
   for (const op of a.ops) {
@@ -33,23 +36,33 @@ async function worker(a) {
       const count = size / 4;
       // x: the op's input (remade before the checked op, for the in-place ones).
       let x, out, run, wrong;
-      const input = () => ig.full([op === 'allgather' ? count / n : count], op === 'allreduce' || op === 'reducescatter' ? r + 1 : r);
+      const input = () => ig.full([op === 'allgather' ? count / n : count], op === 'allreduce' || op === 'reducescatter' ? r + 1 : r, { device });
       x = input();
+      // issue() queues one op; run() waits for it (on NCCL, the last op waited implies the others).
+      let issue;
       if (op === 'allreduce') {
-        run = () => dist.allReduce(x).wait();
+        issue = () => dist.allReduce(x);
         wrong = () => x.ne((n * (n + 1)) / 2);
       } else if (op === 'allgather') {
-        out = ig.empty([n, count / n]);
-        run = () => dist.allGather(x, { out }).wait();
-        wrong = () => out.ne(ig.arange(0, n).to('float32').reshape([n, 1]));
+        out = ig.empty([n, count / n], { device });
+        issue = () => dist.allGather(x, { out });
+        wrong = () => out.ne(ig.arange(0, n).to('float32').reshape([n, 1]).to(device));
       } else if (op === 'reducescatter') {
-        out = ig.empty([count / n]);
-        run = () => dist.reduceScatter(x, { out }).wait();
+        out = ig.empty([count / n], { device });
+        issue = () => dist.reduceScatter(x, { out });
         wrong = () => out.ne((n * (n + 1)) / 2);
       } else {
-        run = () => dist.broadcast(x, { src: 0 }).wait();
+        issue = () => dist.broadcast(x, { src: 0 });
         wrong = () => x.ne(0);
       }
+      run = () => issue().wait();
+      const loop = (iters) => {
+        if (!a.nccl) for (let i = 0; i < iters; i++) run();
+        else {
+          for (let i = 1; i < iters; i++) issue();
+          run();
+        }
+      };
       for (let i = 0; i < 2; i++) run();
       let t0 = process.hrtime.bigint();
       run();
@@ -57,12 +70,12 @@ async function worker(a) {
       const iters = Math.max(3, Math.min(1000, Math.floor(a.target_s / Math.max(once, 1e-6))));
       dist.barrier().wait();
       t0 = process.hrtime.bigint();
-      for (let i = 0; i < iters; i++) run();
+      loop(iters);
       const seconds = slowest(Number(process.hrtime.bigint() - t0) / 1e9 / iters);
       x.dispose();
       x = input();
       run();
-      const bad = ig.tidy(() => dist.allReduce(wrong().sum().to('int64').reshape([1])).wait().item());
+      const bad = ig.tidy(() => dist.allReduce(wrong().cpu().to('int64').sum().reshape([1])).wait().item());
       rows.push({ op, size, seconds, wrong: bad, iters });
       x.dispose();
       out?.dispose();
@@ -87,13 +100,14 @@ function main() {
       step: { type: 'string', default: '4' },
       'max-mb': { type: 'string', default: '64' },
       'target-ms': { type: 'string', default: '250' },
+      nccl: { type: 'boolean', default: false },
     },
   });
   if (values.worker) return worker(JSON.parse(values.worker));
   const { runPeer, launchRanks, report } = require('./common');
   const sizes = [];
   for (let s = 4096; s <= Number(values['max-mb']) * (1 << 20); s *= Number(values.step)) sizes.push(s);
-  const work = { ops: OPS, sizes, target_s: Number(values['target-ms']) / 1000 };
+  const work = { ops: OPS, sizes, target_s: Number(values['target-ms']) / 1000, nccl: values.nccl };
   const rows = [];
   let torchVersion;
   for (const n of values.ranks.split(',').map(Number)) {
@@ -139,7 +153,7 @@ function main() {
       }
     }
   }
-  report('collectives', rows, { torch: torchVersion, rounds: Number(values.rounds) });
+  report(values.nccl ? 'collectives-nccl' : 'collectives', rows, { torch: torchVersion, rounds: Number(values.rounds), backend: values.nccl ? 'nccl' : 'gloo' });
 }
 
 Promise.resolve(main()).catch((e) => {

@@ -64,6 +64,14 @@ record() {
   if [ "$2" = fail ]; then failed=1; fi
 }
 section() { printf '\n=== %s\n' "$1"; }
+# "N passed, M failed, K skipped in S s" from an ava log, timed from $2 (SECONDS at the start).
+ava_summary() {
+  local passed failures skipped
+  passed=$(grep -Eo '[0-9]+ tests? passed' "$1" | tail -n 1 | grep -Eo '^[0-9]+')
+  failures=$(grep -Eo '[0-9]+ tests? failed' "$1" | tail -n 1 | grep -Eo '^[0-9]+')
+  skipped=$(grep -Eo '[0-9]+ tests? skipped' "$1" | tail -n 1 | grep -Eo '^[0-9]+')
+  echo "${passed:-0} passed, ${failures:-0} failed, ${skipped:-0} skipped in $((SECONDS - $2)) s"
+}
 
 section "gpu-check ($mode$([ "$quick" = 1 ] && echo ', quick')) in $root, results in $OUT"
 date -u
@@ -186,11 +194,24 @@ if [ "$ready" = 1 ]; then
   tool ava/entrypoints/cli.mjs "${test_files[@]}" >"$OUT/tests.log" 2>&1
   test_rc=$?
   tail -n 25 "$OUT/tests.log"
-  passed=$(grep -Eo '[0-9]+ tests? passed' "$OUT/tests.log" | tail -n 1 | grep -Eo '^[0-9]+')
-  failures=$(grep -Eo '[0-9]+ tests? failed' "$OUT/tests.log" | tail -n 1 | grep -Eo '^[0-9]+')
-  skipped=$(grep -Eo '[0-9]+ tests? skipped' "$OUT/tests.log" | tail -n 1 | grep -Eo '^[0-9]+')
-  summary="${passed:-0} passed, ${failures:-0} failed, ${skipped:-0} skipped in $((SECONDS - start)) s"
+  summary=$(ava_summary "$OUT/tests.log" "$start")
   if [ "$test_rc" = 0 ]; then record "tests" pass "$summary" ""; else record "tests" fail "$summary (exit $test_rc)" ""; fi
+
+  # NCCL: the version found, and its tests on their own (every collective and dtype on one GPU;
+  # two ranks, and a killed rank, where there are two GPUs).
+  if [ "$mode" = cuda ]; then
+    if nccl_version=$(node -e 'try { console.log(require(".").dist.ncclVersion()) } catch (e) { console.error(e.message); process.exit(1) }' 2>"$OUT/nccl-version.err"); then
+      start=$SECONDS
+      tool ava/entrypoints/cli.mjs test/cuda/nccl.test.ts >"$OUT/nccl-tests.log" 2>&1
+      nccl_rc=$?
+      summary=$(ava_summary "$OUT/nccl-tests.log" "$start")
+      if [ "$nccl_rc" = 0 ]; then record "NCCL $nccl_version" pass "$summary" ""; else record "NCCL $nccl_version" fail "$summary (exit $nccl_rc)" ""; fi
+    else
+      record "NCCL" fail "$(head -c 120 "$OUT/nccl-version.err")" ""
+    fi
+  else
+    record "NCCL" skip "CPU backend" ""
+  fi
 
   # --- 4. benchmarks -------------------------------------------------------------------------
   section "benchmarks"

@@ -2,7 +2,7 @@ import { DType } from '../dtype';
 import { fail } from '../errors';
 import { empty, emptyLike } from '../ops/creation';
 import { Tensor } from '../tensor';
-import { checkTimeout, group, Group } from './group';
+import { Channel, checkTimeout, group, Group } from './group';
 import { Work } from './work';
 
 /** How a reducing collective combines the ranks' values. `avg` needs a floating-point tensor. */
@@ -18,8 +18,15 @@ export interface CollectiveOptions {
 function checkTensor(op: string, t: unknown, what = 'tensor'): Tensor {
   if (!(t instanceof Tensor)) fail('ERR_ARG', `${op}: ${what} must be a Tensor`);
   t.handle(op);
-  if (t.device !== 'cpu') fail('ERR_DEVICE', `${op}: the gloo backend handles CPU tensors, got a tensor on ${t.device}`);
   return t;
+}
+
+/** Gloo for CPU tensors, NCCL for CUDA tensors: every tensor of the operation on `t`'s device. */
+function channelOf(op: string, g: Group, t: Tensor, others: readonly Tensor[] = []): Channel {
+  for (const o of others) {
+    if (o.device !== t.device) fail('ERR_DEVICE', `${op}: every tensor must be on ${t.device}, got one on ${o.device}`);
+  }
+  return g.channel(op, t.device);
 }
 
 function checkReduce(op: string, t: Tensor, reduce: unknown): number {
@@ -73,15 +80,21 @@ function parts(op: string, t: Tensor, n: number, what: string): Tensor[] {
 
 /**
  * Reduces `t` over all ranks, in place: every rank ends with the same values (`op`: sum
- * (default), avg, max, min, prod). 16-bit floats accumulate in float32; integers wrap. A
- * non-contiguous `t` is reduced through a contiguous copy and written back.
+ * (default), avg, max, min, prod). 16-bit floats accumulate in float32 (NCCL, for CUDA
+ * tensors, reduces in the tensor's dtype); integers wrap. A non-contiguous `t` is reduced through
+ * a contiguous copy and written back.
+ *
+ * CUDA tensors go through NCCL on a stream of its own, after the work queued on the device's
+ * current stream; ops queued on that stream later run after the collective, so its result can be
+ * used at once by further CUDA ops, and the work completes when the GPU has finished it.
  */
 export function allReduce(t: Tensor, options: CollectiveOptions & { op?: ReduceOp } = {}): Work<Tensor> {
   const op = 'dist.allReduce';
   const g = group(op);
   checkTensor(op, t);
   const code = checkReduce(op, t, options.op ?? 'sum');
-  return new Work(g, g.native.allReduce(t.handle(op), code, checkTimeout(op, options.timeoutMs)), t);
+  const c = channelOf(op, g, t);
+  return new Work(c, c.native.allReduce(t.handle(op), code, checkTimeout(op, options.timeoutMs)), t);
 }
 
 /** Options of {@link allGather}. */
@@ -112,13 +125,14 @@ export function allGather(t: Tensor, options: AllGatherOptions = {}): Work<Tenso
   let out = options.out;
   if (out === undefined) {
     if (into === 'list') out = Array.from({ length: n }, () => emptyLike(t));
-    else if (into === 'stack') out = empty([n, ...t.shape], { dtype: t.dtype });
-    else out = empty([n * t.shape[0], ...t.shape.slice(1)], { dtype: t.dtype });
+    else if (into === 'stack') out = empty([n, ...t.shape], { dtype: t.dtype, device: t.device });
+    else out = empty([n * t.shape[0], ...t.shape.slice(1)], { dtype: t.dtype, device: t.device });
   }
   if (Array.isArray(out)) {
     const list = checkList(op, out, n, 'out');
     list.forEach((o, i) => checkLike(op, o, t.shape, t.dtype, `out[${i}]`));
-    return new Work<Tensor[]>(g, g.native.allGather(t.handle(op), list.map((o) => o.handle(op)), timeout), list);
+    const c = channelOf(op, g, t, list);
+    return new Work<Tensor[]>(c, c.native.allGather(t.handle(op), list.map((o) => o.handle(op)), timeout), list);
   }
   const whole = checkTensor(op, out, 'out');
   const stacked = [n, ...t.shape];
@@ -128,9 +142,10 @@ export function allGather(t: Tensor, options: AllGatherOptions = {}): Work<Tenso
     fail('ERR_SHAPE', `${op}: out must have shape ${shapeStr(stacked)} (stacked) or ${shapeStr(catted)} (concatenated), got ${shapeStr(whole.shape)}`);
   }
   checkLike(op, whole, whole.shape, t.dtype, 'out');
+  const c = channelOf(op, g, t, [whole]);
   const views = parts(op, whole, n, 'out');
   try {
-    return new Work<Tensor>(g, g.native.allGather(t.handle(op), views.map((p) => p.handle(op)), timeout), whole);
+    return new Work<Tensor>(c, c.native.allGather(t.handle(op), views.map((p) => p.handle(op)), timeout), whole);
   } finally {
     for (const p of views) p.dispose(); // the native side holds what it needs
   }
@@ -167,7 +182,8 @@ export function reduceScatter(input: Tensor | Tensor[], options: ReduceScatterOp
     const code = checkReduce(op, first, options.op ?? 'sum');
     const out = options.out === undefined ? emptyLike(first) : checkTensor(op, options.out, 'out');
     checkLike(op, out, first.shape, first.dtype, 'out');
-    return new Work(g, g.native.reduceScatter(inputs.map((p) => p.handle(op)), out.handle(op), code, timeout), out);
+    const c = channelOf(op, g, first, [...inputs, out]);
+    return new Work(c, c.native.reduceScatter(inputs.map((p) => p.handle(op)), out.handle(op), code, timeout), out);
   } finally {
     for (const p of owned) p.dispose(); // the native side holds what it needs
   }
@@ -179,14 +195,19 @@ export function broadcast(t: Tensor, options: CollectiveOptions & { src?: number
   const g = group(op);
   checkTensor(op, t);
   const src = checkRank(op, g, options.src ?? 0, 'src');
-  return new Work(g, g.native.broadcast(t.handle(op), src, checkTimeout(op, options.timeoutMs)), t);
+  const c = channelOf(op, g, t);
+  return new Work(c, c.native.broadcast(t.handle(op), src, checkTimeout(op, options.timeoutMs)), t);
 }
 
-/** Resolves once every rank reached this barrier. */
+/**
+ * Resolves once every rank reached this barrier. With the `'nccl'` backend it is an NCCL
+ * allreduce of one element on the device (ordered after the work queued there), else Gloo's.
+ */
 export function barrier(options: CollectiveOptions = {}): Work<void> {
   const op = 'dist.barrier';
   const g = group(op);
-  return new Work<void>(g, g.native.barrier(checkTimeout(op, options.timeoutMs)), undefined);
+  const c = g.backend === 'nccl' && g.nccl !== null ? g.nccl : g.gloo;
+  return new Work<void>(c, c.native.barrier(checkTimeout(op, options.timeoutMs)), undefined);
 }
 
 /** The checks of send and recv: the group, the tag and the timeout. */
@@ -195,18 +216,21 @@ function pointToPoint(op: string, t: Tensor, peer: number, what: string, options
   checkTensor(op, t);
   checkRank(op, g, peer, what);
   if (peer === g.env.rank) fail('ERR_ARG', `${op}: ${what} must be another rank than this one (${peer})`);
-  return { g, tag: checkTag(op, options.tag ?? 0), timeout: checkTimeout(op, options.timeoutMs) };
+  const tag = checkTag(op, options.tag ?? 0);
+  return { c: channelOf(op, g, t), tag, timeout: checkTimeout(op, options.timeoutMs) };
 }
 
 /**
  * Sends `t` to rank `dst`, which receives it with {@link recv} (same tag, shape and dtype).
  * Sends and receives are posted in order with the collectives but do not hold them up (a ring of
  * sends then receives works): do not change `t` until the work is done. Messages with one tag
- * between two ranks arrive in the order they were sent.
+ * between two ranks arrive in the order they were sent. CUDA tensors go through NCCL, which
+ * carries no tag (sends and receives between two ranks match in issue order) and runs a send only
+ * with its receive: in a ring, even ranks send first and odd ranks receive first.
  */
 export function send(t: Tensor, dst: number, options: CollectiveOptions & { tag?: number } = {}): Work<void> {
-  const { g, tag, timeout } = pointToPoint('dist.send', t, dst, 'dst', options);
-  return new Work<void>(g, g.native.send(t.handle('dist.send'), dst, tag, timeout), undefined);
+  const { c, tag, timeout } = pointToPoint('dist.send', t, dst, 'dst', options);
+  return new Work<void>(c, c.native.send(t.handle('dist.send'), dst, tag, timeout), undefined);
 }
 
 /**
@@ -214,6 +238,6 @@ export function send(t: Tensor, dst: number, options: CollectiveOptions & { tag?
  * dtype). Use `t` once the work is done: operations issued after it do not wait for it.
  */
 export function recv(t: Tensor, src: number, options: CollectiveOptions & { tag?: number } = {}): Work<Tensor> {
-  const { g, tag, timeout } = pointToPoint('dist.recv', t, src, 'src', options);
-  return new Work(g, g.native.recv(t.handle('dist.recv'), src, tag, timeout), t);
+  const { c, tag, timeout } = pointToPoint('dist.recv', t, src, 'src', options);
+  return new Work(c, c.native.recv(t.handle('dist.recv'), src, tag, timeout), t);
 }

@@ -1,6 +1,7 @@
+import { cudaStatus, currentCudaDevice } from '../device';
 import { fail } from '../errors';
 import { LaunchEnv, readLaunchEnv, storeBindHost } from './env';
-import { native, NativeGlooGroup, NativeStoreServer } from './native';
+import { GroupOptions, native, NativeGroup, NativeStoreServer } from './native';
 import { Work, WorkOwner } from './work';
 
 /** Which library carries the collectives: Gloo (TCP) for CPU tensors, NCCL for CUDA tensors. */
@@ -8,27 +9,103 @@ export type Backend = 'gloo' | 'nccl' | 'auto';
 
 /** Options of {@link init}. */
 export interface InitOptions {
-  /** `'gloo'`, `'nccl'` (needs the CUDA backend) or `'auto'` (default: NCCL on CUDA, else Gloo). */
+  /**
+   * `'gloo'` (CPU tensors only), `'nccl'` (CUDA tensors through NCCL, made at init on the device
+   * of `LOCAL_RANK`; CPU tensors through Gloo) or `'auto'` (default: Gloo, and NCCL for CUDA
+   * tensors, made at the first collective on a CUDA tensor).
+   */
   backend?: Backend;
   /** Default bound on every operation, the rendezvous included (default 300000 ms = 5 min). */
   timeoutMs?: number;
 }
 
-/** @internal The process group this process belongs to. */
-export class Group implements WorkOwner {
+/** @internal One native process group (Gloo or NCCL) and the works issued on it. */
+export class Channel implements WorkOwner {
   readonly pending = new Map<number, Work<unknown>>();
-  constructor(
-    readonly native: NativeGlooGroup,
-    readonly env: LaunchEnv,
-    readonly server: NativeStoreServer | null,
-  ) {}
+  readonly native: NativeGroup;
+  constructor(make: new (options: GroupOptions, onDone: (id: number, error: Error | null) => void) => NativeGroup, options: GroupOptions) {
+    this.native = new make(options, this.onDone);
+  }
   waitNative(id: number): void {
     this.native.wait(id);
   }
-  /** Called on the JS thread when the comm thread finished a work. */
-  onDone = (id: number, error: Error | null): void => {
+  /** Called on the JS thread when the native group finished a work. */
+  private onDone = (id: number, error: Error | null): void => {
     this.pending.get(id)?._settle(error);
   };
+  /** Resolves once the native group's rendezvous is done. */
+  connected(): Work<void> {
+    return new Work<void>(this, this.native.initWork(), undefined);
+  }
+}
+
+/** @internal The process group this process belongs to: Gloo, and NCCL for CUDA tensors. */
+export class Group {
+  /** The NCCL communicator: made by init() ('nccl') or at the first CUDA collective ('auto'). */
+  nccl: Channel | null = null;
+  constructor(
+    readonly gloo: Channel,
+    readonly env: LaunchEnv,
+    readonly server: NativeStoreServer | null,
+    readonly backend: Backend,
+    /** The Gloo group's options, from which NCCL's are made. */
+    readonly options: GroupOptions,
+  ) {}
+
+  /** The channel that carries tensors on `device`: Gloo for 'cpu', NCCL for CUDA devices. */
+  channel(op: string, device: string): Channel {
+    if (device === 'cpu') return this.gloo;
+    if (this.backend === 'gloo') {
+      fail('ERR_DEVICE', `${op}: the gloo backend handles CPU tensors, got a tensor on ${device} (init with backend 'nccl' or 'auto' for CUDA tensors)`);
+    }
+    const index = device === 'cuda' ? currentCudaDevice() : Number(device.slice(5));
+    if (this.nccl === null) {
+      checkNccl(op);
+      this.nccl = ncclChannel(this.options, index);
+    }
+    return this.nccl;
+  }
+
+  destroy(): void {
+    this.nccl?.native.destroy();
+    this.gloo.native.destroy();
+    this.server?.close();
+  }
+}
+
+/** ERR_DEVICE saying why NCCL cannot be used here (no CUDA build, no driver or device, no libnccl). */
+function checkNccl(op: string): void {
+  try {
+    native.ncclVersion();
+  } catch (e) {
+    fail('ERR_DEVICE', `${op}: NCCL cannot be used for CUDA tensors: ${(e as Error).message}`);
+  }
+}
+
+function ncclChannel(options: GroupOptions, device: number): Channel {
+  return new Channel(native.NcclGroup, { ...options, prefix: `${options.prefix}/nccl`, peersPrefix: options.prefix, device });
+}
+
+/** The CUDA device of this rank: `LOCAL_RANK`'s, or the only one a process is given. */
+function localDevice(env: LaunchEnv): number {
+  const count = cudaStatus().deviceCount;
+  if (env.localRank < count) return env.localRank;
+  if (count === 1) return 0;
+  fail('ERR_DEVICE', `dist.init: LOCAL_RANK is ${env.localRank} but this machine has ${count} CUDA devices`);
+}
+
+/**
+ * The version of NCCL that CUDA tensors would go through ("2.27.3"); ERR_DEVICE saying why when
+ * NCCL cannot be used (no CUDA backend in this build, no driver or device, libnccl not found:
+ * with every place looked).
+ */
+export function ncclVersion(): string {
+  return native.ncclVersion();
+}
+
+/** The backend given to init(): which library carries CPU and CUDA tensors. */
+export function backend(): Backend {
+  return group('dist.backend').backend;
 }
 
 let current: Group | null = null;
@@ -72,8 +149,8 @@ function watchLauncher(): void {
  * `MASTER_ADDR`, `MASTER_PORT`, and `IGNIS_STORE_TOKEN`, as the launcher sets them): connects to
  * the store (rank 0 serves it unless the launcher does) and to every other rank. Resolves once
  * all ranks joined; ERR_TIMEOUT naming the missing ranks after `timeoutMs`. Without
- * `WORLD_SIZE`, the process is a world of one. The `'nccl'` backend is not available yet
- * (ERR_DEVICE); `'auto'` picks Gloo.
+ * `WORLD_SIZE`, the process is a world of one. With `'nccl'`, the NCCL communicator is made too
+ * (ERR_DEVICE saying why when CUDA or NCCL cannot be used here).
  */
 export async function init(options: InitOptions = {}): Promise<void> {
   if (typeof options !== 'object' || options === null) fail('ERR_ARG', 'dist.init: options must be an object');
@@ -81,10 +158,11 @@ export async function init(options: InitOptions = {}): Promise<void> {
   if (backend !== 'gloo' && backend !== 'nccl' && backend !== 'auto') {
     fail('ERR_ARG', `dist.init: backend must be 'gloo', 'nccl' or 'auto', got ${String(backend)}`);
   }
-  if (backend === 'nccl') fail('ERR_DEVICE', 'dist.init: the nccl backend needs the CUDA backend, which is not available in this build');
+  if (backend === 'nccl') checkNccl('dist.init');
   const timeoutMs = checkTimeout('dist.init', options.timeoutMs) || DEFAULT_TIMEOUT_MS;
   if (current !== null || starting) fail('ERR_DIST', 'dist.init: already initialized (call dist.destroy() first)');
   const env = readLaunchEnv();
+  const device = backend === 'nccl' ? localDevice(env) : 0;
   let server: NativeStoreServer | null = null;
   let port = env.masterPort;
   if (env.rank === 0 && !env.storeHosted) {
@@ -94,26 +172,28 @@ export async function init(options: InitOptions = {}): Promise<void> {
   starting = true;
   let g: Group | null = null;
   try {
-    const ref: { group: Group | null } = { group: null };
-    const handle = new native.GlooGroup(
-      {
-        rank: env.rank,
-        size: env.worldSize,
-        storeHost: env.masterAddr,
-        storePort: port,
-        token: env.token,
-        prefix: `ignis/pg${generation++}`,
-        timeoutMs,
-        debug: process.env.IGNIS_DIST_DEBUG === '1',
-        iface: process.env.GLOO_SOCKET_IFNAME ?? '',
-      },
-      (id, error) => ref.group?.onDone(id, error),
-    );
-    g = ref.group = new Group(handle, env, server);
-    await new Work<void>(g, handle.initWork(), undefined);
+    const options: GroupOptions = {
+      rank: env.rank,
+      size: env.worldSize,
+      storeHost: env.masterAddr,
+      storePort: port,
+      token: env.token,
+      prefix: `ignis/pg${generation++}`,
+      timeoutMs,
+      debug: process.env.IGNIS_DIST_DEBUG === '1',
+      iface: process.env.GLOO_SOCKET_IFNAME ?? '',
+      device: 0,
+      peersPrefix: '',
+    };
+    g = new Group(new Channel(native.GlooGroup, options), env, server, backend, options);
+    await g.gloo.connected();
+    if (backend === 'nccl') {
+      g.nccl = ncclChannel(options, device);
+      await g.nccl.connected();
+    }
   } catch (e) {
-    g?.native.destroy();
-    server?.close();
+    if (g) g.destroy();
+    else server?.close();
     throw e;
   } finally {
     starting = false;
@@ -151,6 +231,5 @@ export function destroy(): void {
   const g = current;
   current = null;
   if (g === null) return;
-  g.native.destroy();
-  g.server?.close();
+  g.destroy();
 }

@@ -26,10 +26,17 @@ export interface GroupOptions {
   timeoutMs: number;
   debug: boolean;
   iface: string;
+  /** NCCL: the CUDA device of this rank. */
+  device: number;
+  /** NCCL: the Gloo group's prefix, whose keys tell which ranks are gone. */
+  peersPrefix: string;
 }
 
-/** Each method queues an operation on the group's comm thread and returns its work id. */
-export interface NativeGlooGroup {
+/**
+ * Each method queues an operation (Gloo: on the group's comm thread; NCCL: on its comm stream)
+ * and returns its work id.
+ */
+export interface NativeGroup {
   initWork(): number;
   allReduce(t: NativeHandle, op: number, timeoutMs: number): number;
   allGather(input: NativeHandle, outputs: NativeHandle[], timeoutMs: number): number;
@@ -46,7 +53,11 @@ export interface NativeGlooGroup {
 export interface DistNative {
   StoreServer: new (host: string, port: number, token: string) => NativeStoreServer;
   StoreClient: new (host: string, port: number, token: string, timeoutMs: number) => NativeStoreClient;
-  GlooGroup: new (options: GroupOptions, onDone: (id: number, error: Error | null) => void) => NativeGlooGroup;
+  GlooGroup: new (options: GroupOptions, onDone: (id: number, error: Error | null) => void) => NativeGroup;
+  /** ERR_DEVICE saying why in a build without CUDA, or where CUDA or NCCL cannot be used. */
+  NcclGroup: new (options: GroupOptions, onDone: (id: number, error: Error | null) => void) => NativeGroup;
+  /** NCCL's version; ERR_DEVICE saying why NCCL cannot be used. */
+  ncclVersion(): string;
 }
 
 export const native = addon as DistNative;

@@ -13,8 +13,12 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <future>
+#include <mutex>
+#include <thread>
 #include <pthread.h>
 #include "cpu/copy.h"
 #include "dist/mesh.h"
@@ -142,23 +146,6 @@ void stage_out(const std::vector<Staged>& list) {
 }
 
 }  // namespace
-
-// --- work ---
-
-void Work::wait() {
-  std::unique_lock<std::mutex> lock(m_);
-  cv_.wait(lock, [&] { return done_; });
-}
-
-void Work::finish(const char* code, std::string message) {
-  {
-    std::lock_guard<std::mutex> lock(m_);
-    code_ = code;
-    message_ = std::move(message);
-    done_ = true;
-  }
-  cv_.notify_all();
-}
 
 // --- the group's state, shared with its threads ---
 

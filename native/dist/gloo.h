@@ -16,92 +16,46 @@
 // its collective, step and size: a message can only be taken for the one expected, so shapes
 // that differ across ranks fail with an error naming them instead of corrupting memory.
 #pragma once
-#include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <functional>
 #include <memory>
-#include <mutex>
-#include <string>
-#include <thread>
 #include <vector>
-#include "core/tensor.h"
-#include "dist/combine.h"
-#include "dist/store.h"
+#include "dist/process_group.h"
 
 namespace ignis::dist {
 
-struct GroupOptions {
-  int rank = 0;
-  int size = 1;
-  std::string store_host;
-  int store_port = 0;
-  std::string token;
-  std::string prefix;           // this group's keys in the store
-  Millis timeout{300000};       // default for every operation
-  bool debug = false;           // check each collective's op and shapes across ranks (store)
-  std::string iface;            // network interface for Gloo; empty: the one that reaches the store
-};
-
-// The outcome of one operation.
-class Work {
+class GlooGroup : public ProcessGroup {
  public:
-  explicit Work(uint64_t id) : id(id) {}
-  const uint64_t id;
-  // Blocks until the operation finished (it always does: every wait inside has a deadline).
-  void wait();
-  // nullptr after success, else the error code (message() tells more). Valid once done.
-  const char* code() const { return code_; }
-  const std::string& message() const { return message_; }
-  void finish(const char* code, std::string message);
-  // Set by whoever waits for the work, so that its completion need not be reported (a loop of
-  // synchronous waits must not queue up one report per operation).
-  std::atomic<bool> claimed{false};
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  const char* code_ = nullptr;
-  std::string message_;
-};
-
-class GlooGroup {
- public:
-  using OnDone = std::function<void(const std::shared_ptr<Work>&)>;
-
   // Starts the comm thread and queues the rendezvous (store, then a connection to every rank):
   // the first work, returned by connect_work().
   GlooGroup(GroupOptions options, OnDone on_done);
   // shutdown()
-  ~GlooGroup();
+  ~GlooGroup() override;
   GlooGroup(const GlooGroup&) = delete;
   GlooGroup& operator=(const GlooGroup&) = delete;
 
-  std::shared_ptr<Work> connect_work() const { return connect_work_; }
+  std::shared_ptr<Work> connect_work() const override { return connect_work_; }
   int rank() const;
   int size() const;
 
   // The collectives. Each validates its arguments here (throwing ignis::Error), then queues.
   // A timeout of zero or less means the group's default.
-  std::shared_ptr<Work> all_reduce(const TensorPtr& t, ReduceOp op, Millis timeout);
+  std::shared_ptr<Work> all_reduce(const TensorPtr& t, ReduceOp op, Millis timeout) override;
   // outputs[r] receives rank r's input; outputs[rank] may alias the input.
-  std::shared_ptr<Work> all_gather(const TensorPtr& input, const std::vector<TensorPtr>& outputs, Millis timeout);
+  std::shared_ptr<Work> all_gather(const TensorPtr& input, const std::vector<TensorPtr>& outputs, Millis timeout) override;
   // output = inputs[rank] reduced over the ranks.
   std::shared_ptr<Work> reduce_scatter(const std::vector<TensorPtr>& inputs, const TensorPtr& output, ReduceOp op,
-                                       Millis timeout);
-  std::shared_ptr<Work> broadcast(const TensorPtr& t, int root, Millis timeout);
-  std::shared_ptr<Work> barrier(Millis timeout);
+                                       Millis timeout) override;
+  std::shared_ptr<Work> broadcast(const TensorPtr& t, int root, Millis timeout) override;
+  std::shared_ptr<Work> barrier(Millis timeout) override;
   // Point to point: posted in order with the collectives, but completed by a second thread, so
   // they do not hold up what follows (a ring of sends then receives works; use the received
   // tensor only once its work is done). Messages of one tag between two ranks arrive in the
   // order they were sent.
-  std::shared_ptr<Work> send(const TensorPtr& t, int dst, int64_t tag, Millis timeout);
-  std::shared_ptr<Work> recv(const TensorPtr& t, int src, int64_t tag, Millis timeout);
+  std::shared_ptr<Work> send(const TensorPtr& t, int dst, int64_t tag, Millis timeout) override;
+  std::shared_ptr<Work> recv(const TensorPtr& t, int src, int64_t tag, Millis timeout) override;
 
   // Fails queued work and aborts the running one (ERR_DIST), closes the connections and stops the
   // comm thread. Idempotent; the group is unusable afterwards.
-  void shutdown();
+  void shutdown() override;
 
   struct State;  // shared with the comm thread (gloo.cc)
 

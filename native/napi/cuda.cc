@@ -9,12 +9,9 @@
 namespace ignis::napi {
 namespace {
 
-constexpr const char* kNoBackend =
-    "this build of ignis has no CUDA backend (build it with `npm run build:cuda` on a machine with nvcc)";
-
 CudaRuntime& runtime() {
   CudaRuntime* r = cuda_runtime();
-  if (!r) fail(ERR_DEVICE, "cuda: ", kNoBackend);
+  if (!r) fail(ERR_DEVICE, "cuda: ", kNoCudaBackend);
   return *r;
 }
 
@@ -62,7 +59,7 @@ Napi::Value Status(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   CudaRuntime* r = cuda_runtime();
-  std::string reason = r ? r->unavailable_reason() : kNoBackend;
+  std::string reason = r ? r->unavailable_reason() : kNoCudaBackend;
   o.Set("built", Napi::Boolean::New(env, r != nullptr));
   o.Set("available", Napi::Boolean::New(env, reason.empty()));
   o.Set("reason", Napi::String::New(env, reason));

@@ -1,5 +1,6 @@
-// N-API glue of the distributed part: the TCP store (server and client) and the Gloo process
-// group, whose operations return work ids that complete through a thread-safe function.
+// N-API glue of the distributed part: the TCP store (server and client) and the process groups
+// (Gloo, and NCCL when the CUDA backend is built in), whose operations return work ids that
+// complete through a thread-safe function.
 #include <cmath>
 #include <unordered_map>
 #include "dist/gloo.h"
@@ -205,24 +206,46 @@ Napi::Value option(const Napi::Object& o, const char* name) {
   return v;
 }
 
-// new GlooGroup({rank, size, storeHost, storePort, token, prefix, timeoutMs, debug, iface}, onDone):
-// starts the rendezvous at once (initWork() is its id); every method queues an operation and
-// returns its work id; onDone(id, error | null) reports each one on the JS thread.
-class GlooGroupWrap : public Napi::ObjectWrap<GlooGroupWrap> {
+std::unique_ptr<dist::ProcessGroup> make_gloo(dist::GroupOptions opt, dist::OnDone on_done) {
+  return std::make_unique<dist::GlooGroup>(std::move(opt), std::move(on_done));
+}
+
+dist::NcclBackend& nccl() {
+  dist::NcclBackend* b = dist::nccl_backend();
+  if (!b) fail(ERR_DEVICE, "nccl: ", kNoCudaBackend);
+  return *b;
+}
+
+std::unique_ptr<dist::ProcessGroup> make_nccl(dist::GroupOptions opt, dist::OnDone on_done) {
+  return nccl().create(std::move(opt), std::move(on_done));
+}
+
+using MakeGroup = std::unique_ptr<dist::ProcessGroup> (*)(dist::GroupOptions, dist::OnDone);
+
+// new GlooGroup / NcclGroup({rank, size, storeHost, storePort, token, prefix, timeoutMs, debug,
+// iface, device, peersPrefix}, onDone): starts the rendezvous at once (initWork() is its id);
+// every method queues an operation and returns its work id; onDone(id, error | null) reports each
+// one on the JS thread.
+template <MakeGroup make>
+class GroupWrap : public Napi::ObjectWrap<GroupWrap<make>> {
+  using Self = GroupWrap<make>;
+
  public:
-  static Napi::Function define_class(Napi::Env env) {
-    return DefineClass(env, "GlooGroup",
-                       {InstanceMethod<&GlooGroupWrap::InitWork>("initWork"),
-                        InstanceMethod<&GlooGroupWrap::AllReduce>("allReduce"),
-                        InstanceMethod<&GlooGroupWrap::AllGather>("allGather"),
-                        InstanceMethod<&GlooGroupWrap::ReduceScatter>("reduceScatter"),
-                        InstanceMethod<&GlooGroupWrap::Broadcast>("broadcast"),
-                        InstanceMethod<&GlooGroupWrap::Barrier>("barrier"), InstanceMethod<&GlooGroupWrap::Send>("send"),
-                        InstanceMethod<&GlooGroupWrap::Recv>("recv"), InstanceMethod<&GlooGroupWrap::Wait>("wait"),
-                        InstanceMethod<&GlooGroupWrap::Destroy>("destroy")});
+  static Napi::Function define_class(Napi::Env env, const char* name) {
+    return Self::DefineClass(env, name,
+                             {Self::template InstanceMethod<&Self::InitWork>("initWork"),
+                              Self::template InstanceMethod<&Self::AllReduce>("allReduce"),
+                              Self::template InstanceMethod<&Self::AllGather>("allGather"),
+                              Self::template InstanceMethod<&Self::ReduceScatter>("reduceScatter"),
+                              Self::template InstanceMethod<&Self::Broadcast>("broadcast"),
+                              Self::template InstanceMethod<&Self::Barrier>("barrier"),
+                              Self::template InstanceMethod<&Self::Send>("send"),
+                              Self::template InstanceMethod<&Self::Recv>("recv"),
+                              Self::template InstanceMethod<&Self::Wait>("wait"),
+                              Self::template InstanceMethod<&Self::Destroy>("destroy")});
   }
 
-  explicit GlooGroupWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GlooGroupWrap>(info) {
+  explicit GroupWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Self>(info) {
     guarded(info.Env(), [&] {
       if (!info[0].IsObject()) fail(ERR_ARG, "process group: options must be an object");
       if (!info[1].IsFunction()) fail(ERR_ARG, "process group: onDone must be a function");
@@ -248,13 +271,15 @@ class GlooGroupWrap : public Napi::ObjectWrap<GlooGroupWrap> {
       opt.timeout = dist::Millis(integer("timeoutMs"));
       opt.debug = option(o, "debug").ToBoolean();
       opt.iface = text("iface");
+      opt.device = int(integer("device"));
+      opt.peers_prefix = text("peersPrefix");
 
       completion_ = std::make_shared<Completion>();
       completion_->fn = ReportFn::New(info.Env(), info[1].As<Napi::Function>(), "ignis.dist", 0, 1);
       completion_->fn.Unref(info.Env());
       ReportFn fn = completion_->fn;
       std::weak_ptr<Completion> weak = completion_;
-      group_ = std::make_unique<dist::GlooGroup>(opt, [fn, weak](const std::shared_ptr<dist::Work>& work) mutable {
+      group_ = make(opt, [fn, weak](const std::shared_ptr<dist::Work>& work) mutable {
         auto completion = weak.lock();
         if (!completion || work->claimed) return;
         auto* report = new Report{completion, work->id, work->code(), work->message()};
@@ -266,13 +291,13 @@ class GlooGroupWrap : public Napi::ObjectWrap<GlooGroupWrap> {
     });
   }
 
-  ~GlooGroupWrap() override {
-    if (group_) napi_remove_env_cleanup_hook(Env(), cleanup, this);
+  ~GroupWrap() override {
+    if (group_) napi_remove_env_cleanup_hook(this->Env(), cleanup, this);
     stop();
   }
 
  private:
-  static void cleanup(void* self) { static_cast<GlooGroupWrap*>(self)->stop(); }
+  static void cleanup(void* self) { static_cast<Self*>(self)->stop(); }
 
   // Aborts and joins; queued reports still reach JS, then the thread-safe function goes.
   void stop() {
@@ -283,7 +308,7 @@ class GlooGroupWrap : public Napi::ObjectWrap<GlooGroupWrap> {
     }
   }
 
-  dist::GlooGroup& group() {
+  dist::ProcessGroup& group() {
     if (!group_ || destroyed_) fail(ERR_DIST, "the process group was destroyed");
     return *group_;
   }
@@ -357,7 +382,7 @@ class GlooGroupWrap : public Napi::ObjectWrap<GlooGroupWrap> {
     return info.Env().Undefined();
   }
 
-  std::unique_ptr<dist::GlooGroup> group_;
+  std::unique_ptr<dist::ProcessGroup> group_;
   std::shared_ptr<Completion> completion_;
   bool destroyed_ = false;
 };
@@ -367,7 +392,11 @@ class GlooGroupWrap : public Napi::ObjectWrap<GlooGroupWrap> {
 void register_dist(Napi::Env env, Napi::Object exports) {
   exports.Set("StoreServer", StoreServerWrap::define_class(env));
   exports.Set("StoreClient", StoreClientWrap::define_class(env));
-  exports.Set("GlooGroup", GlooGroupWrap::define_class(env));
+  exports.Set("GlooGroup", GroupWrap<make_gloo>::define_class(env, "GlooGroup"));
+  exports.Set("NcclGroup", GroupWrap<make_nccl>::define_class(env, "NcclGroup"));
+  exports.Set("ncclVersion", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                return guarded(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), nccl().version()); });
+              }));
 }
 
 }  // namespace ignis::napi

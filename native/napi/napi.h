@@ -49,6 +49,10 @@ Napi::Value guarded(Napi::Env env, F&& fn) {
   }
 }
 
+// Why CUDA ops fail in a build without the CUDA backend.
+constexpr const char* kNoCudaBackend =
+    "this build of ignis has no CUDA backend (build it with `npm run build:cuda` on a machine with nvcc)";
+
 // One per op family (napi/<family>.cc).
 void register_tensor(Napi::Env env, Napi::Object exports);
 void register_creation(Napi::Env env, Napi::Object exports);

@@ -2,12 +2,16 @@
  * A rank of a collectives test world (started by test/dist/collectives.test.ts through the
  * launcher): runs every collective on every dtype and size against results it computes itself
  * from what each rank holds, and prints `ok <checks>`, or throws naming the first mismatch.
+ * IGNIS_DIST_DEVICE=cuda puts the tensors on the rank's CUDA device (NCCL; IGNIS_DIST_BACKEND
+ * picks init's backend: 'nccl' or 'auto').
  */
 import * as ig from '../../../lib';
 import { DType, Tensor } from '../../../lib';
 import { tolerance } from '../../helpers';
 
 const { dist } = ig;
+const onCuda = process.env.IGNIS_DIST_DEVICE === 'cuda';
+let device: ig.Device = 'cpu'; // set once the rank is known
 const FLOATS: DType[] = ['float32', 'float64', 'bfloat16', 'float16'];
 const DTYPES: DType[] = [...FLOATS, 'int32', 'int64'];
 // 0 and 1 element, a small buffer (the one-step algorithms) and a few MB (the segmented ones),
@@ -24,11 +28,12 @@ function value(r: number, c: number, i: number, op: string): number {
 }
 
 function tensorOf(values: Float64Array, dtype: DType, shape = [values.length]): Tensor {
-  return ig.tidy(() => ig.tensor(values, { dtype: 'float64' }).reshape(shape).to(dtype));
+  return ig.tidy(() => ig.tensor(values, { dtype: 'float64' }).reshape(shape).to(dtype).to(device));
 }
 
 function check(what: string, got: Tensor, expected: Float64Array): void {
-  const data = got.to('float64').data() as Float64Array;
+  if (got.device !== device) throw new Error(`${what}: on ${got.device}, expected ${device}`);
+  const data = ig.tidy(() => got.cpu().to('float64').data() as Float64Array);
   if (data.length !== expected.length) throw new Error(`${what}: ${data.length} elements, expected ${expected.length}`);
   const [rtol, atol] = tolerance(got.dtype);
   for (let i = 0; i < data.length; i++) {
@@ -59,9 +64,10 @@ function fill(n: number, f: (i: number) => number): Float64Array {
 }
 
 async function main(): Promise<void> {
-  await dist.init({ timeoutMs: 60000 });
+  await dist.init({ timeoutMs: 60000, backend: (process.env.IGNIS_DIST_BACKEND ?? 'auto') as 'auto' });
   const n = dist.worldSize();
   const r = dist.rank();
+  if (onCuda) device = `cuda:${dist.localRank()}`;
   let c = 0;
   for (const dtype of DTYPES) {
     for (const size of SIZES) {
@@ -101,7 +107,7 @@ async function main(): Promise<void> {
         const pieces = Array.from({ length: n }, (_, p) => whole.narrow(0, p * per, per));
         const out = ig.emptyLike(part);
         await dist.reduceScatter(pieces, { op, out });
-        check(`reduceScatter list ${op} ${dtype}`, out, part.to('float64').data() as Float64Array);
+        check(`reduceScatter list ${op} ${dtype}`, out, ig.tidy(() => part.cpu().to('float64').data() as Float64Array));
         for (const x of [whole, part, out, ...pieces]) x.dispose();
       }
       // broadcast from the last rank.
@@ -119,8 +125,8 @@ async function main(): Promise<void> {
   await dist.allReduce(view);
   const expected = fill(24, (i) => (i % 6 >= 1 && i % 6 < 5 ? reduced('sum', n, c, i) : value(r, c, i, 'sum')));
   check('allReduce non-contiguous (the rest of the base untouched)', base, expected);
-  const nb = ig.zeros([3, 4]).transpose(0, 1);
-  await dist.broadcast(r === 0 ? ig.arange(0, 12).to('float32').reshape([4, 3]) : nb, { src: 0 });
+  const nb = ig.zeros([3, 4], { device }).transpose(0, 1);
+  await dist.broadcast(r === 0 ? ig.arange(0, 12).to('float32').reshape([4, 3]).to(device) : nb, { src: 0 });
   if (r !== 0) check('broadcast into a non-contiguous tensor', nb.contiguous(), fill(12, (i) => i));
   // barrier, and a ring of sends then receives (bool and 16-bit tensors move as bits).
   await dist.barrier();
@@ -128,9 +134,12 @@ async function main(): Promise<void> {
   if (n > 1) {
     for (const dtype of ['bool', 'bfloat16', 'int64'] as DType[]) {
       const out = tensorOf(fill(5, (i) => (i + r) % 2), dtype);
+      const into = ig.zeros([5], { dtype, device });
+      // NCCL runs a send only with its receive: odd ranks receive first.
+      const receiveFirst = onCuda && r % 2 === 1;
+      const received = receiveFirst ? dist.recv(into, (r + n - 1) % n, { tag: 7 }) : null;
       const sent = dist.send(out, (r + 1) % n, { tag: 7 });
-      const into = ig.zeros([5], { dtype });
-      await dist.recv(into, (r + n - 1) % n, { tag: 7 });
+      await (received ?? dist.recv(into, (r + n - 1) % n, { tag: 7 }));
       await sent;
       check(`send/recv ring ${dtype}`, into, fill(5, (i) => (i + ((r + n - 1) % n)) % 2));
     }

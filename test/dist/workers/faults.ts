@@ -7,7 +7,8 @@
  * - `mismatch op|shape`: rank 0 runs allReduce(float32 [4]); rank 1 allGather(float32 [4]) or
  *   allReduce(float32 [5]).
  * - `destroy`: rank 0 issues an allReduce rank 1 never joins, then destroys the group.
- * TIMEOUT_MS sets init's timeout; IGNORE_SIGTERM=1 makes the rank ignore SIGTERM.
+ * TIMEOUT_MS sets init's timeout; IGNORE_SIGTERM=1 makes the rank ignore SIGTERM;
+ * IGNIS_DIST_DEVICE=cuda runs `loop` on the rank's CUDA device (backend 'nccl').
  */
 import * as ig from '../../../lib';
 
@@ -23,11 +24,12 @@ function report(prefix: string, e: unknown): void {
 if (process.env.IGNORE_SIGTERM === '1') process.on('SIGTERM', () => console.log('ignoring SIGTERM'));
 
 async function main(): Promise<void> {
-  await dist.init({ timeoutMs: Number(process.env.TIMEOUT_MS ?? 10000) });
+  const onCuda = process.env.IGNIS_DIST_DEVICE === 'cuda';
+  await dist.init({ timeoutMs: Number(process.env.TIMEOUT_MS ?? 10000), backend: onCuda ? 'nccl' : 'auto' });
   const r = dist.rank();
   console.log(`pid ${process.pid}`);
   if (scenario === 'loop') {
-    const t = ig.ones([1024]);
+    const t = ig.ones([1024], { device: onCuda ? `cuda:${dist.localRank()}` : 'cpu' });
     for (let step = 0; step < Number(arg); step++) {
       if (r === env('HANG_RANK') && step === env('HANG_STEP')) await new Promise(() => setInterval(() => {}, 1000));
       if (r === env('EXIT_RANK') && step === env('EXIT_STEP')) process.exit(env('EXIT_CODE'));
