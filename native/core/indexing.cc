@@ -10,6 +10,23 @@ void check_index_dtype(const TensorPtr& index, const char* op, const char* name)
     fail(ERR_DTYPE, op, ": ", name, " must be int32 or int64, got ", dtype_name(index->dtype));
 }
 
+StridedLoop<3> gather_loop(const TensorPtr& out, const TensorPtr& t, int64_t dim, const TensorPtr& index) {
+  Shape t_strides = t->strides;
+  t_strides[dim] = 0;
+  const size_t es = t->element_size();
+  return make_loop<3>(index->shape, {LoopOperand{out->data(), out->strides.data(), es},
+                                     LoopOperand{index->data(), index->strides.data(), index->element_size()},
+                                     LoopOperand{t->data(), t_strides.data(), es}});
+}
+
+StridedLoop<3> gather_backward_loop(const TensorPtr& out, const TensorPtr& grad, int64_t dim, const TensorPtr& index) {
+  Shape walk = index->shape;
+  walk[dim] = 1;
+  const size_t es = out->element_size();
+  return make_loop<3>(walk, {LoopOperand{out->data(), out->strides.data(), es}, LoopOperand{grad->data(), grad->strides.data(), es},
+                             LoopOperand{index->data(), index->strides.data(), index->element_size()}});
+}
+
 IndexScan scan_indices(const TensorPtr& index, int64_t bound, bool has_ignore, int64_t ignore) {
   return kernel(&DeviceBackend::scan_indices, index->device(), "index scan")(index, bound, has_ignore, ignore);
 }

@@ -2,6 +2,7 @@
 // allocate the output, dispatch to the device kernels.
 #pragma once
 #include <vector>
+#include "core/loop.h"
 #include "core/tensor.h"
 
 namespace ignis {
@@ -44,6 +45,14 @@ void dispatch_index(DType t, const char* op, F&& f) {
   if (t == DType::Int64) return f(int64_t{});
   fail(ERR_DTYPE, op, ": indices must be int32 or int64, got ", dtype_name(t));
 }
+
+// The loops of the gather kernels (cpu/indexing.h has their contracts). gather: over index's
+// shape, the operands out, index and t seen with stride 0 along `dim`; each element then steps
+// index * t.strides[dim] from t's pointer.
+StridedLoop<3> gather_loop(const TensorPtr& out, const TensorPtr& t, int64_t dim, const TensorPtr& index);
+// gather's gradient: over index's shape with `dim` seen as size 1 (positions that never share an
+// element of out), the operands out, grad and index; each position then walks `dim`.
+StridedLoop<3> gather_backward_loop(const TensorPtr& out, const TensorPtr& grad, int64_t dim, const TensorPtr& index);
 
 // ERR_DTYPE unless `index` is int32 or int64.
 void check_index_dtype(const TensorPtr& index, const char* op, const char* name);

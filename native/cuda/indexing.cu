@@ -146,15 +146,10 @@ void embedding_backward(const TensorPtr& dweight, const TensorPtr& grad, const T
 }
 
 void gather(const TensorPtr& out, const TensorPtr& t, int64_t dim, const TensorPtr& index) {
-  Shape t_strides = t->strides;
-  t_strides[dim] = 0;
-  const size_t es = t->element_size();
-  auto loop = make_loop<3>(index->shape, {LoopOperand{out->data(), out->strides.data(), es},
-                                          LoopOperand{index->data(), index->strides.data(), index->element_size()},
-                                          LoopOperand{t->data(), t_strides.data(), es}});
+  const auto loop = gather_loop(out, t, dim, index);
   dispatch_index(index->dtype, "gather", [&](auto itag) {
     using I = decltype(itag);
-    dispatch_element_size(es, [&](auto etag) {
+    dispatch_element_size(t->element_size(), [&](auto etag) {
       using U = decltype(etag);
       launch("gather", out->device().index, loop, GatherElement<U, I>{t->strides[dim]});
     });
@@ -162,12 +157,8 @@ void gather(const TensorPtr& out, const TensorPtr& t, int64_t dim, const TensorP
 }
 
 void gather_backward(const TensorPtr& out, const TensorPtr& grad, int64_t dim, const TensorPtr& index) {
-  Shape walk = index->shape;
-  const int64_t length = walk[dim];
-  walk[dim] = 1;
-  const size_t es = out->element_size();
-  auto loop = make_loop<3>(walk, {LoopOperand{out->data(), out->strides.data(), es}, LoopOperand{grad->data(), grad->strides.data(), es},
-                                  LoopOperand{index->data(), index->strides.data(), index->element_size()}});
+  const auto loop = gather_backward_loop(out, grad, dim, index);
+  const int64_t length = index->shape[dim];
   dispatch_index(index->dtype, "gather backward", [&](auto itag) {
     using I = decltype(itag);
     auto scatter = [&](auto ftag) {

@@ -115,8 +115,10 @@ struct Group {
 // (columns: neighbouring groups read neighbouring elements). body(group, row, active) is
 // called for rows slot, slot + slots, ... of every block; `active` is false past the last row,
 // where the body must still take part in the group reductions (with no elements) and write nothing.
+constexpr int kGroupThreads = 256;  // per block
+
 template <bool Columns, typename Body>
-__global__ void group_kernel(int64_t rows, Body body) {
+__global__ void __launch_bounds__(kGroupThreads) group_kernel(int64_t rows, Body body) {
   const Group g = Columns ? Group{int(threadIdx.y), int(blockDim.y), int(threadIdx.x), int(blockDim.x)}
                           : Group{int(threadIdx.x), int(blockDim.x), int(threadIdx.y), int(blockDim.y)};
   for (int64_t first = int64_t(blockIdx.x) * g.slots; first < rows; first += int64_t(gridDim.x) * g.slots) {
@@ -132,18 +134,18 @@ inline int pow2_at_least(int64_t n, int cap) {
 }
 
 // Runs body over `rows` rows of n elements each on the current stream of `device`: in rows mode,
-// groups of up to 256 threads (fewer for short rows, several rows per block); in columns mode,
-// 32 neighbouring rows per block, each with up to 32 threads.
+// groups of 32 to 256 threads (several rows per block when they are short); in columns mode, 32
+// neighbouring rows per block, each with up to 8 threads.
 template <bool Columns, typename Body>
 void run_groups(const char* name, int device, int64_t rows, int64_t n, const Body& body) {
   if (rows <= 0) return;
   use_device(device);
   dim3 block;
   if (Columns) {
-    block = dim3(32, unsigned(pow2_at_least((n + 3) / 4, 32)));
+    block = dim3(32, unsigned(pow2_at_least((n + 3) / 4, kGroupThreads / 32)));
   } else {
-    const int lanes = std::max(32, pow2_at_least(n, 256));
-    block = dim3(unsigned(lanes), unsigned(256 / lanes));
+    const int lanes = std::max(32, pow2_at_least(n, kGroupThreads));
+    block = dim3(unsigned(lanes), unsigned(kGroupThreads / lanes));
   }
   const int64_t slots = Columns ? block.x : block.y;
   const int64_t blocks = std::min<int64_t>((rows + slots - 1) / slots, int64_t(1) << 20);
