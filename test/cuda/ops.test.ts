@@ -360,6 +360,12 @@ gpuTest('reductions over dims or all, keepdim, every layout and dtype, with grad
       }
     }
   }
+  // the same result, to the bit, from run to run
+  const big = pair(rng, [3000, 70], 'float32', -1, 1, false, 'contiguous');
+  for (const dims of [[0], [1], undefined]) {
+    same(t, ig.sum(big.gpu, dims), ig.sum(big.gpu, dims).cpu(), `sum ${JSON.stringify(dims)} twice`, [0, 0]);
+    same(t, ig.var(big.gpu, dims), ig.var(big.gpu, dims).cpu(), `var ${JSON.stringify(dims)} twice`, [0, 0]);
+  }
   // NaN wins max/min/argmax; -inf rows; empty reductions
   const values = refFromFn([4, 6], (i) => (i === 9 ? NaN : i >= 12 && i < 18 ? -Infinity : rng.uniform(-1, 1)));
   const marked = [ig.tensor(values.data, { shape: values.shape, device }), ig.tensor(values.data, { shape: values.shape })];
