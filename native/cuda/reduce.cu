@@ -1,6 +1,7 @@
 // Reductions over one (planned) dim, with the contract of cpu/reduce.h: one group of threads
 // per output element (cuda/reduce.cuh), rows read along the group, or columns (the innermost
-// kept dim contiguous) read by neighbouring groups.
+// kept dim contiguous) read by neighbouring groups; sums, max and min of a few long rows in two
+// passes over fixed chunks.
 #include "cuda/reduce.h"
 
 #include <limits>
@@ -16,28 +17,67 @@ namespace {
 template <typename T> using sum_t = std::conditional_t<std::is_floating_point_v<acc_t<T>>, acc_t<T>, uint64_t>;
 template <typename T> using sum_out_t = std::conditional_t<std::is_floating_point_v<acc_t<T>>, T, int64_t>;
 
-// out[row] = op(group, first element of the row, elements, stride) for every output element.
+// out[row] = op(group, first element, elements, stride) for every output element, or, when rows
+// are cut into `chunks` chunks of `chunk` elements, for every chunk (out[row * chunks + c]).
 template <typename T, typename Out, typename Op>
 struct ReduceRows {
   const T* in;
   Out* out;
   RowIndex kept;
-  int64_t n, stride;
+  int64_t n, stride, chunk, chunks;
   Op op;
   __device__ void operator()(const Group& g, int64_t row, bool active) const {
-    const Out r = op(g, in + (active ? kept.offset(row) : 0), active ? n : 0, stride);
+    int64_t at = 0, count = 0;
+    if (active) {
+      const int64_t first = row % chunks * chunk;
+      at = kept.offset(row / chunks) + first * stride;
+      count = n - first < chunk ? n - first : chunk;
+    }
+    const Out r = op(g, in + at, count, stride);
     if (active && g.lane == 0) out[row] = r;
   }
 };
 
+// Reduces `chunks` chunks of every row of the plan into out.
+template <typename T, typename Out, typename Op>
+void run_chunks(const char* name, const TensorPtr& out, const ReducePlan& plan, int64_t chunks, Op op) {
+  const int64_t chunk = (plan.n + chunks - 1) / chunks;
+  const ReduceRows<T, Out, Op> body{plan.input->data_as<T>(), out->data_as<Out>(), row_index(plan.kept_sizes, plan.kept_strides),
+                                    plan.n, plan.stride, chunk, chunks, op};
+  const int device = out->device().index;
+  const int64_t rows = shape_numel(plan.kept_sizes) * chunks;
+  if (plan.columns) run_groups<true>(name, device, rows, chunk, body);
+  else run_groups<false>(name, device, rows, chunk, body);
+}
+
 template <typename T, typename Out, typename Op>
 void run(const char* name, const TensorPtr& out, const ReducePlan& plan, Op op) {
-  const ReduceRows<T, Out, Op> body{plan.input->data_as<T>(), out->data_as<Out>(), row_index(plan.kept_sizes, plan.kept_strides),
-                                    plan.n, plan.stride, op};
-  const int device = out->device().index;
+  run_chunks<T, Out>(name, out, plan, 1, op);
+}
+
+// Rows this long, when there are few of them, are cut into chunks of kChunk elements.
+constexpr int64_t kChunk = 8192;
+constexpr int64_t kSplitRows = 64;
+constexpr int64_t kSplitLength = 4 * kChunk;
+
+// As run, for ops that reduce partial results of type P the way they reduce elements (sums,
+// max, min): few long rows are cut into chunks reduced side by side by `partial` into a
+// temporary of `partial_dtype`, whose rows `op` then reduces. The chunks depend only on the
+// sizes, so the result stays deterministic.
+template <typename T, typename Out, typename P, typename PartialOp, typename Op>
+void run_split(const char* name, const TensorPtr& out, const ReducePlan& plan, DType partial_dtype, PartialOp partial, Op op) {
   const int64_t rows = shape_numel(plan.kept_sizes);
-  if (plan.columns) run_groups<true>(name, device, rows, plan.n, body);
-  else run_groups<false>(name, device, rows, plan.n, body);
+  if (plan.columns || rows > kSplitRows || plan.n < kSplitLength) return run<T, Out>(name, out, plan, op);
+  const int64_t chunks = (plan.n + kChunk - 1) / kChunk;
+  TensorPtr parts = empty({rows, chunks}, partial_dtype, out->device());
+  run_chunks<T, P>(name, parts, plan, chunks, partial);
+  ReducePlan second;
+  second.input = parts;
+  second.kept_sizes = {rows};
+  second.kept_strides = {chunks};
+  second.out_strides = {1};
+  second.n = chunks;
+  run<P, Out>(name, out, second, op);
 }
 
 // Sum (in A) of a row, finished as Out: divided by `divisor` for a mean.
@@ -132,7 +172,9 @@ void reduce(ReduceOp op, const TensorPtr& out, const ReducePlan& plan, double co
     case ReduceOp::Mean:
       dispatch_all(dtype, "sum", [&](auto tag) {
         using T = decltype(tag);
-        run<T, sum_out_t<T>>("sum", out, plan, SumOp<sum_t<T>, sum_out_t<T>>{op == ReduceOp::Mean, plan.n});
+        using A = sum_t<T>;
+        run_split<T, sum_out_t<T>, A>("sum", out, plan, std::is_same_v<A, uint64_t> ? DType::Int64 : accumulation_dtype(dtype),
+                                      SumOp<A, A>{false, plan.n}, SumOp<A, sum_out_t<T>>{op == ReduceOp::Mean, plan.n});
       });
       return;
     case ReduceOp::Var:
@@ -152,8 +194,8 @@ void reduce(ReduceOp op, const TensorPtr& out, const ReducePlan& plan, double co
     case ReduceOp::Min:
       dispatch_all(dtype, "max", [&](auto tag) {
         using T = decltype(tag);
-        if (op == ReduceOp::Max) run<T, T>("max", out, plan, ExtremeOp<T, true>{});
-        else run<T, T>("min", out, plan, ExtremeOp<T, false>{});
+        if (op == ReduceOp::Max) run_split<T, T, T>("max", out, plan, dtype, ExtremeOp<T, true>{}, ExtremeOp<T, true>{});
+        else run_split<T, T, T>("min", out, plan, dtype, ExtremeOp<T, false>{}, ExtremeOp<T, false>{});
       });
       return;
     case ReduceOp::ArgMax:
@@ -172,8 +214,9 @@ double sum(const TensorPtr& t) {
   plan.input = t;
   plan.n = t->numel();
   TensorPtr total = empty({}, DType::Float64, t->device());
-  if (t->dtype == DType::Float64) run<double, double>("sum", total, plan, SumOp<double, double>{false, plan.n});
-  else if (t->dtype == DType::Float32) run<float, double>("sum", total, plan, SumOp<double, double>{false, plan.n});
+  const SumOp<double, double> op{false, plan.n};
+  if (t->dtype == DType::Float64) run_split<double, double, double>("sum", total, plan, DType::Float64, op, op);
+  else if (t->dtype == DType::Float32) run_split<float, double, double>("sum", total, plan, DType::Float64, op, op);
   else fail(ERR_INTERNAL, "sum: expected float32 or float64, got ", dtype_name(t->dtype));
   return to_host_contiguous(total)->data_as<double>()[0];
 }
