@@ -7,7 +7,9 @@
 #pragma once
 #include <initializer_list>
 #include <vector>
+#include "core/indexing.h"
 #include "core/matmul.h"
+#include "core/reduce.h"
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
 
@@ -44,6 +46,35 @@ struct DeviceBackend {
   // to it, and the result back), then gemm(gemm_dtype(d), g).
   DType (*gemm_dtype)(DType dtype) = nullptr;
   void (*gemm)(DType dtype, const Gemm& g) = nullptr;
+
+  // Reductions, softmax, norms, indexing and losses (cpu/reduce.h, cpu/softmax.h, cpu/norm.h,
+  // cpu/indexing.h, cpu/loss.h).
+  void (*reduce)(ReduceOp op, const TensorPtr& out, const ReducePlan& plan, double correction) = nullptr;
+  void (*softmax_rows)(const TensorPtr& out, const TensorPtr& x, bool log) = nullptr;
+  void (*softmax_columns)(const TensorPtr& out, const TensorPtr& x, int64_t dim, bool log) = nullptr;
+  void (*layer_norm)(const TensorPtr& out, const TensorPtr& mean, const TensorPtr& rstd, const TensorPtr& x,
+                     const TensorPtr& weight, const TensorPtr& bias, double eps) = nullptr;
+  void (*rms_norm)(const TensorPtr& out, const TensorPtr& rstd, const TensorPtr& x, const TensorPtr& weight, double eps) = nullptr;
+  void (*norm_backward)(const TensorPtr& dx, const TensorPtr& dweight, const TensorPtr& dbias, const TensorPtr& grad,
+                        const TensorPtr& x, const TensorPtr& weight, const TensorPtr& mean, const TensorPtr& rstd) = nullptr;
+  IndexScan (*scan_indices)(const TensorPtr& index, int64_t bound, bool has_ignore, int64_t ignore) = nullptr;
+  void (*embedding)(const TensorPtr& out, const TensorPtr& indices, const TensorPtr& weight) = nullptr;
+  void (*embedding_backward)(const TensorPtr& dweight, const TensorPtr& grad, const TensorPtr& indices) = nullptr;
+  void (*gather)(const TensorPtr& out, const TensorPtr& t, int64_t dim, const TensorPtr& index) = nullptr;
+  void (*gather_backward)(const TensorPtr& out, const TensorPtr& grad, int64_t dim, const TensorPtr& index) = nullptr;
+  void (*cross_entropy_rows)(const TensorPtr& loss, const TensorPtr& logsumexp, const TensorPtr& logits,
+                             const TensorPtr& target, int64_t ignore_index, double label_smoothing) = nullptr;
+  void (*cross_entropy_backward)(const TensorPtr& dlogits, const TensorPtr& logits, const TensorPtr& target,
+                                 const TensorPtr& logsumexp, const TensorPtr& row_scale, double scale, int64_t ignore_index,
+                                 double label_smoothing) = nullptr;
+  void (*squared_error)(const TensorPtr& out, const TensorPtr& input, const TensorPtr& target) = nullptr;
+  double (*sum_squared_error)(const TensorPtr& input, const TensorPtr& target) = nullptr;
+  double (*sum)(const TensorPtr& t) = nullptr;
+
+  // Random numbers (cpu/creation.h): the same for a seed on every device.
+  void (*uniform)(const TensorPtr& out, uint64_t seed, uint64_t offset) = nullptr;
+  void (*normal)(const TensorPtr& out, uint64_t seed, uint64_t offset) = nullptr;
+  void (*random_int)(const TensorPtr& out, int64_t low, uint64_t range, uint64_t seed, uint64_t offset) = nullptr;
 };
 
 // Called once by a backend built into the addon (from a static initializer).

@@ -65,9 +65,8 @@ int64_t arange_length(double start, double end, double step, DType dtype) {
   return int64_t(length);
 }
 
-// The creation kernels run on the CPU for now: they write into `out` itself there, and into a
-// host tensor copied to `out` (already allocated, so an unavailable device fails before the
-// generator moves) elsewhere.
+// The kernels of arange, linspace and eye run on the CPU: they write into `out` itself there,
+// and into a host tensor copied to `out` elsewhere.
 template <typename Kernel>
 TensorPtr generate(const TensorPtr& out, Kernel kernel_fn) {
   if (out->device().is_cpu()) {
@@ -126,16 +125,20 @@ TensorPtr rand(const Shape& shape, DType dtype, Device device) {
   if (!is_float(dtype)) fail(ERR_DTYPE, "rand: expected a floating-point dtype, got ", dtype_name(dtype));
   TensorPtr out = empty(shape, dtype, device);
   int per_block = dtype == DType::Float64 ? kUniformDoublePerBlock : kUniformFloatPerBlock;
+  const auto draw = kernel(&DeviceBackend::uniform, device, "rand");
   RngState s = take_blocks(blocks_for(out->numel(), per_block));
-  return generate(out, [&](const TensorPtr& host) { cpu::uniform(host, s.seed, s.offset); });
+  draw(out, s.seed, s.offset);
+  return out;
 }
 
 TensorPtr randn(const Shape& shape, DType dtype, Device device) {
   if (!is_float(dtype)) fail(ERR_DTYPE, "randn: expected a floating-point dtype, got ", dtype_name(dtype));
   TensorPtr out = empty(shape, dtype, device);
   int per_block = dtype == DType::Float64 ? kNormalDoublePerBlock : kNormalFloatPerBlock;
+  const auto draw = kernel(&DeviceBackend::normal, device, "randn");
   RngState s = take_blocks(blocks_for(out->numel(), per_block));
-  return generate(out, [&](const TensorPtr& host) { cpu::normal(host, s.seed, s.offset); });
+  draw(out, s.seed, s.offset);
+  return out;
 }
 
 TensorPtr randint(int64_t low, int64_t high, const Shape& shape, DType dtype, Device device) {
@@ -144,8 +147,10 @@ TensorPtr randint(int64_t low, int64_t high, const Shape& shape, DType dtype, De
   if (!fits(double(low), dtype) || !fits(double(high - 1), dtype))
     fail(ERR_ARG, "randint: [", low, ", ", high, ") does not fit in ", dtype_name(dtype));
   TensorPtr out = empty(shape, dtype, device);
+  const auto draw = kernel(&DeviceBackend::random_int, device, "randint");
   RngState s = take_blocks(blocks_for(out->numel(), kIntPerBlock));
-  return generate(out, [&](const TensorPtr& host) { cpu::random_int(host, low, uint64_t(high) - uint64_t(low), s.seed, s.offset); });
+  draw(out, low, uint64_t(high) - uint64_t(low), s.seed, s.offset);
+  return out;
 }
 
 }  // namespace ignis

@@ -1,6 +1,6 @@
 // Creation ops: ranges, identity, and random tensors drawn from the global Philox generator.
-// Their kernels run on the CPU; for another device the result is made there and copied over
-// (so the random ones give the same numbers on every device).
+// Ranges and identity are made on the CPU and copied to another device; random tensors are drawn
+// on their device, the same numbers for a seed on every device.
 #pragma once
 #include "core/tensor.h"
 

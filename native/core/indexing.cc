@@ -2,7 +2,6 @@
 
 #include "core/backend.h"
 #include "core/views.h"
-#include "cpu/indexing.h"
 
 namespace ignis {
 
@@ -11,9 +10,30 @@ void check_index_dtype(const TensorPtr& index, const char* op, const char* name)
     fail(ERR_DTYPE, op, ": ", name, " must be int32 or int64, got ", dtype_name(index->dtype));
 }
 
+StridedLoop<3> gather_loop(const TensorPtr& out, const TensorPtr& t, int64_t dim, const TensorPtr& index) {
+  Shape t_strides = t->strides;
+  t_strides[dim] = 0;
+  const size_t es = t->element_size();
+  return make_loop<3>(index->shape, {LoopOperand{out->data(), out->strides.data(), es},
+                                     LoopOperand{index->data(), index->strides.data(), index->element_size()},
+                                     LoopOperand{t->data(), t_strides.data(), es}});
+}
+
+StridedLoop<3> gather_backward_loop(const TensorPtr& out, const TensorPtr& grad, int64_t dim, const TensorPtr& index) {
+  Shape walk = index->shape;
+  walk[dim] = 1;
+  const size_t es = out->element_size();
+  return make_loop<3>(walk, {LoopOperand{out->data(), out->strides.data(), es}, LoopOperand{grad->data(), grad->strides.data(), es},
+                             LoopOperand{index->data(), index->strides.data(), index->element_size()}});
+}
+
+IndexScan scan_indices(const TensorPtr& index, int64_t bound, bool has_ignore, int64_t ignore) {
+  return kernel(&DeviceBackend::scan_indices, index->device(), "index scan")(index, bound, has_ignore, ignore);
+}
+
 TensorPtr embedding(const TensorPtr& indices, const TensorPtr& weight) {
-  cpu_only("embedding", indices, weight);
   check_same_device("embedding", indices, weight);
+  const auto embedding_kernel = kernel(&DeviceBackend::embedding, weight->device(), "embedding");
   check_index_dtype(indices, "embedding", "indices");
   if (!is_float(weight->dtype))
     fail(ERR_DTYPE, "embedding: weight must be a floating-point tensor, got ", dtype_name(weight->dtype));
@@ -21,7 +41,7 @@ TensorPtr embedding(const TensorPtr& indices, const TensorPtr& weight) {
     fail(ERR_SHAPE, "embedding: weight must be 2-D [numEmbeddings, dim], got shape ", shape_str(weight->shape));
   const int64_t rows = weight->shape[0];
   TensorPtr flat = contiguous(indices);
-  cpu::IndexScan scan = cpu::scan_indices(flat, rows);
+  IndexScan scan = scan_indices(flat, rows);
   if (!scan.all_in_range)
     fail(ERR_INDEX, "embedding: index ", scan.first_bad, " is out of range for a weight of ", rows, " rows (shape ",
          shape_str(weight->shape), ")");
@@ -29,7 +49,7 @@ TensorPtr embedding(const TensorPtr& indices, const TensorPtr& weight) {
   shape.push_back(weight->shape[1]);
   check_shape(shape, "embedding");
   TensorPtr out = empty(shape, weight->dtype, weight->device());
-  cpu::embedding(out, flat, weight);
+  embedding_kernel(out, flat, weight);
   return out;
 }
 
@@ -42,8 +62,8 @@ static TensorPtr zero_accumulator(const Shape& shape, DType dtype, Device device
 
 TensorPtr embedding_backward(const TensorPtr& grad, const TensorPtr& indices, int64_t num_embeddings) {
   const char* op = "embedding backward";
-  cpu_only(op, grad, indices);
   check_same_device(op, indices, grad);
+  const auto backward_kernel = kernel(&DeviceBackend::embedding_backward, grad->device(), op);
   check_index_dtype(indices, op, "indices");
   if (!is_float(grad->dtype)) fail(ERR_DTYPE, op, ": grad must be a floating-point tensor, got ", dtype_name(grad->dtype));
   Shape expected = indices->shape;
@@ -54,11 +74,11 @@ TensorPtr embedding_backward(const TensorPtr& grad, const TensorPtr& indices, in
   const int64_t dim = grad->shape.back();
   check_shape({num_embeddings, dim}, op);
   TensorPtr flat = contiguous(indices);
-  cpu::IndexScan scan = cpu::scan_indices(flat, num_embeddings);
+  IndexScan scan = scan_indices(flat, num_embeddings);
   if (!scan.all_in_range) fail(ERR_INDEX, op, ": index ", scan.first_bad, " is out of range for ", num_embeddings, " rows");
   TensorPtr acc = zero_accumulator({num_embeddings, dim}, grad->dtype, grad->device());
   TensorPtr rows = contiguous(to_dtype(grad, acc->dtype));
-  cpu::embedding_backward(acc, rows, flat);
+  backward_kernel(acc, rows, flat);
   return to_dtype(acc, grad->dtype);
 }
 
@@ -66,8 +86,8 @@ TensorPtr embedding_backward(const TensorPtr& grad, const TensorPtr& indices, in
 static TensorPtr at_least_1d(const TensorPtr& t) { return t->ndim() == 0 ? make_view(t, {1}, {1}, t->offset) : t; }
 
 TensorPtr gather(const TensorPtr& t, int64_t dim, const TensorPtr& index) {
-  cpu_only("gather", t, index);
   check_same_device("gather", t, index);
+  const auto gather_kernel = kernel(&DeviceBackend::gather, t->device(), "gather");
   check_index_dtype(index, "gather", "index");
   dim = normalize_dim(dim, t->ndim(), "gather");
   TensorPtr src = at_least_1d(t), idx = at_least_1d(index);
@@ -79,19 +99,19 @@ TensorPtr gather(const TensorPtr& t, int64_t dim, const TensorPtr& index) {
       fail(ERR_SHAPE, "gather: index of shape ", shape_str(index->shape), " is larger than the input of shape ",
            shape_str(t->shape), " in dim ", d);
   }
-  cpu::IndexScan scan = cpu::scan_indices(idx, src->shape[dim]);
+  IndexScan scan = scan_indices(idx, src->shape[dim]);
   if (!scan.all_in_range)
     fail(ERR_INDEX, "gather: index ", scan.first_bad, " is out of range for dim ", dim, " of size ", src->shape[dim],
          " (input shape ", shape_str(t->shape), ")");
   TensorPtr out = empty(index->shape, t->dtype, t->device());
-  cpu::gather(at_least_1d(out), src, dim, idx);
+  gather_kernel(at_least_1d(out), src, dim, idx);
   return out;
 }
 
 TensorPtr gather_backward(const TensorPtr& grad, int64_t dim, const TensorPtr& index, const Shape& shape) {
   const char* op = "gather backward";
-  cpu_only(op, grad, index);
   check_same_device(op, grad, index);
+  const auto backward_kernel = kernel(&DeviceBackend::gather_backward, grad->device(), op);
   check_index_dtype(index, op, "index");
   if (!is_float(grad->dtype)) fail(ERR_DTYPE, op, ": grad must be a floating-point tensor, got ", dtype_name(grad->dtype));
   if (grad->shape != index->shape)
@@ -106,10 +126,10 @@ TensorPtr gather_backward(const TensorPtr& grad, int64_t dim, const TensorPtr& i
     if (d != dim && idx->shape[d] > out->shape[d])
       fail(ERR_SHAPE, op, ": index of shape ", shape_str(index->shape), " is larger than shape ", shape_str(shape), " in dim ", d);
   }
-  cpu::IndexScan scan = cpu::scan_indices(idx, out->shape[dim]);
+  IndexScan scan = scan_indices(idx, out->shape[dim]);
   if (!scan.all_in_range)
     fail(ERR_INDEX, op, ": index ", scan.first_bad, " is out of range for dim ", dim, " of size ", out->shape[dim]);
-  cpu::gather_backward(out, g, dim, idx);
+  backward_kernel(out, g, dim, idx);
   return to_dtype(acc, grad->dtype);
 }
 

@@ -2,9 +2,18 @@
 // allocate the output, dispatch to the device kernels.
 #pragma once
 #include <vector>
+#include "core/loop.h"
 #include "core/tensor.h"
 
 namespace ignis {
+
+// What a scan of an int32/int64 tensor (any strides) found: the first value, in row-major order,
+// outside [0, bound) that is not `ignore` (when has_ignore), and how many values are not `ignore`.
+struct IndexScan {
+  bool all_in_range = true;
+  int64_t first_bad = 0;
+  int64_t counted = 0;
+};
 
 // Rows of `weight` [V, D] picked by `indices` (int32/int64, any shape): [...indices.shape, D].
 // Every index is checked (0 <= i < V) before anything is copied.
@@ -23,6 +32,27 @@ TensorPtr embedding_backward(const TensorPtr& grad, const TensorPtr& indices, in
 // The gradient of gather: a tensor of `shape` (the gathered input's) and grad's dtype holding
 // the sum of the elements of grad (index's shape) gathered from each position, 0 elsewhere.
 TensorPtr gather_backward(const TensorPtr& grad, int64_t dim, const TensorPtr& index, const Shape& shape);
+
+// The IndexScan of `index` on its device. On a GPU this waits for the stream: the scan's result is
+// read back before anything that depends on it is launched, so that an index out of range is an
+// ERR_INDEX, never a device fault.
+IndexScan scan_indices(const TensorPtr& index, int64_t bound, bool has_ignore = false, int64_t ignore = 0);
+
+// Calls f(I{}) with I the C++ type of an int32/int64 index tensor.
+template <typename F>
+void dispatch_index(DType t, const char* op, F&& f) {
+  if (t == DType::Int32) return f(int32_t{});
+  if (t == DType::Int64) return f(int64_t{});
+  fail(ERR_DTYPE, op, ": indices must be int32 or int64, got ", dtype_name(t));
+}
+
+// The loops of the gather kernels (cpu/indexing.h has their contracts). gather: over index's
+// shape, the operands out, index and t seen with stride 0 along `dim`; each element then steps
+// index * t.strides[dim] from t's pointer.
+StridedLoop<3> gather_loop(const TensorPtr& out, const TensorPtr& t, int64_t dim, const TensorPtr& index);
+// gather's gradient: over index's shape with `dim` seen as size 1 (positions that never share an
+// element of out), the operands out, grad and index; each position then walks `dim`.
+StridedLoop<3> gather_backward_loop(const TensorPtr& out, const TensorPtr& grad, int64_t dim, const TensorPtr& index);
 
 // ERR_DTYPE unless `index` is int32 or int64.
 void check_index_dtype(const TensorPtr& index, const char* op, const char* name);

@@ -4,8 +4,6 @@
 #include "core/indexing.h"
 #include "core/loop.h"
 #include "core/views.h"
-#include "cpu/indexing.h"
-#include "cpu/loss.h"
 
 namespace ignis {
 
@@ -23,7 +21,7 @@ static TensorPtr scalar_tensor(double value, DType dtype, Device device) {
 
 // Checks cross-entropy's arguments; returns the targets, contiguous, with their scan.
 static TensorPtr checked_labels(const char* op, const TensorPtr& logits, const TensorPtr& target, int64_t ignore_index,
-                                double label_smoothing, cpu::IndexScan& scan) {
+                                double label_smoothing, IndexScan& scan) {
   check_same_device(op, logits, target);
   if (!is_float(logits->dtype)) fail(ERR_DTYPE, op, ": logits must be a floating-point tensor, got ", dtype_name(logits->dtype));
   check_index_dtype(target, op, "target (class indices)");
@@ -37,7 +35,7 @@ static TensorPtr checked_labels(const char* op, const TensorPtr& logits, const T
          "; expected target shape ", shape_str(expected));
   const int64_t classes = logits->shape[class_dim];
   TensorPtr labels = contiguous(target);
-  scan = cpu::scan_indices(labels, classes, true, ignore_index);
+  scan = scan_indices(labels, classes, true, ignore_index);
   if (!scan.all_in_range)
     fail(ERR_INDEX, op, ": target ", scan.first_bad, " is out of range for ", classes, " classes (ignoreIndex is ", ignore_index, ")");
   return labels;
@@ -45,12 +43,12 @@ static TensorPtr checked_labels(const char* op, const TensorPtr& logits, const T
 
 CrossEntropyRows cross_entropy_rows(const TensorPtr& logits, const TensorPtr& target, int64_t ignore_index,
                                     double label_smoothing) {
-  cpu_only("crossEntropy", logits, target);
-  cpu::IndexScan scan;
+  const auto rows_kernel = kernel(&DeviceBackend::cross_entropy_rows, logits->device(), "crossEntropy");
+  IndexScan scan;
   TensorPtr labels = checked_labels("crossEntropy", logits, target, ignore_index, label_smoothing, scan);
   const DType acc = accumulation_dtype(logits->dtype);
   CrossEntropyRows rows{empty(target->shape, acc, logits->device()), empty(target->shape, acc, logits->device()), scan.counted};
-  cpu::cross_entropy_rows(rows.loss, rows.logsumexp, logits, labels, ignore_index, label_smoothing);
+  rows_kernel(rows.loss, rows.logsumexp, logits, labels, ignore_index, label_smoothing);
   return rows;
 }
 
@@ -60,7 +58,7 @@ TensorPtr cross_entropy(const TensorPtr& logits, const TensorPtr& target, const 
   if (kept) *kept = rows;
   if (options.reduction == Reduction::None)
     return rows.loss->dtype == logits->dtype ? rows.loss : to_dtype(rows.loss, logits->dtype);
-  const double total = cpu::sum(rows.loss);
+  const double total = kernel(&DeviceBackend::sum, logits->device(), "crossEntropy")(rows.loss);
   // 0 / 0 is NaN when every target is ignored, as in PyTorch.
   const double value = options.reduction == Reduction::Mean ? total / double(rows.counted) : total;
   return scalar_tensor(value, logits->dtype, logits->device());
@@ -69,8 +67,8 @@ TensorPtr cross_entropy(const TensorPtr& logits, const TensorPtr& target, const 
 TensorPtr cross_entropy_backward(const TensorPtr& grad, const TensorPtr& logits, const TensorPtr& target,
                                  const TensorPtr& logsumexp, const CrossEntropyOptions& options, int64_t counted) {
   const char* op = "crossEntropy backward";
-  cpu_only(op, grad, logits, target, logsumexp);
-  cpu::IndexScan scan;
+  const auto backward_kernel = kernel(&DeviceBackend::cross_entropy_backward, logits->device(), op);
+  IndexScan scan;
   TensorPtr labels = checked_labels(op, logits, target, options.ignore_index, options.label_smoothing, scan);
   const bool per_row = options.reduction == Reduction::None;
   check_same_device(op, logits, grad);
@@ -84,16 +82,15 @@ TensorPtr cross_entropy_backward(const TensorPtr& grad, const TensorPtr& logits,
   TensorPtr row_scale = per_row ? contiguous(to_dtype(grad, acc)) : nullptr;
   double scale = 0;
   if (!per_row) {
-    scale = to_dtype(grad, DType::Float64)->data_as<double>()[0];
+    scale = to_host_contiguous(to_dtype(grad, DType::Float64))->data_as<double>()[0];
     if (options.reduction == Reduction::Mean) scale = counted > 0 ? scale / double(counted) : 0;
   }
   TensorPtr out = empty(logits->shape, logits->dtype, logits->device());
-  cpu::cross_entropy_backward(out, logits, labels, logsumexp, row_scale, scale, options.ignore_index, options.label_smoothing);
+  backward_kernel(out, logits, labels, logsumexp, row_scale, scale, options.ignore_index, options.label_smoothing);
   return out;
 }
 
 TensorPtr mse_loss(const TensorPtr& input, const TensorPtr& target, Reduction reduction, DType dtype) {
-  cpu_only("mseLoss", input, target);
   check_same_device("mseLoss", input, target);
   if (!is_float(dtype))
     fail(ERR_DTYPE, "mseLoss: expected floating-point tensors, got ", dtype_name(input->dtype), " and ",
@@ -102,12 +99,12 @@ TensorPtr mse_loss(const TensorPtr& input, const TensorPtr& target, Reduction re
   TensorPtr x = to_dtype(input, dtype), y = to_dtype(target, dtype);
   if (reduction == Reduction::None) {
     TensorPtr out = empty(shape, dtype, input->device());
-    cpu::squared_error(out, x, y);
+    kernel(&DeviceBackend::squared_error, input->device(), "mseLoss")(out, x, y);
     return out;
   }
   // The reduction reads both operands flat: broadcast or strided ones are copied first.
   auto flat = [&shape](const TensorPtr& t) { return t->shape == shape ? contiguous(t) : contiguous_copy(expand(t, shape)); };
-  const double total = cpu::sum_squared_error(flat(x), flat(y));
+  const double total = kernel(&DeviceBackend::sum_squared_error, input->device(), "mseLoss")(flat(x), flat(y));
   const double value = reduction == Reduction::Mean ? total / double(shape_numel(shape)) : total;
   return scalar_tensor(value, dtype, input->device());
 }

@@ -4,7 +4,6 @@
 #include <limits>
 #include "core/backend.h"
 #include "core/views.h"
-#include "cpu/norm.h"
 
 namespace ignis {
 
@@ -81,7 +80,7 @@ static double machine_epsilon(DType dtype) {
 TensorPtr layer_norm(const TensorPtr& x, const Shape& normalized_shape, const TensorPtr& weight, const TensorPtr& bias,
                      double eps, NormStats* stats) {
   const char* op = "layerNorm";
-  cpu_only(op, x, weight, bias);
+  const auto norm_kernel = kernel(&DeviceBackend::layer_norm, x->device(), op);
   check_norm_args(op, x, normalized_shape, eps);
   TensorPtr w = affine_arg(op, "weight", weight, x, normalized_shape);
   TensorPtr b = affine_arg(op, "bias", bias, x, normalized_shape);
@@ -89,7 +88,7 @@ TensorPtr layer_norm(const TensorPtr& x, const Shape& normalized_shape, const Te
   const int64_t n = shape_numel(normalized_shape);
   TensorPtr out = norm_outputs(x, k, n, true, stats);
   if (n > 0)
-    cpu::layer_norm(as_rows(out, k, n), stats ? stats->mean : nullptr, stats ? stats->rstd : nullptr, as_rows(x, k, n), w,
+    norm_kernel(as_rows(out, k, n), stats ? stats->mean : nullptr, stats ? stats->rstd : nullptr, as_rows(x, k, n), w,
                     b, eps);
   return out;
 }
@@ -97,14 +96,14 @@ TensorPtr layer_norm(const TensorPtr& x, const Shape& normalized_shape, const Te
 TensorPtr rms_norm(const TensorPtr& x, const Shape& normalized_shape, const TensorPtr& weight, std::optional<double> eps,
                    NormStats* stats) {
   const char* op = "rmsNorm";
-  cpu_only(op, x, weight);
+  const auto norm_kernel = kernel(&DeviceBackend::rms_norm, x->device(), op);
   const double e = eps ? *eps : machine_epsilon(x->dtype);
   check_norm_args(op, x, normalized_shape, e);
   TensorPtr w = affine_arg(op, "weight", weight, x, normalized_shape);
   const size_t k = normalized_shape.size();
   const int64_t n = shape_numel(normalized_shape);
   TensorPtr out = norm_outputs(x, k, n, false, stats);
-  if (n > 0) cpu::rms_norm(as_rows(out, k, n), stats ? stats->rstd : nullptr, as_rows(x, k, n), w, e);
+  if (n > 0) norm_kernel(as_rows(out, k, n), stats ? stats->rstd : nullptr, as_rows(x, k, n), w, e);
   return out;
 }
 
@@ -112,7 +111,7 @@ NormGrads norm_backward(const TensorPtr& grad, const TensorPtr& x, const Shape& 
                         const NormStats& stats, bool want_x, bool want_weight, bool want_bias) {
   const bool centered = stats.mean != nullptr;
   const char* op = centered ? "layerNorm backward" : "rmsNorm backward";
-  cpu_only(op, grad, x, weight, stats.mean, stats.rstd);
+  const auto backward_kernel = kernel(&DeviceBackend::norm_backward, x->device(), op);
   check_norm_args(op, x, normalized_shape, 0);
   TensorPtr w = affine_arg(op, "weight", weight, x, normalized_shape);
   check_same_device(op, x, grad);
@@ -140,7 +139,7 @@ NormGrads norm_backward(const TensorPtr& grad, const TensorPtr& x, const Shape& 
       if (g) fill(g, 0);
     return grads;
   }
-  cpu::norm_backward(grads.x ? as_rows(grads.x, k, n) : nullptr, grads.weight, grads.bias, as_rows(grad, k, n), as_rows(x, k, n),
+  backward_kernel(grads.x ? as_rows(grads.x, k, n) : nullptr, grads.weight, grads.bias, as_rows(grad, k, n), as_rows(x, k, n),
                      w, stats.mean, stats.rstd);
   return grads;
 }

@@ -5,7 +5,6 @@
 #include <limits>
 #include "core/backend.h"
 #include "core/views.h"
-#include "cpu/reduce.h"
 
 namespace ignis {
 
@@ -81,7 +80,7 @@ static ReducePlan make_plan(const TensorPtr& x, const std::vector<int>& kept, co
 
 TensorPtr reduce(ReduceOp op, const TensorPtr& x, const std::optional<Shape>& dims, bool keepdim, double correction) {
   const char* name = reduce_name(op);
-  cpu_only(name, x);
+  const auto reduce_kernel = kernel(&DeviceBackend::reduce, x->device(), name);
   if ((op == ReduceOp::Mean || op == ReduceOp::Var || op == ReduceOp::LogSumExp) && !is_float(x->dtype))
     fail(ERR_DTYPE, name, ": expected a floating-point tensor, got ", dtype_name(x->dtype), "; convert it to a float dtype first");
   if (op == ReduceOp::Var && !std::isfinite(correction)) fail(ERR_ARG, "var: correction must be a finite number, got ", correction);
@@ -118,7 +117,7 @@ TensorPtr reduce(ReduceOp op, const TensorPtr& x, const std::optional<Shape>& di
   Shape buffer_strides = contiguous_strides(buffer_shape), out_strides(out_shape.size(), 1);
   for (size_t i = 0; i < kept.size(); i++) out_strides[out_position[kept[i]]] = buffer_strides[i];
   TensorPtr out = make_view(buffer, out_shape, out_strides, 0);
-  if (out->numel() > 0) cpu::reduce(op, buffer, make_plan(x, kept, red), correction);
+  if (out->numel() > 0) reduce_kernel(op, buffer, make_plan(x, kept, red), correction);
   return out;
 }
 

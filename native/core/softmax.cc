@@ -4,13 +4,13 @@
 #include "core/backend.h"
 #include "core/reduce.h"
 #include "core/views.h"
-#include "cpu/softmax.h"
 
 namespace ignis {
 
 TensorPtr softmax(const TensorPtr& x, int64_t dim, bool log) {
   const char* name = log ? "logSoftmax" : "softmax";
-  cpu_only(name, x);
+  const auto rows_kernel = kernel(&DeviceBackend::softmax_rows, x->device(), name);
+  const auto columns_kernel = kernel(&DeviceBackend::softmax_columns, x->device(), name);
   if (!is_float(x->dtype)) fail(ERR_DTYPE, name, ": expected a floating-point tensor, got ", dtype_name(x->dtype));
   const int nd = x->ndim();
   const int d = int(normalize_dim(dim, nd, name));
@@ -28,8 +28,8 @@ TensorPtr softmax(const TensorPtr& x, int64_t dim, bool log) {
   if (at == nd - 1 ? in->strides[at] != 1 && in->shape[at] != 1 : !in->is_contiguous()) in = contiguous_copy(in);
   TensorPtr out = empty(in->shape, x->dtype, x->device());
   if (out->numel() > 0) {
-    if (at == nd - 1) cpu::softmax_rows(out, in, log);
-    else cpu::softmax_columns(out, in, at, log);
+    if (at == nd - 1) rows_kernel(out, in, log);
+    else columns_kernel(out, in, at, log);
   }
   Shape inverse(nd);
   for (int i = 0; i < nd; i++) inverse[order[i]] = i;

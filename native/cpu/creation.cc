@@ -51,14 +51,6 @@ void fill_from_blocks(T* out, int64_t n, uint64_t seed, uint64_t offset, Draw dr
   });
 }
 
-// Mantissa bits of a uniform of T: each value k * 2^-bits is exact in T and below 1.
-template <typename T>
-constexpr int uniform_bits() {
-  if constexpr (std::is_same_v<T, bfloat16>) return 8;
-  else if constexpr (std::is_same_v<T, float16>) return 11;
-  else return 24;
-}
-
 // Calls piece(first, count) over [begin, end) in pieces of at most 2^30 elements, so that
 // loops inside count with a 32-bit int: its conversion to double vectorises, a 64-bit one's
 // does not. first + j is exactly double(first) + double(j) below 2^53.

@@ -54,18 +54,11 @@ void embedding(const TensorPtr& out, const TensorPtr& indices, const TensorPtr& 
 }
 
 void gather(const TensorPtr& out, const TensorPtr& t, int64_t dim, const TensorPtr& index) {
-  // t is walked with index's shape and stride 0 along `dim`; each element then steps
-  // index * t.strides[dim] from there.
-  Shape t_strides = t->strides;
-  t_strides[dim] = 0;
+  const auto loop = gather_loop(out, t, dim, index);
   const int64_t dim_stride = t->strides[dim];
-  const size_t es = t->element_size();
-  auto loop = make_loop<3>(index->shape, {LoopOperand{out->data(), out->strides.data(), es},
-                                          LoopOperand{index->data(), index->strides.data(), index->element_size()},
-                                          LoopOperand{t->data(), t_strides.data(), es}});
   dispatch_index(index->dtype, "gather", [&](auto itag) {
     using I = decltype(itag);
-    dispatch_element_size(es, [&](auto etag) {
+    dispatch_element_size(t->element_size(), [&](auto etag) {
       using U = decltype(etag);
       for_each_strided(loop, kElementwiseGrain, [dim_stride](char* const* p, const int64_t* s, int64_t n) {
         for (int64_t i = 0; i < n; i++) {
@@ -105,15 +98,11 @@ void embedding_backward(const TensorPtr& dweight, const TensorPtr& grad, const T
 }
 
 void gather_backward(const TensorPtr& out, const TensorPtr& grad, int64_t dim, const TensorPtr& index) {
-  // Walk every position of index but `dim` (that dim seen with size 1): positions never share
-  // an element of out, so threads never collide; along `dim`, terms are added in order.
-  Shape walk = index->shape;
-  const int64_t length = walk[dim];
-  walk[dim] = 1;
+  // Positions of index but `dim` never share an element of out, so threads never collide;
+  // along `dim`, terms are added in order.
+  const auto loop = gather_backward_loop(out, grad, dim, index);
+  const int64_t length = index->shape[dim];
   const int64_t out_step = out->strides[dim], grad_step = grad->strides[dim], index_step = index->strides[dim];
-  const size_t es = out->element_size();
-  auto loop = make_loop<3>(walk, {LoopOperand{out->data(), out->strides.data(), es}, LoopOperand{grad->data(), grad->strides.data(), es},
-                                  LoopOperand{index->data(), index->strides.data(), index->element_size()}});
   const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(length, 1));
   dispatch_index(index->dtype, "gather backward", [&](auto itag) {
     using I = decltype(itag);

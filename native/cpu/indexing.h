@@ -1,24 +1,10 @@
 #pragma once
 #include <cstdint>
-#include "core/tensor.h"
+#include "core/indexing.h"
 
 namespace ignis::cpu {
 
-// Calls f(I{}) with I the C++ type of an int32/int64 index tensor.
-template <typename F>
-void dispatch_index(DType t, const char* op, F&& f) {
-  if (t == DType::Int32) return f(int32_t{});
-  if (t == DType::Int64) return f(int64_t{});
-  fail(ERR_DTYPE, op, ": indices must be int32 or int64, got ", dtype_name(t));
-}
-
-// What a scan of an int32/int64 tensor (any strides) found: the first value outside [0, bound)
-// that is not `ignore` (when has_ignore), and how many values are not `ignore`.
-struct IndexScan {
-  bool all_in_range = true;
-  int64_t first_bad = 0;
-  int64_t counted = 0;
-};
+// The IndexScan (core/indexing.h) of `index`.
 IndexScan scan_indices(const TensorPtr& index, int64_t bound, bool has_ignore = false, int64_t ignore = 0);
 
 // out[i, :] = weight[indices[i], :] (written). indices contiguous and in range; out contiguous

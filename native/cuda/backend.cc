@@ -3,8 +3,14 @@
 #include "core/backend.h"
 #include "cuda/allocator.h"
 #include "cuda/copy.h"
+#include "cuda/creation.h"
 #include "cuda/elementwise.h"
+#include "cuda/indexing.h"
+#include "cuda/loss.h"
 #include "cuda/matmul.h"
+#include "cuda/norm.h"
+#include "cuda/reduce.h"
+#include "cuda/softmax.h"
 #include "cuda/transfer.h"
 
 namespace ignis::cuda {
@@ -30,6 +36,27 @@ DeviceBackend make_backend() {
   b.where = where;
   b.gemm_dtype = gemm_dtype;
   b.gemm = gemm;
+  // reductions, softmax, norms, indexing, losses
+  b.reduce = reduce;
+  b.softmax_rows = softmax_rows;
+  b.softmax_columns = softmax_columns;
+  b.layer_norm = layer_norm;
+  b.rms_norm = rms_norm;
+  b.norm_backward = norm_backward;
+  b.scan_indices = scan_indices;
+  b.embedding = embedding;
+  b.embedding_backward = embedding_backward;
+  b.gather = gather;
+  b.gather_backward = gather_backward;
+  b.cross_entropy_rows = cross_entropy_rows;
+  b.cross_entropy_backward = cross_entropy_backward;
+  b.squared_error = squared_error;
+  b.sum_squared_error = sum_squared_error;
+  b.sum = sum;
+  // random numbers
+  b.uniform = uniform;
+  b.normal = normal;
+  b.random_int = random_int;
   return b;
 }
 

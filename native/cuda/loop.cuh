@@ -14,6 +14,11 @@ namespace ignis::cuda {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = int64_t(1) << 20;
 
+// Blocks of kThreads for a grid-stride loop over `total` items.
+inline unsigned grid_for(int64_t total) {
+  return unsigned((total + kThreads - 1) / kThreads < kMaxBlocks ? (total + kThreads - 1) / kThreads : kMaxBlocks);
+}
+
 // out = f(inputs...): a per-element function wrapped to read and write the operands in place.
 // Operand 0 is the output, of type Out; operand k + 1 is an input of type In[k].
 template <typename Out, typename F, typename... In>
@@ -26,25 +31,31 @@ struct Map {
   __device__ __forceinline__ void operator()(char* const* p) const { apply(p, std::index_sequence_for<In...>{}); }
 };
 
+// p[k] = operand k's element at position i (row-major over the loop's shape).
+template <int N, bool Flat>
+__device__ __forceinline__ void locate(const StridedLoop<N>& loop, int64_t i, char* (&p)[N]) {
+  if (Flat) {
+#pragma unroll
+    for (int k = 0; k < N; k++) p[k] = loop.base[k] + i * loop.stride[k][0];
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; k++) p[k] = loop.base[k];
+    int64_t rest = i;
+    for (int d = 0; d < loop.ndim; d++) {
+      const int64_t index = rest % loop.size[d];
+      rest /= loop.size[d];
+#pragma unroll
+      for (int k = 0; k < N; k++) p[k] += index * loop.stride[k][d];
+    }
+  }
+}
+
 template <int N, bool Flat, typename Op>
 __global__ void __launch_bounds__(kThreads) elementwise_kernel(StridedLoop<N> loop, Op op) {
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < loop.numel; i += step) {
     char* p[N];
-    if (Flat) {
-#pragma unroll
-      for (int k = 0; k < N; k++) p[k] = loop.base[k] + i * loop.stride[k][0];
-    } else {
-#pragma unroll
-      for (int k = 0; k < N; k++) p[k] = loop.base[k];
-      int64_t rest = i;
-      for (int d = 0; d < loop.ndim; d++) {
-        const int64_t index = rest % loop.size[d];
-        rest /= loop.size[d];
-#pragma unroll
-        for (int k = 0; k < N; k++) p[k] += index * loop.stride[k][d];
-      }
-    }
+    locate<N, Flat>(loop, i, p);
     op(p);
   }
 }

@@ -10,6 +10,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include "kernels/common.h"
 #include "kernels/half.h"
 
@@ -47,6 +48,15 @@ IGNIS_HD PhiloxBlock philox_block(uint64_t seed, uint64_t index) {
 
 // Uniform in [0, 1) from the top `bits` (<= 24) of a word: k * 2^-bits, exact in float.
 IGNIS_HD float uniform_float(uint32_t w, int bits) { return float(w >> (32 - bits)) * (1.0f / float(1u << bits)); }
+
+// Mantissa bits of a uniform of T (a float dtype other than double): each value k * 2^-bits is
+// exact in T and below 1.
+template <typename T>
+constexpr int uniform_bits() {
+  if constexpr (std::is_same_v<T, bfloat16>) return 8;
+  else if constexpr (std::is_same_v<T, float16>) return 11;
+  else return 24;
+}
 
 // Uniform in [0, 1) from 53 bits of two words: k * 2^-53, exact in double.
 IGNIS_HD double uniform_double(uint32_t hi, uint32_t lo) {
@@ -119,6 +129,16 @@ IGNIS_HD void box_muller(double u1, double u2, double& z0, double& z1) {
   double theta = 6.283185307179586476925 * u2;
   z0 = r * cos(theta);
   z1 = r * sin(theta);
+}
+
+// Two float standard normals from two words, as box_muller with log_poly and sincos_turns. (The
+// CPU kernel runs these steps in passes over a batch of blocks.)
+IGNIS_HD void box_muller_float(uint32_t w0, uint32_t w1, float& z0, float& z1) {
+  float r = sqrtf(-2.0f * log_poly(1.0f - uniform_float(w0, 24)));
+  float s, c;
+  sincos_turns(uniform_float(w1, 24), s, c);
+  z0 = r * c;
+  z1 = r * s;
 }
 
 // Elements drawn from one block by each distribution.
