@@ -33,6 +33,8 @@ export * as nn from './nn';
 export { LlamaModel, LlamaForCausalLM } from './nn/models';
 /** CUDA devices, streams, events, memory statistics and the matmul precision. */
 export * as cuda from './cuda';
+export { autocast, autocastDtype } from './autocast';
+export type { AutocastDType } from './autocast';
 export * from './ops/lora';
 /** LoRA layers and PEFT-style targeting. */
 export * as lora from './lora';

@@ -1,12 +1,14 @@
 /** softmax and logSoftmax along a dim. */
 import { needsGrad, record } from '../autograd/graph';
 import { isFloat } from '../dtype';
+import { castToFloat32 } from '../autocast';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { checkTensor, normalizeDim } from './check';
 import { mul, sub } from './elementwise';
 import { sum } from './reduce';
+import { to } from './views';
 
 interface SoftmaxNative {
   softmax(t: NativeHandle, dim: number, log: boolean): NativeHandle;
@@ -16,6 +18,14 @@ const native = addon as SoftmaxNative;
 function softmaxOp(t: Tensor, dim: number, log: boolean): Tensor {
   const name = log ? 'logSoftmax' : 'softmax';
   checkTensor(t, name);
+  const wide = castToFloat32(to, t);
+  if (wide !== t) {
+    try {
+      return softmaxOp(wide, dim, log);
+    } finally {
+      wide.dispose();
+    }
+  }
   const d = normalizeDim(dim, t.ndim, name);
   if (!isFloat(t.dtype)) fail('ERR_DTYPE', `${name}: expected a floating-point tensor, got ${t.dtype}`);
   const out = wrap(native.softmax(t.handle(name), d, log), t.shape, t.dtype, t.device);

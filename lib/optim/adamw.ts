@@ -1,4 +1,5 @@
 /** AdamW: Adam with decoupled weight decay, one fused native step per parameter group. */
+import { onReplay } from '../cuda';
 import { fail } from '../errors';
 import { keep } from '../memory';
 import { zerosLike } from '../ops/creation';
@@ -70,6 +71,8 @@ export class AdamW extends Optimizer<AdamWOptions> {
         o.weightDecay,
       );
       states.forEach((s, i) => (s.step = steps[i]));
+      // each replay of a captured step is one more step (the kernel reads its count on the device)
+      onReplay(params[0].device, () => states.forEach((s) => (s.step as number)++));
     });
   }
 }

@@ -2,8 +2,11 @@
 
 #include "core/allocator.h"
 #include "cpu/copy.h"
+#include "cpu/attention.h"
 #include "cpu/elementwise.h"
+#include "cpu/lora.h"
 #include "cpu/matmul.h"
+#include "cpu/optim.h"
 
 namespace ignis::cpu {
 namespace {
@@ -39,6 +42,19 @@ DeviceBackend make_backend() {
   b.where = where;
   b.gemm_dtype = gemm_dtype;
   b.gemm = gemm;
+  // training
+  b.adamw_step = adamw_step;
+  b.sgd_step = sgd_step;
+  b.total_norm = total_norm;
+  b.scale_in_place = scale_in_place;
+  b.lora_forward = lora_forward;
+  b.lora_backward = lora_backward;
+  b.lora_delta = lora_delta;
+  b.all_finite = all_finite;
+  b.add_into = add_into;
+  b.dropout_mask = dropout_mask;
+  b.attention_forward = attention_forward;
+  b.attention_backward = attention_backward;
   return b;
 }
 

@@ -2,9 +2,12 @@
 // without an entry here raise ERR_DEVICE "op X is not implemented on cuda yet".
 #include "core/backend.h"
 #include "cuda/allocator.h"
+#include "cuda/attention.h"
 #include "cuda/copy.h"
 #include "cuda/elementwise.h"
+#include "cuda/lora.h"
 #include "cuda/matmul.h"
+#include "cuda/optim.h"
 #include "cuda/transfer.h"
 
 namespace ignis::cuda {
@@ -30,6 +33,19 @@ DeviceBackend make_backend() {
   b.where = where;
   b.gemm_dtype = gemm_dtype;
   b.gemm = gemm;
+  // training
+  b.adamw_step = adamw_step;
+  b.sgd_step = sgd_step;
+  b.total_norm = total_norm;
+  b.scale_in_place = scale_in_place;
+  b.lora_forward = lora_forward;
+  b.lora_backward = lora_backward;
+  b.lora_delta = lora_delta;
+  b.all_finite = all_finite;
+  b.add_into = add_into;
+  b.dropout_mask = dropout_mask;
+  b.attention_forward = attention_forward;
+  b.attention_backward = attention_backward;
   return b;
 }
 
