@@ -259,7 +259,11 @@ class Runtime : public CudaRuntime {
 
   AllocatorStats memory_stats(int device) override { return allocator(checked_device(device)).stats(); }
   void reset_peak_memory_stats(int device) override { allocator(checked_device(device)).reset_peak(); }
-  void empty_cache(int device) override { allocator(checked_device(device)).empty_cache(); }
+  void empty_cache(int device) override {
+    // giving memory back waits for the device
+    require_not_capturing(checked_device(device), "cuda.emptyCache");
+    allocator(device).empty_cache();
+  }
 
   std::vector<CudaLibraryInfo> libraries() override { return library_report(); }
 

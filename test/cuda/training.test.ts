@@ -221,6 +221,7 @@ graphTest('what cannot be captured raises a clear error, and the capture is clea
     ['.item()', () => x.item()],
     ['to cpu', () => x.to('cpu')],
     ['synchronize', () => ig.cuda.synchronize()],
+    ['emptyCache', () => ig.cuda.emptyCache()],
     ['clipGradNorm', () => ig.clipGradNorm(m.params, 1)],
   ] as const) {
     const before = ig.cuda.memoryStats();
