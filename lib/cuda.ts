@@ -368,7 +368,8 @@ export class CudaGraph<T = unknown> {
  * allocator warm up then); optimizer options such as the learning rate are fixed at capture,
  * while AdamW's bias corrections advance with each replay. Anything that waits for the device
  * or moves data to or from the host (`.data()`, `.item()`, `.to('cpu')`, clipGradNorm's norm,
- * synchronize) raises ERR_CUDA naming the op during the capture; on any error the capture is
+ * synchronize) raises ERR_CUDA naming the op during the capture (clip with
+ * clipGradNormTensor, which keeps the norm on the device); on any error the capture is
  * ended and its memory freed before the error propagates. Without a usable GPU, ERR_DEVICE
  * with the reason.
  */

@@ -27,7 +27,7 @@ export * from './ops/attention';
 /** Optimizers, gradient clipping and learning-rate schedules. */
 export * as optim from './optim';
 /** The optimizers and clipGradNorm, also found in {@link optim}. */
-export { SGD, AdamW, clipGradNorm } from './optim';
+export { SGD, AdamW, clipGradNorm, clipGradNormTensor } from './optim';
 export * as nn from './nn';
 /** The LLaMA models, also found in `nn.models`. */
 export { LlamaModel, LlamaForCausalLM } from './nn/models';

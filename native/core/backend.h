@@ -56,6 +56,8 @@ struct DeviceBackend {
                    const std::vector<bool>& fresh, const SgdOptions& options) = nullptr;
   double (*total_norm)(const TensorList& tensors, double norm_type) = nullptr;
   void (*scale_in_place)(const TensorList& tensors, double factor) = nullptr;
+  void (*clip_by_total_norm)(const TensorList& tensors, const TensorList& contiguous, double max_norm, double norm_type,
+                             const TensorPtr& norm) = nullptr;
   void (*lora_forward)(DType dtype, const cpu::LoraOperands& p, const GemmOperand& a_t, const GemmOperand& b_t, void* y,
                        bool y_holds_bias, void* xa) = nullptr;
   void (*lora_backward)(DType dtype, const cpu::LoraOperands& p, const GemmOperand& a, const GemmOperand& b, const GemmOperand& dy,

@@ -114,19 +114,17 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
   kernel(&DeviceBackend::sgd_step, params[0]->device(), op)(params, contiguous_all(grads), momentum_buffers, fresh, o);
 }
 
-double total_norm(const TensorList& tensors, double norm_type) {
-  const char* op = "clipGradNorm";
+namespace {
+
+void check_norm(const char* op, const TensorList& tensors, double norm_type) {
   if (!(norm_type > 0)) fail(ERR_ARG, op, ": normType must be positive or Infinity, got ", norm_type);
   for (size_t k = 0; k < tensors.size(); k++) {
     check_float(op, k, tensors[k]);
     if (k > 0) check_same_device(op, tensors[0], tensors[k]);
   }
-  if (tensors.empty()) return 0;
-  return kernel(&DeviceBackend::total_norm, tensors[0]->device(), op)(contiguous_all(tensors), norm_type);
 }
 
-void scale_in_place(const TensorList& tensors, double factor) {
-  const char* op = "clipGradNorm";
+void check_scalable(const char* op, const TensorList& tensors) {
   for (size_t k = 0; k < tensors.size(); k++) {
     const TensorPtr& t = tensors[k];
     check_float(op, k, t);
@@ -134,9 +132,35 @@ void scale_in_place(const TensorList& tensors, double factor) {
       if (t->shape[d] > 1 && t->strides[d] == 0)
         fail(ERR_ARG, op, ": tensor ", k, " of shape ", shape_str(t->shape), " is broadcast (expanded) and cannot be scaled in place");
   }
+}
+
+}  // namespace
+
+double total_norm(const TensorList& tensors, double norm_type) {
+  const char* op = "clipGradNorm";
+  check_norm(op, tensors, norm_type);
+  if (tensors.empty()) return 0;
+  return kernel(&DeviceBackend::total_norm, tensors[0]->device(), op)(contiguous_all(tensors), norm_type);
+}
+
+void scale_in_place(const TensorList& tensors, double factor) {
+  const char* op = "clipGradNorm";
+  check_scalable(op, tensors);
   if (tensors.empty()) return;
   check_one_device(op, tensors);
   kernel(&DeviceBackend::scale_in_place, tensors[0]->device(), op)(tensors, factor);
+}
+
+TensorPtr clip_by_total_norm(const TensorList& tensors, double max_norm, double norm_type) {
+  const char* op = "clipGradNormTensor";
+  check_norm(op, tensors, norm_type);
+  check_scalable(op, tensors);
+  if (!(max_norm >= 0)) fail(ERR_ARG, op, ": maxNorm must be a number >= 0, got ", max_norm);
+  if (tensors.empty()) fail(ERR_ARG, op, ": no tensors (the device of the norm is unknown)");
+  check_one_device(op, tensors);
+  TensorPtr norm = empty({}, DType::Float32, tensors[0]->device());
+  kernel(&DeviceBackend::clip_by_total_norm, tensors[0]->device(), op)(tensors, contiguous_all(tensors), max_norm, norm_type, norm);
+  return norm;
 }
 
 }  // namespace ignis

@@ -38,6 +38,7 @@ DeviceBackend make_backend() {
   b.sgd_step = sgd_step;
   b.total_norm = total_norm;
   b.scale_in_place = scale_in_place;
+  b.clip_by_total_norm = clip_by_total_norm;
   b.lora_forward = lora_forward;
   b.lora_backward = lora_backward;
   b.lora_delta = lora_delta;

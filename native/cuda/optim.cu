@@ -209,10 +209,13 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
   });
 }
 
-double total_norm(const TensorList& tensors, double norm_type) {
+namespace {
+
+// The norm of the tensors computed on the device: a pointer to it (a double) inside `scratch`,
+// which holds the block partials too; nullptr when the tensors have no elements.
+const double* device_total_norm(const TensorList& tensors, double norm_type, TensorPtr& scratch) {
   const Device dev = tensors[0]->device();
   const int device = dev.index;
-  require_not_capturing(device, "clipGradNorm (it reads the norm on the host)");
   use_device(device);
   // every group's blocks write their partials one after the other
   std::vector<std::pair<std::vector<size_t>, dim3>> groups;
@@ -221,9 +224,9 @@ double total_norm(const TensorList& tensors, double norm_type) {
     groups.push_back({group, grid});
     count += int64_t(grid.x) * grid.y;
   });
-  if (count == 0) return 0;
-  TensorPtr partials = empty({count + 1}, DType::Float64, dev);
-  double* base = ptr<double>(partials);
+  if (count == 0) return nullptr;
+  scratch = empty({count + 1}, DType::Float64, dev);
+  double* base = ptr<double>(scratch);
   const cudaStream_t stream = current_stream(device);
   int64_t offset = 0;
   for (const auto& entry : groups) {
@@ -243,10 +246,51 @@ double total_norm(const TensorList& tensors, double norm_type) {
   }
   norm_total_kernel<<<1, kThreads, 0, stream>>>(base, count, norm_type, base + count);
   check_launch("clipGradNorm");
+  return base + count;
+}
+
+// x * max_norm / (norm + 1e-6) when that factor is below 1 or NaN, else x; the norm read on the device.
+template <typename T>
+struct ClipByNorm {
+  const double* norm;
+  double max_norm;
+  __device__ T operator()(T x) const {
+    const double coef = max_norm / (*norm + 1e-6);
+    return coef >= 1 ? x : T(acc_t<T>(x) * acc_t<T>(coef));
+  }
+};
+
+__global__ void store_norm(const double* total, float* out) { *out = total ? float(*total) : 0.0f; }
+
+}  // namespace
+
+double total_norm(const TensorList& tensors, double norm_type) {
+  const int device = tensors[0]->device().index;
+  require_not_capturing(device, "clipGradNorm (it reads the norm on the host; clipGradNormTensor does not)");
+  TensorPtr scratch;
+  const double* total_on_device = device_total_norm(tensors, norm_type, scratch);
+  if (!total_on_device) return 0;
+  const cudaStream_t stream = current_stream(device);
   double total = 0;
-  check(cudaMemcpyAsync(&total, base + count, sizeof total, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
+  check(cudaMemcpyAsync(&total, total_on_device, sizeof total, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
   check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
   return total;
+}
+
+void clip_by_total_norm(const TensorList& tensors, const TensorList& contiguous, double max_norm, double norm_type,
+                        const TensorPtr& norm) {
+  const int device = norm->device().index;
+  TensorPtr scratch;
+  const double* total = device_total_norm(contiguous, norm_type, scratch);
+  store_norm<<<1, 1, 0, current_stream(device)>>>(total, norm->data_as<float>());
+  check_launch("clipGradNormTensor");
+  if (!total) return;
+  for (const TensorPtr& t : tensors) {
+    dispatch_float(t->dtype, "clipGradNormTensor", [&](auto tag) {
+      using T = decltype(tag);
+      map<T, T>("clipGradNormTensor", t, {t}, ClipByNorm<T>{total, max_norm});
+    });
+  }
 }
 
 void scale_in_place(const TensorList& tensors, double factor) {

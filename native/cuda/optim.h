@@ -16,5 +16,8 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
 // sync: not allowed while a CUDA graph is captured).
 double total_norm(const TensorList& tensors, double norm_type);
 void scale_in_place(const TensorList& tensors, double factor);
+// As total_norm then scale_in_place, with the norm and the factor kept on the device.
+void clip_by_total_norm(const TensorList& tensors, const TensorList& contiguous, double max_norm, double norm_type,
+                        const TensorPtr& norm);
 
 }  // namespace ignis::cuda

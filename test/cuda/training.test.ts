@@ -82,6 +82,11 @@ gpuTest('clipGradNorm: the total norm (2, 1, inf, 3) and the scaled grads', (t) 
     const [nc, ng] = [ig.clipGradNorm(cpu, 0.5, normType), ig.clipGradNorm(gpu, 0.5, normType)];
     t.true(Math.abs(nc - ng) <= 1e-6 * nc, `norm ${normType}: ${ng} vs ${nc}`);
     cpu.forEach((p, i) => same(t, gpu[i].grad!, p.grad!, `clipped grad ${i}, norm ${normType}`));
+    // the same without the host reading the norm
+    const [tc, tg] = [ig.clipGradNormTensor(cpu, 0.1, normType)!, ig.clipGradNormTensor(gpu, 0.1, normType)!];
+    t.is(tg.device, gpu[0].device);
+    same(t, tg, tc, `clipGradNormTensor's norm ${normType}`);
+    cpu.forEach((p, i) => same(t, gpu[i].grad!, p.grad!, `clipGradNormTensor's grad ${i}, norm ${normType}`));
   }
 });
 
@@ -158,7 +163,7 @@ gpuTest('attention: forward, logsumexp and backward against the CPU (causal, mas
   }
 });
 
-/** A small LoRA model: two LoRA layers (bfloat16 base weights) around attention, trained with AdamW. */
+/** A small LoRA model: two LoRA layers (bfloat16 base weights) around attention, trained with AdamW after clipping. */
 function loraModel(seed: number, on: ig.Device) {
   const rng = new Rng(seed);
   const [dim, r, heads] = [32, 4, 4];
@@ -179,6 +184,7 @@ function loraModel(seed: number, on: ig.Device) {
       const q = h.reshape(2, 8, heads, dim / heads).transpose(1, 2);
       const att = ig.scaledDotProductAttention(q, q, q, { causal: true }).transpose(1, 2).reshape(2, 8, dim);
       ig.loraLinear(ig.silu(att), layers[1].w, null, layers[1].a, layers[1].b, 2).backward(dy);
+      ig.clipGradNormTensor(params, 0.05);
       opt.step();
       opt.zeroGrad();
     });
