@@ -48,7 +48,7 @@ function eligible(dtype: DType): boolean {
  * @internal The inputs of a matrix product as autocast wants them: each eligible tensor cast to
  * the autocast dtype (null and undefined pass through), or the inputs themselves outside
  * autocast. `cast` is the differentiable conversion (`to`), given to avoid an import cycle.
- * The caller disposes the casts it made (see {@link releaseCasts}).
+ * The caller disposes the casts it made (see {@link withCasts}).
  */
 export function castForProduct<L extends (Tensor | null | undefined)[]>(cast: (t: Tensor, dtype: DType) => Tensor, ...inputs: L): L {
   const dtype = current;
@@ -61,9 +61,13 @@ export function castToFloat32(cast: (t: Tensor, dtype: DType) => Tensor, t: Tens
   return current !== null && (t.dtype === 'bfloat16' || t.dtype === 'float16') ? cast(t, 'float32') : t;
 }
 
-/** @internal Disposes the tensors of `casts` that are not among `originals` (the ones castForProduct made). */
-export function releaseCasts(casts: readonly (Tensor | null | undefined)[], originals: readonly (Tensor | null | undefined)[]): void {
-  casts.forEach((t, i) => {
-    if (t && t !== originals[i]) t.dispose();
-  });
+/** @internal fn's result, with the tensors of `casts` that are not among `originals` (the ones castForProduct or castToFloat32 made) disposed after it. */
+export function withCasts<T>(casts: readonly (Tensor | null | undefined)[], originals: readonly (Tensor | null | undefined)[], fn: () => T): T {
+  try {
+    return fn();
+  } finally {
+    casts.forEach((t, i) => {
+      if (t && t !== originals[i]) t.dispose();
+    });
+  }
 }

@@ -3,14 +3,13 @@
  * grouped-query heads, forward and backward as single native calls that never materialise the
  * [Lq, Lk] scores or probabilities (flash-attention style).
  */
+import { castForProduct, withCasts } from '../autocast';
 import { needsGrad, record } from '../autograd/graph';
 import { isFloat } from '../dtype';
-import { castForProduct } from '../autocast';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { checkNumber, checkSameDevice, checkTensor, fmtShape } from './check';
-import { withCasts } from './matmul';
 import { to } from './views';
 
 interface AttentionNative {

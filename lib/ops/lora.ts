@@ -6,16 +6,15 @@
  * the base products' outputs by the GEMMs themselves (beta = 1), and no gradient is computed
  * for W. Also merging the adapter into W and back.
  */
+import { castForProduct, withCasts } from '../autocast';
 import { needsGrad, record } from '../autograd/graph';
 import { DType, isFloat } from '../dtype';
-import { castForProduct } from '../autocast';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { checkNumber, checkSameDevice, checkShape, checkTensor, fmtShape, sameShape } from './check';
 import { rand, zeros } from './creation';
 import { add, mul } from './elementwise';
-import { withCasts } from './matmul';
 import { sumToShape } from './reduce';
 import { to } from './views';
 

@@ -1,13 +1,12 @@
 /** Losses: crossEntropy (fused log-softmax + NLL), mseLoss. */
+import { castToFloat32, withCasts } from '../autocast';
 import { needsGrad, record } from '../autograd/graph';
 import { dtypeCode, isFloat, isInt, promoteTypes } from '../dtype';
-import { castToFloat32 } from '../autocast';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { broadcastShapes, checkInt, checkNumber, checkSameDevice, checkTensor, fmtShape, sameShape } from './check';
 import { mul, sub } from './elementwise';
-import { withCasts } from './matmul';
 import { sumToShape } from './reduce';
 import { to } from './views';
 

@@ -1,7 +1,7 @@
 /** Matrix products through BLAS: matmul (PyTorch semantics) and linear. */
+import { castForProduct, withCasts } from '../autocast';
 import { needsGrad, record } from '../autograd/graph';
 import { isFloat } from '../dtype';
-import { castForProduct, releaseCasts } from '../autocast';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
@@ -62,15 +62,6 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const out = wrap(native.matmul(a.handle('matmul'), b.handle('matmul')), shape, a.dtype, a.device);
   if (needsGrad(a, b)) recordMatmul(out, a, b);
   return out;
-}
-
-/** fn's result, with the autocast casts disposed after it. */
-export function withCasts<T>(casts: (Tensor | null | undefined)[], originals: (Tensor | null | undefined)[], fn: () => T): T {
-  try {
-    return fn();
-  } finally {
-    releaseCasts(casts, originals);
-  }
 }
 
 /** The last two dims swapped (a view). */

@@ -1,12 +1,11 @@
 /** Normalisation layers' math: layerNorm, rmsNorm (PyTorch's F.layer_norm and F.rms_norm). */
+import { castToFloat32, withCasts } from '../autocast';
 import { needsGrad, record } from '../autograd/graph';
 import { isFloat } from '../dtype';
-import { castToFloat32 } from '../autocast';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { checkNumber, checkSameDevice, checkShape, checkTensor, fmtShape, sameShape } from './check';
-import { withCasts } from './matmul';
 import { to } from './views';
 
 /** Inside autocast: the 16-bit tensors among `inputs` cast to float32 (the others as they are). */

@@ -1,7 +1,7 @@
 /** softmax and logSoftmax along a dim. */
+import { castToFloat32, withCasts } from '../autocast';
 import { needsGrad, record } from '../autograd/graph';
 import { isFloat } from '../dtype';
-import { castToFloat32 } from '../autocast';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
@@ -19,13 +19,7 @@ function softmaxOp(t: Tensor, dim: number, log: boolean): Tensor {
   const name = log ? 'logSoftmax' : 'softmax';
   checkTensor(t, name);
   const wide = castToFloat32(to, t);
-  if (wide !== t) {
-    try {
-      return softmaxOp(wide, dim, log);
-    } finally {
-      wide.dispose();
-    }
-  }
+  if (wide !== t) return withCasts([wide], [t], () => softmaxOp(wide, dim, log));
   const d = normalizeDim(dim, t.ndim, name);
   if (!isFloat(t.dtype)) fail('ERR_DTYPE', `${name}: expected a floating-point tensor, got ${t.dtype}`);
   const out = wrap(native.softmax(t.handle(name), d, log), t.shape, t.dtype, t.device);

@@ -157,7 +157,6 @@ TensorPtr clip_by_total_norm(const TensorList& tensors, double max_norm, double 
   check_scalable(op, tensors);
   if (!(max_norm >= 0)) fail(ERR_ARG, op, ": maxNorm must be a number >= 0, got ", max_norm);
   if (tensors.empty()) fail(ERR_ARG, op, ": no tensors (the device of the norm is unknown)");
-  check_one_device(op, tensors);
   TensorPtr norm = empty({}, DType::Float32, tensors[0]->device());
   kernel(&DeviceBackend::clip_by_total_norm, tensors[0]->device(), op)(tensors, contiguous_all(tensors), max_norm, norm_type, norm);
   return norm;
