@@ -6,7 +6,7 @@ const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
-const helpers = new Set(['common.js', 'run.js']);
+const helpers = new Set(['common.js', 'run.js', 'finetune-model.js']);
 const all = fs
   .readdirSync(__dirname)
   .filter((f) => f.endsWith('.js') && !helpers.has(f))

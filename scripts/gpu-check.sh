@@ -197,11 +197,10 @@ if [ "$ready" = 1 ]; then
   bench_args=(--device "$mode")
   [ "$quick" = 1 ] && bench_args+=(--quick)
   [ "$mode" = cpu ] && bench_args+=(--threads 1)
-  # bench_rows SCRIPT: runs bench/SCRIPT.js and records one row per case of its JSON (under
-  # bench/results/SCRIPT-cuda.json on the GPU): the first ignis figure and its ratio to PyTorch.
+  # bench_rows SCRIPT RESULT: runs bench/SCRIPT.js and records one row per case of its JSON
+  # bench/results/RESULT.json: the first ignis figure and its ratio to PyTorch.
   bench_rows() {
-    local script=$1 result
-    result=bench/results/$script$([ "$mode" = cuda ] && echo -cuda).json
+    local script=$1 result=bench/results/$2.json
     rm -f "$result"
     if node "bench/$script.js" "${bench_args[@]}" && [ -f "$result" ]; then
       cp "$result" "$OUT/"
@@ -221,7 +220,15 @@ if [ "$ready" = 1 ]; then
   }
   # matmul (bf16, TF32, float32), the LoRA layer forward + backward, a LoRA fine-tuning step
   # (on the GPU: eager and replayed from a CUDA graph)
-  for script in matmul lora finetune; do bench_rows "$script"; done
+  if [ "$mode" = cuda ]; then
+    bench_rows matmul matmul-cuda
+    bench_rows lora lora-cuda
+    bench_rows finetune-cuda finetune-cuda
+  else
+    bench_rows matmul matmul
+    bench_rows lora lora
+    bench_rows finetune finetune
+  fi
 fi
 
 # --- 5. the table --------------------------------------------------------------------------
