@@ -77,6 +77,10 @@ void* graph_begin(int device) {
     // the capture starts after the work queued so far on the current stream
     check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
     g->pool = allocator(device).create_private_pool();
+    // loads the kernel now (CUDA loads kernels lazily, at their first launch): this one is only
+    // ever launched while capturing, when loading may be refused
+    cudaFuncAttributes attributes;
+    check(cudaFuncGetAttributes(&attributes, count_replay), "cudaFuncGetAttributes");
     check(cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
     count_replay<<<1, 1, 0, g->stream>>>(g->replays);
     check_launch("cuda.graph");
