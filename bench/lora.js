@@ -4,10 +4,13 @@
 // (y = F.linear(x, W) + F.linear(F.linear(x, A), B) * s; W without grad, x with grad; no
 // dropout, as PEFT's p = 0). Target: at most 0.75x PyTorch's time. Also the GEMM floor: the two
 // base GEMMs alone (x W^T and dY W with ignis linear/matmul), and each time's ratio to it.
-// Usage: node bench/lora.js [--quick] [--threads N]   (build first: node-gyp build && tsc -p .)
+// --device cuda: x [8192, 4096] and W [4096, 4096] bfloat16, A and B float32, r = 16, under
+// autocast('bfloat16') (PyTorch: torch.autocast, as PEFT trains), timed with CUDA events.
+// Usage: node bench/lora.js [--quick] [--threads N] [--device cpu|cuda]
+// (build first: node-gyp build or npm run build:cuda, and tsc -p .)
 // --threads N runs both libraries on N threads.
 const ig = require('..');
-const { median, timeit, runPeer, report } = require('./common');
+const { median, timeit, timeCuda, runPeer, report } = require('./common');
 
 const quick = process.argv.includes('--quick');
 const threadsFlag = process.argv.indexOf('--threads');
@@ -17,6 +20,47 @@ const cases = [
   { name: 'x [2048, 4096], W [4096, 4096], r 16', n: 2048, in: 4096, out: 4096, r: 16 },
 ].slice(0, quick ? 1 : 2);
 const alpha = 32;
+const deviceFlag = process.argv.indexOf('--device');
+if (deviceFlag > 0 && process.argv[deviceFlag + 1] === 'cuda') {
+  benchCuda();
+  process.exit(0);
+}
+
+/** The bfloat16 layer on the GPU, forward + backward under autocast, ignis and PyTorch alternating. */
+function benchCuda() {
+  if (!ig.cuda.isAvailable()) throw new Error(`bench/lora --device cuda: ${ig.cuda.unavailableReason()}`);
+  const c = quick
+    ? { name: 'x [2048, 1024], W [1024, 1024] bf16, r 16', n: 2048, in: 1024, out: 1024, r: 16 }
+    : { name: 'x [8192, 4096], W [4096, 4096] bf16, r 16', n: 8192, in: 4096, out: 4096, r: 16 };
+  const s = ig.loraScaling(alpha, c.r);
+  const timeIgnis = () => {
+    const cuda = { device: 'cuda' };
+    const x = ig.randn([c.n, c.in], { ...cuda, dtype: 'bfloat16' }).requiresGrad_();
+    const w = ig.mul(ig.randn([c.out, c.in], cuda), 1 / Math.sqrt(c.in)).to('bfloat16');
+    const a = ig.mul(ig.randn([c.r, c.in], cuda), 1 / Math.sqrt(c.in)).requiresGrad_();
+    const b = ig.mul(ig.randn([c.out, c.r], cuda), 0.01).requiresGrad_();
+    const dy = ig.randn([c.n, c.out], { ...cuda, dtype: 'bfloat16' });
+    const step = () => {
+      for (const t of [x, a, b]) t.grad = null;
+      ig.autocast('bfloat16', () => ig.loraLinear(x, w, null, a, b, s)).backward(dy);
+    };
+    const seconds = timeCuda(ig, step).median;
+    for (const t of [x, w, a, b, dy]) t.dispose();
+    return seconds;
+  };
+  const rounds = quick ? 1 : 3;
+  const seconds = { ignis: [], torch: [] };
+  let torch;
+  for (let r = 0; r < rounds; r++) {
+    seconds.ignis.push(timeIgnis());
+    torch = runPeer('torch', 'lora', { cases: [c], alpha, device: 'cuda' });
+    if (torch.rows) seconds.torch.push(torch.rows[0].seconds);
+  }
+  const [ours, theirs] = [median(seconds.ignis) * 1e3, seconds.torch.length ? median(seconds.torch) * 1e3 : undefined];
+  const gpu = ig.cuda.getDeviceProperties().name;
+  report('lora-cuda', [{ case: c.name, 'ignis ms': ours, 'torch ms': theirs, 'ignis/torch': theirs && ours / theirs }],
+    { gpu, rounds, alpha, torch: torch.torch ?? torch.skipped });
+}
 
 function layer(c) {
   return {

@@ -34,7 +34,7 @@ function benchCuda() {
   const cases = [
     ...sizes.map((n) => ({ name: `tf32 ${n}`, n, dtype: 'float32', precision: 'high' })),
     ...sizes.map((n) => ({ name: `bf16 ${n}`, n, dtype: 'bfloat16', precision: 'highest' })),
-    { name: `float32 ${sizes[0]}`, n: sizes[0], dtype: 'float32', precision: 'highest' },
+    ...sizes.map((n) => ({ name: `float32 ${n}`, n, dtype: 'float32', precision: 'highest' })),
   ];
   const timeIgnis = (c) => {
     ig.cuda.setMatmulPrecision(c.precision);

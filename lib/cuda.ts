@@ -75,6 +75,11 @@ interface CudaNative {
   cudaEmptyCache(device: number): void;
   setMatmulTf32(allow: boolean): void;
   getMatmulTf32(): boolean;
+  cudaGraphBegin(device: number): unknown;
+  cudaGraphEnd(graph: unknown): void;
+  cudaGraphAbort(graph: unknown): void;
+  cudaGraphReplay(graph: unknown): void;
+  cudaGraphDispose(graph: unknown): void;
 }
 const native = addon as CudaNative;
 
@@ -295,4 +300,100 @@ export function setMatmulPrecision(precision: MatmulPrecision): void {
 /** The precision set by {@link setMatmulPrecision}. */
 export function getMatmulPrecision(): MatmulPrecision {
   return native.getMatmulTf32() ? 'high' : 'highest';
+}
+
+/** Options of {@link graph}. */
+export interface GraphOptions {
+  /** The device whose ops are captured (default: the current one). */
+  device?: number | Device;
+}
+
+/** The graph being captured on each device, with what its replays must also do on the host. */
+const capturing = new Map<number, (() => void)[]>();
+
+/** @internal Whether a CUDA graph is being captured on `device` ('cpu': never). */
+export function isCapturing(device: Device): boolean {
+  return device !== 'cpu' && capturing.has(Number(device.slice(5)));
+}
+
+/**
+ * @internal Registers `hook` to run on the host at each replay of the graph being captured on
+ * `device` (an optimizer advancing its step counts), if one is.
+ */
+export function onReplay(device: Device, hook: () => void): void {
+  if (device !== 'cpu') capturing.get(Number(device.slice(5)))?.push(hook);
+}
+
+/**
+ * A captured CUDA graph (see {@link graph}): {@link replay} runs the captured work again on the
+ * device's current stream, reading and writing the same tensors.
+ */
+export class CudaGraph<T = unknown> {
+  /** @internal */
+  constructor(
+    private handle: unknown,
+    /** What the captured function returned (tensors the replays write into, such as the loss). */
+    readonly output: T,
+    private readonly hooks: (() => void)[],
+  ) {}
+
+  /** Runs the captured work again, on the tensors' current contents. Returns at once (asynchronous, as any GPU op). */
+  replay(): void {
+    if (this.handle === null) fail('ERR_ARG', 'CudaGraph.replay: the graph was disposed');
+    native.cudaGraphReplay(this.handle);
+    for (const hook of this.hooks) hook();
+  }
+
+  /** Frees the graph and its private memory pool (tensors from it that are still held stay valid until disposed). */
+  dispose(): void {
+    if (this.handle === null) return;
+    native.cudaGraphDispose(this.handle);
+    this.handle = null;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/**
+ * Captures the GPU work of `fn` (for example a training step: forward, backward and optimizer
+ * step) into a CUDA graph, as `torch.cuda.graph`: `fn` runs once, its ops are recorded on a side
+ * stream (not run), and {@link CudaGraph.replay} then launches them all at once, without the
+ * host's per-op overhead. Tensors made during the capture come from a private memory pool kept
+ * with the graph; the graph reads and writes the same memory at each replay, so feed new inputs
+ * by copying into the tensors the capture read, and keep every tensor it used alive.
+ *
+ * Run the step eagerly once or more before capturing (optimizer state, cuBLAS and the caching
+ * allocator warm up then); optimizer options such as the learning rate are fixed at capture,
+ * while AdamW's bias corrections advance with each replay. Anything that waits for the device
+ * or moves data to or from the host (`.data()`, `.item()`, `.to('cpu')`, clipGradNorm's norm,
+ * synchronize) raises ERR_CUDA naming the op during the capture (clip with
+ * clipGradNormTensor, which keeps the norm on the device); on any error the capture is
+ * ended and its memory freed before the error propagates. Without a usable GPU, ERR_DEVICE
+ * with the reason.
+ */
+export function graph<T>(fn: () => T, opts: GraphOptions = {}): CudaGraph<T> {
+  if (typeof fn !== 'function') fail('ERR_ARG', 'graph: expected a function');
+  const device = deviceIndex(opts.device, 'graph');
+  if (capturing.has(device)) fail('ERR_CUDA', `graph: cuda:${device} is already capturing a graph (captures do not nest)`);
+  const handle = native.cudaGraphBegin(device);
+  const hooks: (() => void)[] = [];
+  capturing.set(device, hooks);
+  let output: T;
+  try {
+    output = fn();
+  } catch (err) {
+    capturing.delete(device);
+    native.cudaGraphAbort(handle);
+    throw err;
+  }
+  capturing.delete(device);
+  try {
+    native.cudaGraphEnd(handle);
+  } catch (err) {
+    native.cudaGraphDispose(handle);
+    throw err;
+  }
+  return new CudaGraph(handle, output, hooks);
 }

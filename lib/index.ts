@@ -28,12 +28,14 @@ export * from './ops/attention';
 /** Optimizers, gradient clipping and learning-rate schedules. */
 export * as optim from './optim';
 /** The optimizers and clipGradNorm, also found in {@link optim}. */
-export { SGD, AdamW, clipGradNorm } from './optim';
+export { SGD, AdamW, clipGradNorm, clipGradNormTensor } from './optim';
 export * as nn from './nn';
 /** The LLaMA models, also found in `nn.models`. */
 export { LlamaModel, LlamaForCausalLM } from './nn/models';
 /** CUDA devices, streams, events, memory statistics and the matmul precision. */
 export * as cuda from './cuda';
+export { autocast, autocastDtype } from './autocast';
+export type { AutocastDType } from './autocast';
 export * from './ops/lora';
 /** LoRA layers and PEFT-style targeting. */
 export * as lora from './lora';

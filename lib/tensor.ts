@@ -159,6 +159,19 @@ export class Tensor {
   }
 
   /**
+   * Copies `src` (broadcast to this tensor's shape, converted to its dtype, on the same device)
+   * into this tensor's memory, in place, and returns this: how new inputs reach the tensors a
+   * captured CUDA graph reads. Recorded by no autograd graph, so refused (ERR_GRAD) on a tensor
+   * that requires grad.
+   */
+  copy_(src: Tensor): this {
+    if (!(src instanceof Tensor)) fail('ERR_ARG', 'copy_: expected a Tensor to copy from');
+    if (this.requiresGrad) fail('ERR_GRAD', 'copy_: the tensor requires grad; copy into a tensor without autograd history (detach() it first)');
+    core.copyInto(this.handle('copy_'), src.handle('copy_'));
+    return this;
+  }
+
+  /**
    * Makes this leaf record the ops that use it (or stop, with false), so that backward()
    * accumulates its gradient into `.grad`; returns this. Floating-point tensors only (ERR_DTYPE);
    * the result of an op cannot be turned off (ERR_GRAD): use {@link Tensor.detach}.

@@ -218,21 +218,37 @@ if [ "$ready" = 1 ]; then
   bench_args=(--device "$mode")
   [ "$quick" = 1 ] && bench_args+=(--quick)
   [ "$mode" = cpu ] && bench_args+=(--threads 1)
-  result=bench/results/$([ "$mode" = cuda ] && echo matmul-cuda || echo matmul).json
-  rm -f "$result"
-  if node bench/matmul.js "${bench_args[@]}" && [ -f "$result" ]; then
-    cp "$result" "$OUT/"
-    # one row per case: the first figure column and its ratio to PyTorch
-    while IFS='|' read -r name figure ratio; do record "$name" pass "$figure" "$ratio"; done < <(node -e '
-      const r = require(process.argv[1]);
-      for (const row of r.rows) {
-        const key = Object.keys(row).find((k) => k.startsWith("ignis ") && k !== "ignis/torch");
-        const unit = key.replace("ignis ", "");
-        const ratio = row["ignis/torch"];
-        console.log(`matmul ${row.case}|${row[key].toFixed(1)} ${unit}|${ratio === undefined ? "no PyTorch" : ratio.toFixed(2) + "x PyTorch"}`);
-      }' "$(readlink -f "$result")")
+  # bench_rows SCRIPT RESULT: runs bench/SCRIPT.js and records one row per case of its JSON
+  # bench/results/RESULT.json: the first ignis figure and its ratio to PyTorch.
+  bench_rows() {
+    local script=$1 result=bench/results/$2.json
+    rm -f "$result"
+    if node "bench/$script.js" "${bench_args[@]}" && [ -f "$result" ]; then
+      cp "$result" "$OUT/"
+      while IFS='|' read -r name figure ratio; do record "$name" pass "$figure" "$ratio"; done < <(node -e '
+        const [file, script] = process.argv.slice(1);
+        const r = require(file);
+        for (const row of r.rows) {
+          const key = Object.keys(row).find((k) => k.startsWith("ignis ") && k !== "ignis/torch");
+          const unit = key.replace("ignis ", "");
+          const ratio = row["ignis/torch"];
+          const figure = row[key] >= 100 ? row[key].toFixed(0) : row[key].toFixed(2);
+          console.log(`${script} ${row.case ?? row.step}|${figure} ${unit}|${ratio === undefined ? "no PyTorch" : ratio.toFixed(2) + "x PyTorch"}`);
+        }' "$(readlink -f "$result")" "$script")
+    else
+      record "$script benchmark" fail "bench/$script.js ${bench_args[*]} failed" ""
+    fi
+  }
+  # matmul (bf16, TF32, float32), the LoRA layer forward + backward, a LoRA fine-tuning step
+  # (on the GPU: eager and replayed from a CUDA graph)
+  if [ "$mode" = cuda ]; then
+    bench_rows matmul matmul-cuda
+    bench_rows lora lora-cuda
+    bench_rows finetune-cuda finetune-cuda
   else
-    record "matmul benchmark" fail "bench/matmul.js ${bench_args[*]} failed" ""
+    bench_rows matmul matmul
+    bench_rows lora lora
+    bench_rows finetune finetune
   fi
 fi
 

@@ -1,4 +1,5 @@
-"""Fine-tuning peer: one LoRA training step of a small LLaMA in PyTorch (CPU), float32.
+"""Fine-tuning peer: one LoRA training step of a small LLaMA in PyTorch (CPU, or the GPU with
+device cuda), float32.
 
 The model is Hugging Face's LLaMA written out in plain PyTorch (RMSNorm, rotary embeddings with
 rotate_half, causal attention with grouped-query heads, SwiGLU MLP), with PEFT's LoRA formula on
@@ -7,7 +8,7 @@ AdamW on the adapters. A step is forward, cross-entropy, backward and the optimi
 """
 import math
 
-from peer_common import args, emit, timeit
+from peer_common import args, emit, time_cuda, timeit
 
 
 def main():
@@ -93,22 +94,23 @@ def main():
             self.lm_head = LoraLinear(d, c["vocab"], False)
 
         def forward(self, ids, labels):
-            n = ids.shape[1]
-            inv = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
-            freqs = torch.outer(torch.arange(n).float(), inv)
+            n, dev = ids.shape[1], ids.device
+            inv = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, device=dev).float() / head_dim))
+            freqs = torch.outer(torch.arange(n, device=dev).float(), inv)
             emb = torch.cat((freqs, freqs), dim=-1)
             cos, sin = emb.cos(), emb.sin()
-            mask = torch.full((n, n), float("-inf")).triu(1)
+            mask = torch.full((n, n), float("-inf"), device=dev).triu(1)
             x = self.embed_tokens(ids)
             for layer in self.layers:
                 x = layer(x, cos, sin, mask)
             logits = self.lm_head(self.norm(x))
             return F.cross_entropy(logits[:, :-1].reshape(-1, c["vocab"]), labels[:, 1:].reshape(-1))
 
-    model = Model()
+    device = a.get("device", "cpu")
+    model = Model().to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
-    ids = torch.randint(0, c["vocab"], (a["batch"], a["seqLen"]))
+    ids = torch.randint(0, c["vocab"], (a["batch"], a["seqLen"]), device=device)
 
     def step():
         loss = model(ids, ids)
@@ -116,7 +118,10 @@ def main():
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    seconds = timeit(step, reps=a["reps"], warmup=2, min_sample_ms=0)["median"]
+    if device == "cuda":
+        seconds = time_cuda(torch, step, reps=a["reps"], warmup=2, min_sample_ms=0)["median"]
+    else:
+        seconds = timeit(step, reps=a["reps"], warmup=2, min_sample_ms=0)["median"]
     emit({"seconds": seconds, "trainable": sum(p.numel() for p in params), "torch": torch.__version__})
 
 

@@ -15,6 +15,8 @@
  * Replacing a submodule is a plain assignment (or {@link Module.setSubmodule} for a path).
  * A module must not hold one of its ancestors in a property (ERR_ARG when walked).
  */
+import { noGrad } from '../autograd/graph';
+import { checkDevice, Device } from '../device';
 import { DType, isFloat } from '../dtype';
 import { ErrorCode, fail } from '../errors';
 import { keep } from '../memory';
@@ -365,6 +367,34 @@ export abstract class Module {
     checkAll('ERR_DEVICE', 'device', (d, s) => (d.device === s.device ? null : `(given on ${s.device}, the model is on ${d.device})`));
     for (const [, dst, src] of pairs) copyInPlace(dst, src, op);
     return { missingKeys, unexpectedKeys };
+  }
+
+  /**
+   * Moves every parameter and buffer of the tree to `device` ('cpu', 'cuda', 'cuda:N') in place:
+   * each is replaced by a copy there (a parameter keeps its requiresGrad; a tensor held by
+   * several members moves once) and the old one is disposed. Returns this. Make optimizers
+   * after moving the model.
+   */
+  to(device: Device): this {
+    const target = checkDevice(device, 'Module.to');
+    const moved = new Map<Tensor, Tensor>();
+    for (const [, m] of this.#walk('Module.to')) {
+      for (const [name, t, isBuffer] of [...m.#ownTensors(false)]) {
+        if (t.device === target) continue;
+        let copy = moved.get(t);
+        if (!copy) {
+          const data = noGrad(() => t.detach().to(target));
+          copy = isBuffer ? keep(data) : parameter(data, t.requiresGrad);
+          moved.set(t, copy);
+        }
+        const [key, index] = name.split('.');
+        const self = m as unknown as Record<string, unknown>;
+        if (index === undefined) self[key] = copy;
+        else (self[key] as unknown[])[Number(index)] = copy;
+      }
+    }
+    for (const t of moved.keys()) t.dispose();
+    return this;
   }
 
   /** Frees every parameter and buffer of the tree now; the module cannot be used afterwards. */

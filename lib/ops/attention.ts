@@ -3,12 +3,14 @@
  * grouped-query heads, forward and backward as single native calls that never materialise the
  * [Lq, Lk] scores or probabilities (flash-attention style).
  */
+import { castForProduct, withCasts } from '../autocast';
 import { needsGrad, record } from '../autograd/graph';
 import { isFloat } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { checkNumber, checkSameDevice, checkTensor, fmtShape } from './check';
+import { to } from './views';
 
 interface AttentionNative {
   attentionForward(q: NativeHandle, k: NativeHandle, v: NativeHandle, mask: NativeHandle | null, causal: boolean, scale: number): [NativeHandle, NativeHandle];
@@ -116,6 +118,12 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   if (typeof opts !== 'object' || opts === null) fail('ERR_ARG', `${OP}: options must be an object`);
   const mask = opts.mask ?? null;
   if (mask !== null) checkTensor(mask, OP, 'mask');
+  if ([q, k, v].every((t) => t instanceof Tensor)) {
+    const cast = castForProduct(to, q, k, v, mask);
+    if (cast.some((t, i) => t !== [q, k, v, mask][i])) {
+      return withCasts(cast, [q, k, v, mask], () => scaledDotProductAttention(cast[0], cast[1], cast[2], { ...opts, mask: cast[3] }));
+    }
+  }
   const causal = opts.causal ?? false;
   if (typeof causal !== 'boolean') fail('ERR_ARG', `${OP}: causal must be a boolean, got ${typeof causal}`);
   const sizes = checkInputs(q, k, v, mask);

@@ -6,6 +6,7 @@
  * the base products' outputs by the GEMMs themselves (beta = 1), and no gradient is computed
  * for W. Also merging the adapter into W and back.
  */
+import { castForProduct, withCasts } from '../autocast';
 import { frozenOperand, needsGrad, record } from '../autograd/graph';
 import { DType, isFloat } from '../dtype';
 import { fail } from '../errors';
@@ -15,6 +16,7 @@ import { checkNumber, checkSameDevice, checkShape, checkTensor, fmtShape, sameSh
 import { rand, zeros } from './creation';
 import { add, mul } from './elementwise';
 import { sumToShape } from './reduce';
+import { to } from './views';
 
 interface LoraNative {
   loraLinearForward(
@@ -340,6 +342,13 @@ export function loraLinear(
   const op = 'loraLinear';
   const hasBias = bias !== undefined && bias !== null;
   const mask = opts.dropoutMask ?? null;
+  if ([x, w, a, bMat, ...(hasBias ? [bias] : []), ...(mask ? [mask] : [])].every((t) => t instanceof Tensor)) {
+    const originals = [x, w, bias, a, bMat, mask];
+    const cast = castForProduct(to, ...originals);
+    if (cast.some((t, i) => t !== originals[i])) {
+      return withCasts(cast, originals, () => loraLinear(cast[0]!, cast[1]!, cast[2], cast[3]!, cast[4]!, scale, { dropoutMask: cast[5] }));
+    }
+  }
   const recording = needsGrad(x, a, bMat) || (hasBias && needsGrad(bias));
   if (recording && w instanceof Tensor && w.requiresGrad) {
     fail('ERR_GRAD', `${op}: the base weight of shape ${fmtShape(w.shape)} requires grad, but W is frozen in a LoRA layer (call requiresGrad_(false) on it)`);

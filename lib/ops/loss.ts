@@ -1,4 +1,5 @@
 /** Losses: crossEntropy (fused log-softmax + NLL), mseLoss. */
+import { castToFloat32, withCasts } from '../autocast';
 import { needsGrad, record } from '../autograd/graph';
 import { dtypeCode, isFloat, isInt, promoteTypes } from '../dtype';
 import { fail } from '../errors';
@@ -7,6 +8,7 @@ import { Tensor, wrap } from '../tensor';
 import { broadcastShapes, checkInt, checkNumber, checkSameDevice, checkTensor, fmtShape, sameShape } from './check';
 import { mul, sub } from './elementwise';
 import { sumToShape } from './reduce';
+import { to } from './views';
 
 interface LossNative {
   crossEntropy(logits: NativeHandle, target: NativeHandle, ignoreIndex: number, reduction: number, labelSmoothing: number): NativeHandle;
@@ -72,6 +74,8 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts?: CrossEntropy
   const op = 'crossEntropy';
   checkTensor(logits, op, 'logits');
   checkTensor(target, op, 'target');
+  const wide = castToFloat32(to, logits);
+  if (wide !== logits) return withCasts([wide], [logits], () => crossEntropy(wide, target, opts));
   const o = checkOptions<CrossEntropyOptions>(opts, ['ignoreIndex', 'reduction', 'labelSmoothing'], op);
   const ignoreIndex = o.ignoreIndex === undefined ? -100 : checkInt(o.ignoreIndex, op, 'ignoreIndex');
   const reduction = reductionCode(o.reduction, op);
@@ -117,6 +121,10 @@ export function mseLoss(input: Tensor, target: Tensor, opts?: MseLossOptions): T
   const op = 'mseLoss';
   checkTensor(input, op, 'input');
   checkTensor(target, op, 'target');
+  const [wideInput, wideTarget] = [castToFloat32(to, input), castToFloat32(to, target)];
+  if (wideInput !== input || wideTarget !== target) {
+    return withCasts([wideInput, wideTarget], [input, target], () => mseLoss(wideInput, wideTarget, opts));
+  }
   const reduction = reductionCode(checkOptions<MseLossOptions>(opts, ['reduction'], op).reduction, op);
   checkSameDevice(op, input, target);
   const dtype = promoteTypes(input.dtype, target.dtype);

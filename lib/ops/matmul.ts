@@ -1,4 +1,5 @@
 /** Matrix products through BLAS: matmul (PyTorch semantics) and linear. */
+import { castForProduct, withCasts } from '../autocast';
 import { frozenOperand, needsGrad, record } from '../autograd/graph';
 import { isFloat } from '../dtype';
 import { fail } from '../errors';
@@ -6,7 +7,7 @@ import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { broadcastShapes, checkSameDevice, checkTensor, fmtShape } from './check';
 import { sumToShape } from './reduce';
-import { reshape, transpose } from './views';
+import { reshape, to, transpose } from './views';
 
 interface MatmulNative {
   matmul(a: NativeHandle, b: NativeHandle): NativeHandle;
@@ -53,6 +54,8 @@ function matmulShape(a: readonly number[], b: readonly number[]): number[] {
 export function matmul(a: Tensor, b: Tensor): Tensor {
   checkTensor(a, 'matmul', 'first operand');
   checkTensor(b, 'matmul', 'second operand');
+  const cast = castForProduct(to, a, b);
+  if (cast[0] !== a || cast[1] !== b) return withCasts(cast, [a, b], () => matmul(cast[0], cast[1]));
   checkSameDevice('matmul', a, b);
   checkFloatPair('matmul', a, b, 'operands');
   const shape = matmulShape(a.shape, b.shape);
@@ -127,6 +130,8 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor | null): Tensor {
   checkTensor(w, 'linear', 'weight');
   const hasBias = bias !== undefined && bias !== null;
   if (hasBias) checkTensor(bias, 'linear', 'bias');
+  const cast = castForProduct(to, x, w, bias);
+  if (cast[0] !== x || cast[1] !== w || cast[2] !== bias) return withCasts(cast, [x, w, bias], () => linear(cast[0], cast[1], cast[2]));
   checkSameDevice('linear', x, w, ...(hasBias ? [bias] : []));
   checkFloatPair('linear', x, w, 'input and weight');
   if (hasBias && bias.dtype !== x.dtype) fail('ERR_DTYPE', `linear: bias must have the input's dtype ${x.dtype}, got ${bias.dtype}`);

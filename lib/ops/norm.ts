@@ -1,10 +1,17 @@
 /** Normalisation layers' math: layerNorm, rmsNorm (PyTorch's F.layer_norm and F.rms_norm). */
+import { castToFloat32, withCasts } from '../autocast';
 import { needsGrad, record } from '../autograd/graph';
 import { isFloat } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
 import { Tensor, wrap } from '../tensor';
 import { checkNumber, checkSameDevice, checkShape, checkTensor, fmtShape, sameShape } from './check';
+import { to } from './views';
+
+/** Inside autocast: the 16-bit tensors among `inputs` cast to float32 (the others as they are). */
+function widened(inputs: (Tensor | null | undefined)[]): (Tensor | null | undefined)[] {
+  return inputs.map((t) => (t instanceof Tensor ? castToFloat32(to, t) : t));
+}
 
 interface NormNative {
   layerNorm(x: NativeHandle, normalizedShape: number[], weight: NativeHandle | null, bias: NativeHandle | null, eps: number): NativeHandle;
@@ -90,6 +97,10 @@ function checkEps(eps: unknown, op: string): number {
  */
 export function layerNorm(x: Tensor, normalizedShape: number | number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
   const op = 'layerNorm';
+  const wide = widened([x, weight, bias]);
+  if (wide.some((t, i) => t !== [x, weight, bias][i])) {
+    return withCasts(wide, [x, weight, bias], () => layerNorm(wide[0]!, normalizedShape, wide[1], wide[2], eps));
+  }
   const shape = checkNormInput(x, normalizedShape, op);
   const w = affineHandle(weight, 'weight', x, shape, op);
   const b = affineHandle(bias, 'bias', x, shape, op);
@@ -112,6 +123,8 @@ export function layerNorm(x: Tensor, normalizedShape: number | number[], weight?
  */
 export function rmsNorm(x: Tensor, normalizedShape: number | number[], weight?: Tensor | null, eps?: number): Tensor {
   const op = 'rmsNorm';
+  const wide = widened([x, weight]);
+  if (wide.some((t, i) => t !== [x, weight][i])) return withCasts(wide, [x, weight], () => rmsNorm(wide[0]!, normalizedShape, wide[1], eps));
   const shape = checkNormInput(x, normalizedShape, op);
   const w = affineHandle(weight, 'weight', x, shape, op);
   const e = eps === undefined ? null : checkEps(eps, op);

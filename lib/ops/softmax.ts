@@ -1,4 +1,5 @@
 /** softmax and logSoftmax along a dim. */
+import { castToFloat32, withCasts } from '../autocast';
 import { needsGrad, record } from '../autograd/graph';
 import { isFloat } from '../dtype';
 import { fail } from '../errors';
@@ -7,6 +8,7 @@ import { Tensor, wrap } from '../tensor';
 import { checkTensor, normalizeDim } from './check';
 import { mul, sub } from './elementwise';
 import { sum } from './reduce';
+import { to } from './views';
 
 interface SoftmaxNative {
   softmax(t: NativeHandle, dim: number, log: boolean): NativeHandle;
@@ -16,6 +18,8 @@ const native = addon as SoftmaxNative;
 function softmaxOp(t: Tensor, dim: number, log: boolean): Tensor {
   const name = log ? 'logSoftmax' : 'softmax';
   checkTensor(t, name);
+  const wide = castToFloat32(to, t);
+  if (wide !== t) return withCasts([wide], [t], () => softmaxOp(wide, dim, log));
   const d = normalizeDim(dim, t.ndim, name);
   if (!isFloat(t.dtype)) fail('ERR_DTYPE', `${name}: expected a floating-point tensor, got ${t.dtype}`);
   const out = wrap(native.softmax(t.handle(name), d, log), t.shape, t.dtype, t.device);

@@ -1,4 +1,5 @@
 /** AdamW: Adam with decoupled weight decay, one fused native step per parameter group. */
+import { isCapturing, onReplay } from '../cuda';
 import { fail } from '../errors';
 import { keep } from '../memory';
 import { zerosLike } from '../ops/creation';
@@ -69,7 +70,10 @@ export class AdamW extends Optimizer<AdamWOptions> {
         o.eps,
         o.weightDecay,
       );
-      states.forEach((s, i) => (s.step = steps[i]));
+      // A captured step runs only when replayed, each replay one more step (the kernel reads the
+      // replay count on the device): the counts advance with the replays.
+      if (isCapturing(params[0].device)) onReplay(params[0].device, () => states.forEach((s) => (s.step as number)++));
+      else states.forEach((s, i) => (s.step = steps[i]));
     });
   }
 }

@@ -8,7 +8,7 @@ export { AdamW } from './adamw';
 export type { AdamWOptions } from './adamw';
 export { SGD } from './sgd';
 export type { SGDOptions } from './sgd';
-export { clipGradNorm } from './clip';
+export { clipGradNorm, clipGradNormTensor } from './clip';
 export type { ClipGradNormOptions } from './clip';
 export { LRScheduler, constantScheduleWithWarmup, linearScheduleWithWarmup, cosineScheduleWithWarmup } from './schedule';
 export type { LrOptimizer, LrLambda, LRSchedulerStateDict, WarmupOptions, DecayOptions, CosineOptions } from './schedule';

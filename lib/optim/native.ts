@@ -27,6 +27,7 @@ export interface OptimNative {
   ): void;
   totalNorm(tensors: NativeHandle[], normType: number): number;
   scaleInPlace(tensors: NativeHandle[], factor: number): void;
+  clipByTotalNorm(tensors: NativeHandle[], maxNorm: number, normType: number): NativeHandle;
 }
 
 export const native = addon as OptimNative;

@@ -1,5 +1,6 @@
 /** The optimizer base: parameter groups with per-group options, per-parameter state, state dicts. */
 import { DType, dtypeSize, isFloat } from '../dtype';
+import { isCapturing } from '../cuda';
 import { ErrorCode, fail } from '../errors';
 import { keep } from '../memory';
 import { checkTensor, fmtShape, sameShape } from '../ops/check';
@@ -181,6 +182,9 @@ export abstract class Optimizer<O extends object> {
    */
   protected withStates(params: Tensor[], init: (p: Tensor) => ParamState, run: (states: ParamState[], isNew: boolean[]) => void): void {
     const isNew = params.map((p) => !this.state.has(p));
+    if (params.some((p, i) => isNew[i] && isCapturing(p.device))) {
+      fail('ERR_CUDA', `${this.name}.step: the optimizer state would be created inside a CUDA graph capture; run one step before capturing`);
+    }
     const states = params.map((p, i) => (isNew[i] ? init(p) : (this.state.get(p) as ParamState)));
     try {
       run(states, isNew);

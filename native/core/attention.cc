@@ -88,19 +88,17 @@ void check_like(const char* name, const TensorPtr& t, const Shape& shape, DType 
 
 AttentionForward attention_forward(const TensorPtr& q, const TensorPtr& k, const TensorPtr& v, const TensorPtr& mask, bool causal,
                                    double scale) {
-  cpu_only("scaledDotProductAttention", q, k, v, mask);
   cpu::AttentionProblem p = check_problem(q, k, v, mask, causal, scale);
   std::vector<TensorPtr> keep;
   fill_operands(p, q, k, v, keep);
   TensorPtr out = empty_like_heads({p.batch, p.heads, p.q_len, p.value_dim}, q);
   TensorPtr lse = empty({p.batch, p.heads, p.q_len}, accumulation_dtype(q->dtype), q->device());
-  cpu::attention_forward(p, out, lse->data());
+  kernel(&DeviceBackend::attention_forward, q->device(), kOp)(p, out, lse->data());
   return {out, lse};
 }
 
 AttentionGrads attention_backward(const TensorPtr& dout, const TensorPtr& q, const TensorPtr& k, const TensorPtr& v,
                                   const TensorPtr& out, const TensorPtr& lse, const TensorPtr& mask, bool causal, double scale) {
-  cpu_only("scaledDotProductAttention backward", dout, q, k, v, out, lse, mask);
   cpu::AttentionProblem p = check_problem(q, k, v, mask, causal, scale);
   const Shape out_shape{p.batch, p.heads, p.q_len, p.value_dim};
   check_like("the output gradient", dout, out_shape, q->dtype, q);
@@ -111,7 +109,7 @@ AttentionGrads attention_backward(const TensorPtr& dout, const TensorPtr& q, con
   GemmOperand out_op = operand(out, keep), dout_op = operand(dout, keep);
   TensorPtr lse_rows = contiguous(lse);
   AttentionGrads g{empty_like_heads(q->shape, q), empty_like_heads(k->shape, k), empty_like_heads(v->shape, v)};
-  cpu::attention_backward(p, out_op, dout_op, lse_rows->data(), g.dq, g.dk, g.dv);
+  kernel(&DeviceBackend::attention_backward, q->device(), "scaledDotProductAttention backward")(p, out_op, dout_op, lse_rows->data(), g.dq, g.dk, g.dv);
   return g;
 }
 

@@ -9,8 +9,11 @@
 #include <vector>
 #include "core/indexing.h"
 #include "core/matmul.h"
+#include "core/optim.h"
 #include "core/reduce.h"
 #include "core/tensor.h"
+#include "cpu/attention.h"
+#include "cpu/lora.h"
 #include "kernels/elementwise.h"
 
 namespace ignis {
@@ -75,6 +78,29 @@ struct DeviceBackend {
   void (*uniform)(const TensorPtr& out, uint64_t seed, uint64_t offset) = nullptr;
   void (*normal)(const TensorPtr& out, uint64_t seed, uint64_t offset) = nullptr;
   void (*random_int)(const TensorPtr& out, int64_t low, uint64_t range, uint64_t seed, uint64_t offset) = nullptr;
+
+  // Training: optimizers, the fused LoRA layer and attention, with the signatures and contracts
+  // of their CPU versions (cpu/optim.h, cpu/lora.h, cpu/attention.h).
+  void (*adamw_step)(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
+                     const TensorList& exp_avg_sqs, const std::vector<int64_t>& steps, const AdamWOptions& options) = nullptr;
+  void (*sgd_step)(const TensorList& params, const TensorList& grads, const TensorList& momentum_buffers,
+                   const std::vector<bool>& fresh, const SgdOptions& options) = nullptr;
+  double (*total_norm)(const TensorList& tensors, double norm_type) = nullptr;
+  void (*scale_in_place)(const TensorList& tensors, double factor) = nullptr;
+  void (*clip_by_total_norm)(const TensorList& tensors, const TensorList& contiguous, double max_norm, double norm_type,
+                             const TensorPtr& norm) = nullptr;
+  void (*lora_forward)(DType dtype, const cpu::LoraOperands& p, const GemmOperand& a_t, const GemmOperand& b_t, void* y,
+                       bool y_holds_bias, void* xa) = nullptr;
+  void (*lora_backward)(DType dtype, const cpu::LoraOperands& p, const GemmOperand& a, const GemmOperand& b, const GemmOperand& dy,
+                        const GemmOperand& xa, void* dy_b, const TensorPtr& dx, const TensorPtr& mask, void* da, void* db) = nullptr;
+  void (*lora_delta)(DType dtype, Device device, int64_t out, int64_t in, int64_t r, const GemmOperand& b, const GemmOperand& a,
+                     double scale, void* delta) = nullptr;
+  bool (*all_finite)(const TensorPtr& t) = nullptr;
+  void (*add_into)(const TensorPtr& w, const TensorPtr& delta) = nullptr;
+  void (*dropout_mask)(const TensorPtr& out, const TensorPtr& uniform, double p) = nullptr;
+  void (*attention_forward)(const cpu::AttentionProblem& p, const TensorPtr& out, void* lse) = nullptr;
+  void (*attention_backward)(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, const void* lse,
+                             const TensorPtr& dq, const TensorPtr& dk, const TensorPtr& dv) = nullptr;
 };
 
 // Called once by a backend built into the addon (from a static initializer).

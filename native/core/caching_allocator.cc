@@ -155,24 +155,56 @@ void CachingAllocator::free(void* data) noexcept {
     delete block;
     block = prev;
   }
+  // the whole segment of a released private pool is free: give it back
+  if (!block->prev && !block->next && released_pools_.count(block->stream)) {
+    release_segment(block);
+    segment_heads_.erase(std::find(segment_heads_.begin(), segment_heads_.end(), block));
+    delete block;
+    return;
+  }
   pool.insert(block);
 }
 
-void CachingAllocator::release_cached() {
+uintptr_t CachingAllocator::create_private_pool() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  uintptr_t pool = kPrivatePoolBase + ++pools_made_;
+  live_pools_.insert(pool);
+  return pool;
+}
+
+void CachingAllocator::release_private_pool(uintptr_t pool) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!live_pools_.erase(pool)) return;
+  released_pools_.insert(pool);
+  release_free_segments([&](const Block* head) { return head->stream == pool; });
+}
+
+void CachingAllocator::release_segment(Block* head) {
+  raw_->free(head->data);
+  stats_.device_frees++;
+  stats_.segments--;
+  stats_.reserved -= int64_t(head->size);
+}
+
+template <typename Pred>
+void CachingAllocator::release_free_segments(Pred&& chosen) {
   std::vector<Block*> kept;
   for (Block* head : segment_heads_) {
-    if (head->allocated || head->next) {  // a block in use, or a free block beside one
+    // a block in use, or a free block beside one
+    if (head->allocated || head->next || !chosen(head)) {
       kept.push_back(head);
       continue;
     }
     pool_of(head->small).erase(head);
-    raw_->free(head->data);
-    stats_.device_frees++;
-    stats_.segments--;
-    stats_.reserved -= int64_t(head->size);
+    release_segment(head);
     delete head;
   }
   segment_heads_ = std::move(kept);
+}
+
+void CachingAllocator::release_cached() {
+  // not the memory a live graph replays into
+  release_free_segments([&](const Block* head) { return !live_pools_.count(head->stream); });
 }
 
 void CachingAllocator::empty_cache() {

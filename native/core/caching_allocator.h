@@ -14,6 +14,10 @@
 //   where stream order makes the reuse safe without a synchronisation.
 // - When the device has no memory left, every cached segment with no block in use is released
 //   and the request retried; if it still fails, ERR_OOM with the sizes and the allocator's state.
+// - Private pools (for CUDA graphs) take the place of a stream: what is allocated while a graph
+//   is captured comes from the graph's pool, whose blocks no other pool reuses and whose
+//   segments stay reserved (emptyCache leaves them) until the pool is released; then its free
+//   segments go back to the device, and the others as soon as their last block is freed.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -76,6 +80,8 @@ class CachingAllocator {
   static constexpr size_t kMinLargeAlloc = size_t(10) << 20;
   static constexpr size_t kLargeSegment = size_t(20) << 20;
   static constexpr size_t kRoundLarge = size_t(2) << 20;
+  // Private pool keys: above every user-space address (and exact in a JS number).
+  static constexpr uintptr_t kPrivatePoolBase = uintptr_t(1) << 48;
 
   // `device` names the device in messages ("cuda:0").
   CachingAllocator(std::unique_ptr<RawDeviceMemory> raw, std::string device);
@@ -87,8 +93,12 @@ class CachingAllocator {
   void* allocate(size_t nbytes, uintptr_t stream);
   // Returns a block from allocate to its pool (nullptr and unknown pointers are ignored).
   void free(void* data) noexcept;
-  // Gives every segment with no block in use back to the device.
+  // Gives every segment with no block in use back to the device (those of live private pools stay).
   void empty_cache();
+  // A new private pool: a key to allocate from in place of a stream.
+  uintptr_t create_private_pool();
+  // Ends a private pool: its segments go back to the device once none of their blocks is in use.
+  void release_private_pool(uintptr_t pool);
   AllocatorStats stats() const;
   void reset_peak();
   std::vector<SegmentInfo> segments() const;
@@ -113,6 +123,11 @@ class CachingAllocator {
   Block* new_segment(size_t size, bool small, uintptr_t stream, size_t requested);
   void split(Block* block, size_t size);
   void release_cached();
+  // Gives back every segment with no block in use for which chosen(head) holds.
+  template <typename Pred>
+  void release_free_segments(Pred&& chosen);
+  // Gives a segment (head, with no block in use) back to the device.
+  void release_segment(Block* head);
   [[noreturn]] void fail_out_of_memory(size_t requested, size_t segment);
 
   std::unique_ptr<RawDeviceMemory> raw_;
@@ -121,6 +136,8 @@ class CachingAllocator {
   Pool small_pool_, large_pool_;
   std::unordered_map<char*, Block*> in_use_;
   std::vector<Block*> segment_heads_;  // the first block of every segment
+  std::set<uintptr_t> live_pools_, released_pools_;  // private pools
+  uintptr_t pools_made_ = 0;
   AllocatorStats stats_;
 };
 

@@ -65,6 +65,15 @@ class CudaRuntime {
 
   // Loads cuBLAS, cuBLASLt and NCCL if not yet tried, and says what was found.
   virtual std::vector<CudaLibraryInfo> libraries() = 0;
+
+  // CUDA graphs (cuda/graph.h): graph_begin starts capturing the device's ops and returns the
+  // graph; then exactly one of graph_end (instantiates it; ERR_CUDA when the capture failed) or
+  // graph_abort (after an error in the captured code). graph_destroy frees a graph in any state.
+  virtual void* graph_begin(int device) = 0;
+  virtual void graph_end(void* graph) = 0;
+  virtual void graph_abort(void* graph) noexcept = 0;
+  virtual void graph_replay(void* graph) = 0;
+  virtual void graph_destroy(void* graph) noexcept = 0;
 };
 
 // The CUDA backend's runtime, or null in a build without it.

@@ -7,12 +7,13 @@
 #include "core/loop.h"
 #include "core/matmul.h"
 #include "core/views.h"
-#include "cpu/lora.h"
 
 namespace ignis {
 namespace {
 
-DType compute_dtype(DType t) { return t == DType::Float64 ? DType::Float64 : DType::Float32; }
+// The layer's GEMMs run in the device's GEMM dtype for the input's (float32 for 16-bit inputs on
+// the CPU, the 16-bit dtype itself with float32 accumulation on CUDA).
+DType compute_dtype(const TensorPtr& x) { return kernel(&DeviceBackend::gemm_dtype, x->device(), "loraLinear")(x->dtype); }
 
 void check_float(const char* op, const char* name, const TensorPtr& t) {
   if (!is_float(t->dtype)) fail(ERR_DTYPE, op, ": ", name, " must be a floating-point tensor, got ", dtype_name(t->dtype));
@@ -102,7 +103,7 @@ cpu::LoraOperands layer_operands(const TensorPtr& x, const TensorPtr& w, const T
   if (!xd) xd = xm;
   TensorPtr wm = blas_operand(w, compute);
   keep.insert(keep.end(), {xm, xd, wm});
-  return cpu::LoraOperands{n, w->shape[1], w->shape[0], a->shape[0], operand(xm), operand(xd), operand(wm), scale};
+  return cpu::LoraOperands{n, w->shape[1], w->shape[0], a->shape[0], operand(xm), operand(xd), operand(wm), scale, x->device()};
 }
 
 // A contiguous copy of the 2-D t's transpose in `dtype`. The adapters are small (r rows or
@@ -117,7 +118,6 @@ TensorPtr transposed_copy(const TensorPtr& t, DType dtype) {
 LoraForward lora_linear_forward(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, const TensorPtr& a,
                                 const TensorPtr& b, double scale, const TensorPtr& mask) {
   const char* op = "loraLinearForward";
-  cpu_only(op, x, w, bias, a, b, mask);
   check_layer(op, w, a, b);
   Shape lead = check_input(op, x, w, a, mask);
   check_scale(op, scale);
@@ -129,13 +129,13 @@ LoraForward lora_linear_forward(const TensorPtr& x, const TensorPtr& w, const Te
       fail(ERR_SHAPE, op, ": bias of shape ", shape_str(bias->shape), " does not match weight of shape ", shape_str(w->shape),
            " (expected [", out, "])");
   }
-  DType compute = compute_dtype(x->dtype);
+  DType compute = compute_dtype(x);
   std::vector<TensorPtr> keep;
   cpu::LoraOperands p = layer_operands(x, w, a, mask, n, scale, compute, true, keep);
   TensorPtr a_t = transposed_copy(a, compute), b_t = transposed_copy(b, compute);
   TensorPtr y = empty({n, out}, compute, x->device()), xa = empty({n, r}, compute, x->device());
   if (bias) copy_into(y, bias);
-  cpu::lora_forward(compute, p, operand(a_t), operand(b_t), y->data(), bias != nullptr, xa->data());
+  kernel(&DeviceBackend::lora_forward, x->device(), op)(compute, p, operand(a_t), operand(b_t), y->data(), bias != nullptr, xa->data());
   return {finish(y, with_last(lead, out), x->dtype), finish(xa, with_last(lead, r), x->dtype)};
 }
 
@@ -143,7 +143,6 @@ LoraGrads lora_linear_backward(const TensorPtr& dy, const TensorPtr& x, const Te
                                const TensorPtr& b, const TensorPtr& xa, double scale, const TensorPtr& mask,
                                bool need_input_grad) {
   const char* op = "loraLinearBackward";
-  cpu_only(op, dy, x, w, a, b, xa, mask);
   check_layer(op, w, a, b);
   Shape lead = check_input(op, x, w, a, mask);
   check_scale(op, scale);
@@ -152,7 +151,7 @@ LoraGrads lora_linear_backward(const TensorPtr& dy, const TensorPtr& x, const Te
   check_like_input(op, "saved xa", xa, x);
   check_shape_is(op, "output gradient", dy, with_last(lead, out));
   check_shape_is(op, "saved xa", xa, with_last(lead, r));
-  DType compute = compute_dtype(x->dtype);
+  DType compute = compute_dtype(x);
   std::vector<TensorPtr> keep;
   cpu::LoraOperands p = layer_operands(x, w, a, mask, n, scale, compute, false, keep);
   TensorPtr am = blas_operand(a, compute), bm = blas_operand(b, compute);
@@ -160,35 +159,33 @@ LoraGrads lora_linear_backward(const TensorPtr& dy, const TensorPtr& x, const Te
   Device device = x->device();
   TensorPtr dy_b = empty({n, r}, compute, device), da = empty({r, in}, compute, device), db = empty({out, r}, compute, device);
   TensorPtr dx = need_input_grad ? empty(x->shape, compute, device) : nullptr;
-  cpu::lora_backward(compute, p, operand(am), operand(bm), operand(dym), operand(xam), dy_b->data(), dx,
+  kernel(&DeviceBackend::lora_backward, device, op)(compute, p, operand(am), operand(bm), operand(dym), operand(xam), dy_b->data(), dx,
                      mask ? to_dtype(mask, compute) : nullptr, da->data(), db->data());
   return {dx ? to_dtype(dx, x->dtype) : nullptr, to_dtype(da, a->dtype), to_dtype(db, b->dtype)};
 }
 
 void lora_merge(const TensorPtr& w, const TensorPtr& a, const TensorPtr& b, double scale, bool unmerge) {
   const char* op = unmerge ? "loraUnmerge" : "loraMerge";
-  cpu_only(op, w, a, b);
   check_layer(op, w, a, b);
   check_scale(op, scale);
   if (!w->is_contiguous()) fail(ERR_ARG, op, ": weight of shape ", shape_str(w->shape), " must be contiguous (it is updated in place)");
-  DType compute = compute_dtype(a->dtype);
+  DType compute = accumulation_dtype(a->dtype);
   TensorPtr am = blas_operand(a, compute), bm = blas_operand(b, compute);
   TensorPtr delta = empty(w->shape, compute, w->device());
-  cpu::lora_delta(compute, w->shape[0], w->shape[1], a->shape[0], operand(bm), operand(am), unmerge ? -scale : scale, delta->data());
-  if (!cpu::all_finite(delta))
+  kernel(&DeviceBackend::lora_delta, w->device(), op)(compute, w->device(), w->shape[0], w->shape[1], a->shape[0], operand(bm), operand(am), unmerge ? -scale : scale, delta->data());
+  if (!kernel(&DeviceBackend::all_finite, w->device(), op)(delta))
     fail(ERR_ARG, op, ": scale * B A holds NaN or Inf values (B ", shape_str(b->shape), ", A ", shape_str(a->shape),
          ", scale ", scale, "); the weight was left unchanged");
-  cpu::add_into(w, delta);
+  kernel(&DeviceBackend::add_into, w->device(), op)(w, delta);
 }
 
 TensorPtr lora_dropout_mask(const TensorPtr& uniform, double p) {
   const char* op = "loraDropoutMask";
-  cpu_only(op, uniform);
   check_float(op, "uniform samples", uniform);
   if (!(p >= 0 && p <= 1)) fail(ERR_ARG, op, ": p must be in [0, 1], got ", p);
   TensorPtr u = contiguous(uniform);
   TensorPtr out = empty(u->shape, u->dtype, u->device());
-  cpu::dropout_mask(out, u, p);
+  kernel(&DeviceBackend::dropout_mask, u->device(), op)(out, u, p);
   return out;
 }
 

@@ -19,7 +19,8 @@ struct LoraGrads {
 };
 
 // x, a, b (and mask, dy, xa) share one float dtype, in which the results come; float64 is
-// computed in float64, the others in float32. A w (or bias) of another dtype is converted to
+// computed in float64, the others in float32 on the CPU and in their own dtype (accumulating in
+// float32) on CUDA. A w (or bias) of another dtype is converted to
 // the compute dtype on each call: one pass over w and a temporary of out * in elements.
 // `mask` (may be null) broadcasts to x's shape.
 LoraForward lora_linear_forward(const TensorPtr& x, const TensorPtr& w, const TensorPtr& bias, const TensorPtr& a,

@@ -3,7 +3,6 @@
 #include <cmath>
 #include "core/backend.h"
 #include "core/views.h"
-#include "cpu/optim.h"
 
 namespace ignis {
 
@@ -51,6 +50,13 @@ void check_float(const char* op, size_t k, const TensorPtr& t) {
   if (!is_float(t->dtype)) fail(ERR_DTYPE, op, ": tensor ", k, " must be a floating-point tensor, got ", dtype_name(t->dtype));
 }
 
+// Every tensor on the device of the first: one kernel call updates them all.
+void check_one_device(const char* op, const TensorList& tensors) {
+  for (size_t k = 1; k < tensors.size(); k++)
+    if (tensors[k]->device() != tensors[0]->device())
+      fail(ERR_DEVICE, op, ": tensor ", k, " is on ", tensors[k]->device().str(), ", tensor 0 on ", tensors[0]->device().str());
+}
+
 // Gradients are read in place when contiguous, from a contiguous copy otherwise.
 TensorList contiguous_all(const TensorList& tensors) {
   TensorList out;
@@ -64,7 +70,6 @@ TensorList contiguous_all(const TensorList& tensors) {
 void adamw_step(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                 const TensorList& exp_avg_sqs, const std::vector<int64_t>& steps, const AdamWOptions& o) {
   const char* op = "adamw";
-  cpu_only(op, params, grads, exp_avgs, exp_avg_sqs);
   check_count(op, "grad", grads.size(), params.size());
   check_count(op, "exp_avg", exp_avgs.size(), params.size());
   check_count(op, "exp_avg_sq", exp_avg_sqs.size(), params.size());
@@ -81,13 +86,14 @@ void adamw_step(const TensorList& params, const TensorList& grads, const TensorL
     check_state(op, k, "exp_avg_sq", exp_avg_sqs[k], params[k]);
     if (steps[k] < 1) fail(ERR_ARG, op, ": the step count of param ", k, " must be at least 1, got ", steps[k]);
   }
-  cpu::adamw_step(params, contiguous_all(grads), exp_avgs, exp_avg_sqs, steps, o);
+  if (params.empty()) return;
+  check_one_device(op, params);
+  kernel(&DeviceBackend::adamw_step, params[0]->device(), op)(params, contiguous_all(grads), exp_avgs, exp_avg_sqs, steps, o);
 }
 
 void sgd_step(const TensorList& params, const TensorList& grads, const TensorList& momentum_buffers,
               const std::vector<bool>& fresh, const SgdOptions& o) {
   const char* op = "sgd";
-  cpu_only(op, params, grads, momentum_buffers);
   check_count(op, "grad", grads.size(), params.size());
   check_option(op, "lr", o.lr, 0);
   check_option(op, "momentum", o.momentum, 0);
@@ -103,23 +109,22 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
     check_companion(op, k, "grad", grads[k], params[k], params[k]->dtype);
     if (with_momentum) check_state(op, k, "momentum buffer", momentum_buffers[k], params[k]);
   }
-  cpu::sgd_step(params, contiguous_all(grads), momentum_buffers, fresh, o);
+  if (params.empty()) return;
+  check_one_device(op, params);
+  kernel(&DeviceBackend::sgd_step, params[0]->device(), op)(params, contiguous_all(grads), momentum_buffers, fresh, o);
 }
 
-double total_norm(const TensorList& tensors, double norm_type) {
-  const char* op = "clipGradNorm";
-  cpu_only(op, tensors);
+namespace {
+
+void check_norm(const char* op, const TensorList& tensors, double norm_type) {
   if (!(norm_type > 0)) fail(ERR_ARG, op, ": normType must be positive or Infinity, got ", norm_type);
   for (size_t k = 0; k < tensors.size(); k++) {
     check_float(op, k, tensors[k]);
     if (k > 0) check_same_device(op, tensors[0], tensors[k]);
   }
-  return cpu::total_norm(contiguous_all(tensors), norm_type);
 }
 
-void scale_in_place(const TensorList& tensors, double factor) {
-  const char* op = "clipGradNorm";
-  cpu_only(op, tensors);
+void check_scalable(const char* op, const TensorList& tensors) {
   for (size_t k = 0; k < tensors.size(); k++) {
     const TensorPtr& t = tensors[k];
     check_float(op, k, t);
@@ -127,7 +132,34 @@ void scale_in_place(const TensorList& tensors, double factor) {
       if (t->shape[d] > 1 && t->strides[d] == 0)
         fail(ERR_ARG, op, ": tensor ", k, " of shape ", shape_str(t->shape), " is broadcast (expanded) and cannot be scaled in place");
   }
-  cpu::scale_in_place(tensors, factor);
+}
+
+}  // namespace
+
+double total_norm(const TensorList& tensors, double norm_type) {
+  const char* op = "clipGradNorm";
+  check_norm(op, tensors, norm_type);
+  if (tensors.empty()) return 0;
+  return kernel(&DeviceBackend::total_norm, tensors[0]->device(), op)(contiguous_all(tensors), norm_type);
+}
+
+void scale_in_place(const TensorList& tensors, double factor) {
+  const char* op = "clipGradNorm";
+  check_scalable(op, tensors);
+  if (tensors.empty()) return;
+  check_one_device(op, tensors);
+  kernel(&DeviceBackend::scale_in_place, tensors[0]->device(), op)(tensors, factor);
+}
+
+TensorPtr clip_by_total_norm(const TensorList& tensors, double max_norm, double norm_type) {
+  const char* op = "clipGradNormTensor";
+  check_norm(op, tensors, norm_type);
+  check_scalable(op, tensors);
+  if (!(max_norm >= 0)) fail(ERR_ARG, op, ": maxNorm must be a number >= 0, got ", max_norm);
+  if (tensors.empty()) fail(ERR_ARG, op, ": no tensors (the device of the norm is unknown)");
+  TensorPtr norm = empty({}, DType::Float32, tensors[0]->device());
+  kernel(&DeviceBackend::clip_by_total_norm, tensors[0]->device(), op)(tensors, contiguous_all(tensors), max_norm, norm_type, norm);
+  return norm;
 }
 
 }  // namespace ignis

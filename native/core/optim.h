@@ -43,4 +43,10 @@ double total_norm(const TensorList& tensors, double norm_type);
 // t *= factor for every tensor, in place (float tensors, any layout without broadcast dims).
 void scale_in_place(const TensorList& tensors, double factor);
 
+// clipGradNorm without the host reading the norm (so that a CUDA graph can capture it): the
+// tensors (as for total_norm and scale_in_place, on one device) are scaled in place by
+// max_norm / (norm + 1e-6) when that is below 1 or NaN; returns the norm before clipping as a
+// 0-dim float32 tensor on their device.
+TensorPtr clip_by_total_norm(const TensorList& tensors, double max_norm, double norm_type);
+
 }  // namespace ignis

@@ -1,13 +1,16 @@
 #include "cpu/backend.h"
 
 #include "core/allocator.h"
+#include "cpu/attention.h"
 #include "cpu/copy.h"
 #include "cpu/creation.h"
 #include "cpu/elementwise.h"
 #include "cpu/indexing.h"
+#include "cpu/lora.h"
 #include "cpu/loss.h"
 #include "cpu/matmul.h"
 #include "cpu/norm.h"
+#include "cpu/optim.h"
 #include "cpu/reduce.h"
 #include "cpu/softmax.h"
 
@@ -66,6 +69,21 @@ DeviceBackend make_backend() {
   b.uniform = uniform;
   b.normal = normal;
   b.random_int = random_int;
+
+  // training
+  b.adamw_step = adamw_step;
+  b.sgd_step = sgd_step;
+  b.total_norm = total_norm;
+  b.scale_in_place = scale_in_place;
+  b.clip_by_total_norm = clip_by_total_norm;
+  b.lora_forward = lora_forward;
+  b.lora_backward = lora_backward;
+  b.lora_delta = lora_delta;
+  b.all_finite = all_finite;
+  b.add_into = add_into;
+  b.dropout_mask = dropout_mask;
+  b.attention_forward = attention_forward;
+  b.attention_backward = attention_backward;
   return b;
 }
 

@@ -167,7 +167,7 @@ void lora_backward(DType dtype, const LoraOperands& p, const GemmOperand& a, con
   }
 }
 
-void lora_delta(DType dtype, int64_t out, int64_t in, int64_t r, const GemmOperand& b, const GemmOperand& a, double scale,
+void lora_delta(DType dtype, Device, int64_t out, int64_t in, int64_t r, const GemmOperand& b, const GemmOperand& a, double scale,
                 void* delta) {
   product(dtype, out, in, r, b, a, delta, scale, false);
 }

@@ -17,6 +17,7 @@ struct LoraOperands {
   GemmOperand x_drop;  // dropout(x) [n, in]; the same as x without dropout
   GemmOperand w;       // [out, in]
   double scale;
+  Device device = {};  // where the operands live
 };
 
 // With a_t = A^T [in, r] and b_t = B^T [r, out]: y [n, out] = x w^T (=), or += when
@@ -34,8 +35,8 @@ void lora_forward(DType dtype, const LoraOperands& p, const GemmOperand& a_t, co
 void lora_backward(DType dtype, const LoraOperands& p, const GemmOperand& a, const GemmOperand& b, const GemmOperand& dy,
                    const GemmOperand& xa, void* dy_b, const TensorPtr& dx, const TensorPtr& mask, void* da, void* db);
 
-// delta [out, in] = scale * b a (=), b [out, r] and a [r, in] in a BLAS form.
-void lora_delta(DType dtype, int64_t out, int64_t in, int64_t r, const GemmOperand& b, const GemmOperand& a, double scale,
+// delta [out, in] = scale * b a (=), b [out, r] and a [r, in] in a BLAS form on `device`.
+void lora_delta(DType dtype, Device device, int64_t out, int64_t in, int64_t r, const GemmOperand& b, const GemmOperand& a, double scale,
                 void* delta);
 
 // Whether every element of a contiguous float32 or float64 tensor is finite.

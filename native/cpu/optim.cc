@@ -185,4 +185,13 @@ void scale_in_place(const TensorList& tensors, double factor) {
   }
 }
 
+void clip_by_total_norm(const TensorList& tensors, const TensorList& contiguous, double max_norm, double norm_type,
+                        const TensorPtr& norm) {
+  // qualified: the core functions of the same names are found too (their arguments are ignis types)
+  const double total = cpu::total_norm(contiguous, norm_type);
+  const double coef = max_norm / (total + 1e-6);
+  if (!(coef >= 1)) cpu::scale_in_place(tensors, coef);
+  *norm->data_as<float>() = float(total);
+}
+
 }  // namespace ignis::cpu

@@ -13,5 +13,9 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
 double total_norm(const TensorList& tensors, double norm_type);
 // t = t * factor in place (=), any layout without broadcast dims.
 void scale_in_place(const TensorList& tensors, double factor);
+// norm (0-dim float32) = the norm of `contiguous` (=, the tensors' contents, contiguous); the
+// tensors scaled in place (=) by max_norm / (norm + 1e-6) when that is below 1 or NaN.
+void clip_by_total_norm(const TensorList& tensors, const TensorList& contiguous, double max_norm, double norm_type,
+                        const TensorPtr& norm);
 
 }  // namespace ignis::cpu

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <mutex>
+#include "cuda/graph.h"
 #include "cuda/runtime.h"
 
 namespace ignis::cuda {
@@ -14,7 +15,11 @@ class CudaMemory : public RawDeviceMemory {
   void* malloc(size_t nbytes) override {
     use_device(device_);
     void* data = nullptr;
+    // cudaMalloc is refused while this thread captures a graph, unless relaxed for the call
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    cudaThreadExchangeStreamCaptureMode(&mode);
     cudaError_t status = cudaMalloc(&data, nbytes);
+    cudaThreadExchangeStreamCaptureMode(&mode);
     if (status == cudaErrorMemoryAllocation) {
       cudaGetLastError();  // not sticky: clear it, the caller retries or reports
       return nullptr;
@@ -62,7 +67,7 @@ CachingAllocator& allocator(int device) {
 void* allocate(Device device, size_t nbytes) {
   require_device(device);
   if (nbytes == 0) return nullptr;
-  return allocator(device.index).allocate(nbytes, uintptr_t(current_stream(device.index)));
+  return allocator(device.index).allocate(nbytes, allocation_pool(device.index));
 }
 
 void deallocate(Device device, void* data, size_t) noexcept {

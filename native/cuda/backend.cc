@@ -2,13 +2,16 @@
 // without an entry here raise ERR_DEVICE "op X is not implemented on cuda yet".
 #include "core/backend.h"
 #include "cuda/allocator.h"
+#include "cuda/attention.h"
 #include "cuda/copy.h"
 #include "cuda/creation.h"
 #include "cuda/elementwise.h"
 #include "cuda/indexing.h"
+#include "cuda/lora.h"
 #include "cuda/loss.h"
 #include "cuda/matmul.h"
 #include "cuda/norm.h"
+#include "cuda/optim.h"
 #include "cuda/reduce.h"
 #include "cuda/softmax.h"
 #include "cuda/transfer.h"
@@ -57,6 +60,21 @@ DeviceBackend make_backend() {
   b.uniform = uniform;
   b.normal = normal;
   b.random_int = random_int;
+
+  // training
+  b.adamw_step = adamw_step;
+  b.sgd_step = sgd_step;
+  b.total_norm = total_norm;
+  b.scale_in_place = scale_in_place;
+  b.clip_by_total_norm = clip_by_total_norm;
+  b.lora_forward = lora_forward;
+  b.lora_backward = lora_backward;
+  b.lora_delta = lora_delta;
+  b.all_finite = all_finite;
+  b.add_into = add_into;
+  b.dropout_mask = dropout_mask;
+  b.attention_forward = attention_forward;
+  b.attention_backward = attention_backward;
   return b;
 }
 

@@ -2,6 +2,7 @@
 
 #include <library_types.h>
 #include <climits>
+#include <map>
 #include <mutex>
 #include <vector>
 #include "core/cuda_runtime.h"
@@ -22,6 +23,7 @@ constexpr int CUBLAS_GEMM_DEFAULT = -1;
 struct Cublas {
   cublasStatus_t (*create)(cublasHandle_t*);
   cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
+  cublasStatus_t (*set_workspace)(cublasHandle_t, void*, size_t);  // optional (cuBLAS 11.0 and later)
   cublasStatus_t (*gemm_strided_batched_ex)(cublasHandle_t handle, int transa, int transb, int m, int n, int k,
                                             const void* alpha, const void* a, cudaDataType a_type, int lda, long long stride_a,
                                             const void* b, cudaDataType b_type, int ldb, long long stride_b, const void* beta,
@@ -60,6 +62,7 @@ const Cublas& api_locked() {
     static Cublas api;
     api.create = function<decltype(api.create)>(Library::Cublas, "cublasCreate_v2");
     api.set_stream = function<decltype(api.set_stream)>(Library::Cublas, "cublasSetStream_v2");
+    api.set_workspace = reinterpret_cast<decltype(api.set_workspace)>(optional_symbol(Library::Cublas, "cublasSetWorkspace_v2"));
     api.gemm_strided_batched_ex = function<decltype(api.gemm_strided_batched_ex)>(Library::Cublas, "cublasGemmStridedBatchedEx");
     api.status_string = reinterpret_cast<decltype(api.status_string)>(optional_symbol(Library::Cublas, "cublasGetStatusString"));
     g_api = &api;
@@ -67,9 +70,33 @@ const Cublas& api_locked() {
   return *g_api;
 }
 
+// cuBLAS's workspace, ours and one per stream (streams live as long as the process): GEMMs
+// captured in a CUDA graph then use fixed memory, and GEMMs on two streams never share one.
+constexpr size_t kWorkspaceBytes = size_t(32) << 20;
+std::map<cudaStream_t, void*> g_workspaces[kMaxDevices];
+
+// cublasCreate and cudaMalloc are refused while this thread captures a graph, unless relaxed.
+template <typename F>
+auto relaxed_capture(F&& f) {
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  cudaThreadExchangeStreamCaptureMode(&mode);
+  auto result = f();
+  cudaThreadExchangeStreamCaptureMode(&mode);
+  return result;
+}
+
 cublasHandle_t handle_locked(const Cublas& api, int device) {
-  if (!g_handles[device]) check_cublas(api.create(&g_handles[device]), "cublasCreate");
+  if (!g_handles[device]) check_cublas(relaxed_capture([&] { return api.create(&g_handles[device]); }), "cublasCreate");
   return g_handles[device];
+}
+
+// Points the handle at `stream` and at that stream's workspace (cublasSetStream resets it).
+void set_stream_locked(const Cublas& api, cublasHandle_t handle, int device, cudaStream_t stream) {
+  check_cublas(api.set_stream(handle, stream), "cublasSetStream");
+  if (!api.set_workspace) return;
+  void*& workspace = g_workspaces[device][stream];
+  if (!workspace) check(relaxed_capture([&] { return cudaMalloc(&workspace, kWorkspaceBytes); }), "cudaMalloc");
+  check_cublas(api.set_workspace(handle, workspace, kWorkspaceBytes), "cublasSetWorkspace");
 }
 
 cudaDataType data_type(DType dtype) {
@@ -137,7 +164,7 @@ void gemm(DType dtype, const Gemm& g) {
   std::lock_guard<std::mutex> lock(g_mutex);
   const Cublas& api = api_locked();
   cublasHandle_t handle = handle_locked(api, device);
-  check_cublas(api.set_stream(handle, current_stream(device)), "cublasSetStream");
+  set_stream_locked(api, handle, device, current_stream(device));
   // cuBLAS is column-major: the row-major out = a b is computed as out^T = b^T a^T, where a
   // row-major operand read column-major is already its transpose.
   for (int64_t o = 0; o < outer_count; o++) {

@@ -8,6 +8,7 @@
 #include <vector>
 #include "core/cuda_runtime.h"
 #include "cuda/allocator.h"
+#include "cuda/graph.h"
 #include "cuda/loader.h"
 
 namespace ignis::cuda {
@@ -135,6 +136,8 @@ bool try_use_device(int device) noexcept {
 
 cudaStream_t current_stream(int device) { return g_current[device].load(std::memory_order_acquire); }
 
+cudaStream_t exchange_current_stream(int device, cudaStream_t stream) { return g_current[device].exchange(stream); }
+
 namespace {
 
 int checked_device(int device) {
@@ -154,7 +157,8 @@ class Runtime : public CudaRuntime {
   }
 
   void synchronize(int device) override {
-    use_device(checked_device(device));
+    require_not_capturing(checked_device(device), "cuda.synchronize");
+    use_device(device);
     check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   }
 
@@ -200,6 +204,7 @@ class Runtime : public CudaRuntime {
 
   void stream_synchronize(int64_t id) override {
     StreamEntry e = stream_entry(id);
+    require_not_capturing(e.device, "Stream.synchronize");
     use_device(e.device);
     check(cudaStreamSynchronize(e.stream), "cudaStreamSynchronize");
   }
@@ -235,6 +240,7 @@ class Runtime : public CudaRuntime {
   }
 
   void event_synchronize(void* event) override {
+    for (int d = 0; d < cuda::device_count(); d++) require_not_capturing(d, "Event.synchronize");
     check(cudaEventSynchronize(static_cast<cudaEvent_t>(event)), "cudaEventSynchronize");
   }
 
@@ -253,9 +259,19 @@ class Runtime : public CudaRuntime {
 
   AllocatorStats memory_stats(int device) override { return allocator(checked_device(device)).stats(); }
   void reset_peak_memory_stats(int device) override { allocator(checked_device(device)).reset_peak(); }
-  void empty_cache(int device) override { allocator(checked_device(device)).empty_cache(); }
+  void empty_cache(int device) override {
+    // giving memory back waits for the device
+    require_not_capturing(checked_device(device), "cuda.emptyCache");
+    allocator(device).empty_cache();
+  }
 
   std::vector<CudaLibraryInfo> libraries() override { return library_report(); }
+
+  void* graph_begin(int device) override { return cuda::graph_begin(checked_device(device)); }
+  void graph_end(void* graph) override { cuda::graph_end(graph); }
+  void graph_abort(void* graph) noexcept override { cuda::graph_abort(graph); }
+  void graph_replay(void* graph) override { cuda::graph_replay(graph); }
+  void graph_destroy(void* graph) noexcept override { cuda::graph_destroy(graph); }
 };
 
 Runtime g_runtime;

@@ -26,5 +26,8 @@ void use_device(int device);
 bool try_use_device(int device) noexcept;
 // The stream the ops of `device` run on now (nullptr: the default stream).
 cudaStream_t current_stream(int device);
+// Makes `stream` the one ops of `device` run on and returns the previous one (for graph capture;
+// the stream numbers of ignis.cuda.currentStream are left as they were).
+cudaStream_t exchange_current_stream(int device, cudaStream_t stream);
 
 }  // namespace ignis::cuda

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <mutex>
+#include "cuda/graph.h"
 #include "cuda/runtime.h"
 
 namespace ignis::cuda {
@@ -103,6 +104,8 @@ void between_devices(char* dst, int dst_device, const char* src, int src_device,
 
 void transfer(const TensorPtr& dst, const TensorPtr& src) {
   const size_t nbytes = size_t(src->numel()) * src->element_size();
+  for (const TensorPtr& t : {dst, src})
+    if (!t->device().is_cpu()) require_not_capturing(t->device().index, "a copy between the host and a device (.data(), .item(), .to())");
   if (nbytes == 0) return;
   char* to = static_cast<char*>(dst->data());
   const char* from = static_cast<const char*>(src->data());

@@ -19,9 +19,10 @@ struct AdamWScalars {
   A bias_correction2_sqrt;  // sqrt(1 - beta2^step)
 };
 
-// Computed in double, as PyTorch computes them in Python, then rounded to A once.
+// Computed in double, as PyTorch computes them in Python, then rounded to A once (on the host,
+// or by the CUDA kernel when the step count is on the device).
 template <typename A>
-AdamWScalars<A> adamw_scalars(double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step) {
+IGNIS_HD AdamWScalars<A> adamw_scalars(double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step) {
   const double bias_correction1 = 1.0 - std::pow(beta1, double(step));
   const double bias_correction2 = 1.0 - std::pow(beta2, double(step));
   return {A(beta1), A(1.0 - beta1), A(beta2), A(1.0 - beta2), A(eps), A(1.0 - lr * weight_decay),

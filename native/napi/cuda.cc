@@ -201,6 +201,54 @@ Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// --- graphs ---------------------------------------------------------------------------------
+
+// A graph owned by its JS External (freed by dispose or by the finalizer).
+struct GraphBox {
+  void* graph;
+  ~GraphBox() {
+    if (graph) destroy();
+  }
+  void destroy() {
+    if (CudaRuntime* r = cuda_runtime()) r->graph_destroy(graph);
+    graph = nullptr;
+  }
+};
+Externals<GraphBox> g_graphs;
+
+GraphBox* graph_arg(const Napi::CallbackInfo& info) {
+  GraphBox* box = g_graphs.get(info, 0, "CUDA graph");
+  if (!box->graph) fail(ERR_ARG, "cuda.graph: the graph was disposed");
+  return box;
+}
+
+// cudaGraphBegin(device) -> External: the device's ops are captured from here on
+Napi::Value GraphBegin(const Napi::CallbackInfo& info) {
+  void* graph = runtime().graph_begin(device_index_arg(info, 0));
+  return g_graphs.wrap(info.Env(), new GraphBox{graph});
+}
+// cudaGraphEnd(graph): ends the capture and instantiates the graph
+Napi::Value GraphEnd(const Napi::CallbackInfo& info) {
+  runtime().graph_end(graph_arg(info)->graph);
+  return info.Env().Undefined();
+}
+// cudaGraphAbort(graph): ends a capture that failed, freeing the graph
+Napi::Value GraphAbort(const Napi::CallbackInfo& info) {
+  GraphBox* box = graph_arg(info);
+  runtime().graph_abort(box->graph);
+  box->destroy();
+  return info.Env().Undefined();
+}
+Napi::Value GraphReplay(const Napi::CallbackInfo& info) {
+  runtime().graph_replay(graph_arg(info)->graph);
+  return info.Env().Undefined();
+}
+Napi::Value GraphDispose(const Napi::CallbackInfo& info) {
+  GraphBox* box = g_graphs.get(info, 0, "CUDA graph");
+  if (box->graph) box->destroy();
+  return info.Env().Undefined();
+}
+
 Napi::Value SetMatmulTf32(const Napi::CallbackInfo& info) {
   set_float32_matmul_tf32(bool_arg(info, 0));
   return info.Env().Undefined();
@@ -236,6 +284,15 @@ Napi::Value TestAllocatorFree(const Napi::CallbackInfo& info) {
 }
 Napi::Value TestAllocatorEmptyCache(const Napi::CallbackInfo& info) {
   test_allocator_arg(info)->empty_cache();
+  return info.Env().Undefined();
+}
+// testAllocatorCreatePool(a) -> pool key (allocate from it as from a stream)
+Napi::Value TestAllocatorCreatePool(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(test_allocator_arg(info)->create_private_pool()));
+}
+// testAllocatorReleasePool(a, pool)
+Napi::Value TestAllocatorReleasePool(const Napi::CallbackInfo& info) {
+  test_allocator_arg(info)->release_private_pool(uintptr_t(int_arg(info, 1)));
   return info.Env().Undefined();
 }
 Napi::Value TestAllocatorStats(const Napi::CallbackInfo& info) { return stats_value(info.Env(), test_allocator_arg(info)->stats()); }
@@ -289,12 +346,19 @@ void register_cuda(Napi::Env env, Napi::Object exports) {
   define(env, exports, "cudaMemoryStats", MemoryStats);
   define(env, exports, "cudaResetPeakMemoryStats", ResetPeakMemoryStats);
   define(env, exports, "cudaEmptyCache", EmptyCache);
+  define(env, exports, "cudaGraphBegin", GraphBegin);
+  define(env, exports, "cudaGraphEnd", GraphEnd);
+  define(env, exports, "cudaGraphAbort", GraphAbort);
+  define(env, exports, "cudaGraphReplay", GraphReplay);
+  define(env, exports, "cudaGraphDispose", GraphDispose);
   define(env, exports, "setMatmulTf32", SetMatmulTf32);
   define(env, exports, "getMatmulTf32", GetMatmulTf32);
   define(env, exports, "testAllocatorCreate", TestAllocatorCreate);
   define(env, exports, "testAllocatorAllocate", TestAllocatorAllocate);
   define(env, exports, "testAllocatorFree", TestAllocatorFree);
   define(env, exports, "testAllocatorEmptyCache", TestAllocatorEmptyCache);
+  define(env, exports, "testAllocatorCreatePool", TestAllocatorCreatePool);
+  define(env, exports, "testAllocatorReleasePool", TestAllocatorReleasePool);
   define(env, exports, "testAllocatorStats", TestAllocatorStats);
   define(env, exports, "testAllocatorSegments", TestAllocatorSegments);
 }

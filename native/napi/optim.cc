@@ -47,6 +47,11 @@ Napi::Value ScaleInPlace(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// clipByTotalNorm(tensors, maxNorm, normType) -> the norm, a 0-dim float32 tensor
+Napi::Value ClipByTotalNorm(const Napi::CallbackInfo& info) {
+  return wrap(info.Env(), clip_by_total_norm(tensor_list_arg(info, 0), number_arg(info, 1), number_arg(info, 2)));
+}
+
 }  // namespace
 
 void register_optim(Napi::Env env, Napi::Object exports) {
@@ -54,6 +59,7 @@ void register_optim(Napi::Env env, Napi::Object exports) {
   define(env, exports, "sgdStep", SgdStep);
   define(env, exports, "totalNorm", TotalNorm);
   define(env, exports, "scaleInPlace", ScaleInPlace);
+  define(env, exports, "clipByTotalNorm", ClipByTotalNorm);
 }
 
 }  // namespace ignis::napi

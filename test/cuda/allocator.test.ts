@@ -21,6 +21,8 @@ const native = addon as {
   testAllocatorFree(a: unknown, address: number): void;
   testAllocatorEmptyCache(a: unknown): void;
   testAllocatorStats(a: unknown): MemoryStats;
+  testAllocatorCreatePool(a: unknown): number;
+  testAllocatorReleasePool(a: unknown, pool: number): void;
   testAllocatorSegments(a: unknown): Segment[];
 };
 
@@ -41,6 +43,12 @@ class Fake {
   }
   emptyCache(): void {
     native.testAllocatorEmptyCache(this.a);
+  }
+  createPool(): number {
+    return native.testAllocatorCreatePool(this.a);
+  }
+  releasePool(pool: number): void {
+    native.testAllocatorReleasePool(this.a, pool);
   }
   get stats(): MemoryStats {
     return native.testAllocatorStats(this.a);
@@ -227,6 +235,49 @@ test('random allocations on two streams keep the bookkeeping consistent', (t) =>
   f.emptyCache();
   t.like(f.stats, { allocated: 0, reserved: 0, activeBlocks: 0, segments: 0 });
   t.is(problems, 0);
+});
+
+test('graph-private pools: their blocks are reused only within the pool, and kept through emptyCache while it lives', (t) => {
+  const f = new Fake();
+  const stream = f.alloc(4 * KiB, 1);
+  f.free(stream);
+  const pool = f.createPool();
+  t.not(pool, f.createPool(), 'each pool has its own key');
+  t.true(pool > 2 ** 47, 'pool keys never collide with stream addresses');
+  const a = f.alloc(4 * KiB, pool);
+  t.not(a, stream, 'a block cached for a stream is not handed to the pool');
+  t.is(f.block(a)!.segment.stream, pool);
+  f.free(a);
+  t.is(f.alloc(4 * KiB, pool), a, 'a block freed in the pool is reused by the pool (as in a capture)');
+  const b = f.alloc(12 * MiB, pool);
+  f.free(b);
+  t.not(f.alloc(12 * MiB, 1), b, "the pool's free blocks do not serve streams");
+  const before = f.stats.segments;
+  f.emptyCache();
+  t.true(f.segments.some((s) => s.stream === pool && s.blocks.every((x) => !x.allocated)), 'emptyCache keeps the live pool\'s free segments');
+  t.true(f.stats.segments < before, 'and gives back the streams\' ones');
+});
+
+test('releasing a pool gives back its free segments at once, the others when their last block is freed', (t) => {
+  const f = new Fake();
+  const pool = f.createPool();
+  const kept = f.alloc(3 * MiB, pool);  // a large segment, held by an output tensor
+  const small = f.alloc(4 * KiB, pool);
+  f.free(small);
+  const reserved = f.stats.reserved;
+  t.is(f.segments.filter((s) => s.stream === pool).length, 2);
+  f.releasePool(pool);
+  t.is(f.segments.filter((s) => s.stream === pool).length, 1, 'the free small segment went back');
+  t.is(f.stats.reserved, reserved - 2 * MiB);
+  t.is(f.block(kept)!.segment.stream, pool, 'a block still in use stays valid');
+  const frees = f.stats.frees;
+  f.free(kept);
+  t.is(f.segments.filter((s) => s.stream === pool).length, 0, 'its segment goes back when the block is freed');
+  t.is(f.stats.frees, frees + 1);
+  t.like(f.stats, { allocated: 0, reserved: 0, segments: 0 });
+  f.releasePool(pool);
+  f.releasePool(12345);
+  t.pass('releasing twice, or an unknown pool, does nothing');
 });
 
 test('test entry points reject what is not a test allocator', (t) => {

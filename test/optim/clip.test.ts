@@ -119,3 +119,34 @@ test('clipGradNorm: bad arguments raise the right codes', (t) => {
   assertCode(t, () => native.scaleInPlace([h(row.expand(3, 2))], 0.5), 'ERR_ARG', /broadcast/);
   t.deepEqual(row.toArray(), [1, 2]);
 });
+
+test('clipGradNormTensor: the same norm (a 0-dim float32 tensor) and the same clipped grads as clipGradNorm', (t) => {
+  const rng = new Rng(21);
+  for (const normType of [1, 2, 3, Infinity]) {
+    for (const maxNorm of [0.1, 1e6]) {
+      const { params } = withGrads(rng, 5, rng.pick(FLOATS), 2);
+      const copies = params.map((p) => {
+        const q = ig.zerosLike(p);
+        q.grad = p.grad && p.grad.clone();
+        return q;
+      });
+      const expected = ig.clipGradNorm(params, maxNorm, normType);
+      const norm = ig.clipGradNormTensor(copies, maxNorm, normType);
+      if (params.every((p) => p.grad === null)) {
+        t.is(norm, null);
+        continue;
+      }
+      t.is(norm!.dtype, 'float32');
+      t.deepEqual(norm!.shape, []);
+      t.is(norm!.item(), Math.fround(expected), `norm ${normType}`);
+      params.forEach((p, i) => p.grad && t.deepEqual(refOf(copies[i].grad!).data, refOf(p.grad).data, `grad ${i}, norm ${normType}`));
+    }
+  }
+  const nan = ig.zeros([2]);
+  nan.grad = ig.tensor([NaN, 1]);
+  t.true(Number.isNaN(ig.clipGradNormTensor(nan, 1)!.item()));
+  t.true(Number.isNaN(refOf(nan.grad).data[1]), 'a NaN norm makes every grad NaN');
+  assertCode(t, () => ig.clipGradNormTensor([nan], -1), 'ERR_ARG');
+  assertCode(t, () => ig.clipGradNormTensor([nan], 1, 0), 'ERR_ARG');
+  assertCode(t, () => native.clipByTotalNorm([], 1, 2), 'ERR_ARG');
+});

@@ -1,0 +1,135 @@
+#include "cuda/graph.h"
+
+#include <atomic>
+#include <string>
+#include "cuda/allocator.h"
+
+namespace ignis::cuda {
+namespace {
+
+struct Graph {
+  int device;
+  cudaStream_t stream = nullptr;    // the device's capture stream
+  cudaStream_t previous = nullptr;  // the device's current stream before the capture
+  uintptr_t pool = 0;               // the private pool of the caching allocator
+  int64_t* replays = nullptr;       // device counter, incremented by the graph's first node
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+};
+
+// The graph each device is capturing, if any.
+std::atomic<Graph*> g_capturing[kMaxDevices];
+// Each device's side stream for captures, made at the first (never destroyed: cuBLAS keeps a
+// workspace per stream).
+cudaStream_t g_capture_streams[kMaxDevices];
+
+__global__ void count_replay(int64_t* replays) { ++*replays; }
+
+// What the capture holds, given back: the device's stream restored, the capture ended.
+void stop_capture(Graph* g) noexcept {
+  if (g_capturing[g->device].load() != g) return;
+  g_capturing[g->device].store(nullptr);
+  exchange_current_stream(g->device, g->previous);
+}
+
+// Everything a graph owns, released (safe on a partly built one).
+void release(Graph* g) noexcept {
+  if (!try_use_device(g->device)) return;
+  if (g->exec) cudaGraphExecDestroy(g->exec);
+  if (g->graph) cudaGraphDestroy(g->graph);
+  if (g->pool) allocator(g->device).release_private_pool(g->pool);
+  if (g->replays) cudaFree(g->replays);  // waits for the replays queued
+  cudaGetLastError();
+  delete g;
+}
+
+}  // namespace
+
+bool capturing(int device) { return device >= 0 && device < kMaxDevices && g_capturing[device].load() != nullptr; }
+
+void require_not_capturing(int device, const char* op) {
+  if (capturing(device))
+    fail(ERR_CUDA, op, " cannot be captured in a CUDA graph: it waits for the device or copies between host and device (cuda:",
+         device, " is capturing; do it before or after ig.cuda.graph)");
+}
+
+const int64_t* replay_counter(int device) {
+  Graph* g = device >= 0 && device < kMaxDevices ? g_capturing[device].load() : nullptr;
+  return g ? g->replays : nullptr;
+}
+
+uintptr_t allocation_pool(int device) {
+  Graph* g = g_capturing[device].load();
+  return g ? g->pool : uintptr_t(current_stream(device));
+}
+
+void* graph_begin(int device) {
+  require_device(Device{DeviceType::CUDA, device});
+  use_device(device);
+  if (capturing(device)) fail(ERR_CUDA, "cuda.graph: cuda:", device, " is already capturing a graph (captures do not nest)");
+  Graph* g = new Graph{device};
+  try {
+    if (!g_capture_streams[device])
+      check(cudaStreamCreateWithFlags(&g_capture_streams[device], cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    g->stream = g_capture_streams[device];
+    check(cudaMalloc(&g->replays, sizeof(int64_t)), "cudaMalloc");
+    check(cudaMemset(g->replays, 0, sizeof(int64_t)), "cudaMemset");
+    // the capture starts after the work queued so far on the current stream
+    check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+    g->pool = allocator(device).create_private_pool();
+    // loads the kernel now (CUDA loads kernels lazily, at their first launch): this one is only
+    // ever launched while capturing, when loading may be refused
+    cudaFuncAttributes attributes;
+    check(cudaFuncGetAttributes(&attributes, count_replay), "cudaFuncGetAttributes");
+    check(cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    count_replay<<<1, 1, 0, g->stream>>>(g->replays);
+    check_launch("cuda.graph");
+  } catch (...) {
+    cudaGraph_t partial = nullptr;
+    if (g->stream && cudaStreamEndCapture(g->stream, &partial) == cudaSuccess && partial) cudaGraphDestroy(partial);
+    release(g);
+    throw;
+  }
+  g->previous = exchange_current_stream(device, g->stream);
+  g_capturing[device].store(g);
+  return g;
+}
+
+void graph_end(void* handle) {
+  Graph* g = static_cast<Graph*>(handle);
+  stop_capture(g);
+  cudaError_t status = cudaStreamEndCapture(g->stream, &g->graph);
+  if (status == cudaSuccess) status = cudaGraphInstantiate(&g->exec, g->graph, 0);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    fail(ERR_CUDA, "cuda.graph: the capture failed: ", cudaGetErrorString(status), " (", cudaGetErrorName(status),
+         "); an op in the function cannot be captured");
+  }
+}
+
+void graph_abort(void* handle) noexcept {
+  Graph* g = static_cast<Graph*>(handle);
+  stop_capture(g);
+  cudaGraph_t partial = nullptr;
+  cudaStreamCaptureStatus state = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(g->stream, &state) == cudaSuccess && state != cudaStreamCaptureStatusNone &&
+      cudaStreamEndCapture(g->stream, &partial) == cudaSuccess && partial)
+    cudaGraphDestroy(partial);
+  cudaGetLastError();
+}
+
+void graph_replay(void* handle) {
+  Graph* g = static_cast<Graph*>(handle);
+  if (!g->exec) fail(ERR_CUDA, "cuda.graph: replay of a graph whose capture did not finish");
+  require_not_capturing(g->device, "CudaGraph.replay");
+  use_device(g->device);
+  check(cudaGraphLaunch(g->exec, current_stream(g->device)), "cudaGraphLaunch");
+}
+
+void graph_destroy(void* handle) noexcept {
+  Graph* g = static_cast<Graph*>(handle);
+  stop_capture(g);
+  release(g);
+}
+
+}  // namespace ignis::cuda
