@@ -5,6 +5,7 @@
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ig from '../lib';
 import { Tokenizer } from '../lib/data/tokenizer';
@@ -124,13 +125,19 @@ for (const nproc of [1, 2]) {
   });
 }
 
-test('ignis run launches the workers with the rank environment', (t) => {
+test('ignis run launches the workers with the rank environment and a share of the cores each', (t) => {
   const script = path.join(tempDir(t), 'worker.js');
-  fs.writeFileSync(script, "console.log(`rank ${process.env.RANK} of ${process.env.WORLD_SIZE}`);\n");
+  fs.writeFileSync(script, "console.log(`rank ${process.env.RANK} of ${process.env.WORLD_SIZE}, ${process.env.IGNIS_NUM_THREADS} threads`);\n");
   const r = ignis(['run', '--nproc-per-node', '2', script]);
   t.is(r.status, 0, r.stderr);
-  t.regex(r.stdout, /\[rank 0\] rank 0 of 2/);
-  t.regex(r.stdout, /\[rank 1\] rank 1 of 2/);
+  t.regex(r.stdout, /\[rank 0\] rank 0 of 2, 1 threads/);  // IGNIS_NUM_THREADS given: kept
+  t.regex(r.stdout, /\[rank 1\] rank 1 of 2, 1 threads/);
+  const env = { ...process.env };
+  delete env.IGNIS_NUM_THREADS;
+  const shared = spawnSync(process.execPath, [BIN, 'run', '--nproc-per-node', '2', script], { encoding: 'utf8', env });
+  t.is(shared.status, 0, shared.stderr);
+  const share = Math.max(1, Math.floor(os.availableParallelism() / 2));
+  t.regex(shared.stdout, new RegExp(`\\[rank 1\\] rank 1 of 2, ${share} threads`));
 });
 
 test('usage errors exit non-zero with a message', (t) => {

@@ -4,11 +4,12 @@
  * `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`) and the job's store token, serves
  * the store (on node 0), prefixes every output line with `[rank N]`, forwards SIGINT and SIGTERM,
  * and when a worker fails stops the others (SIGTERM, then SIGKILL after a grace period) and
- * exits non-zero naming it.
+ * exits non-zero naming it. Unless `IGNIS_NUM_THREADS` is set, each worker gets an equal share of
+ * the machine's cores (at least one), so that N workers do not each start a thread per core.
  */
 import { ChildProcess, spawn } from 'child_process';
 import { randomBytes } from 'crypto';
-import { constants } from 'os';
+import { availableParallelism, constants } from 'os';
 import { parseArgs } from 'util';
 import { storeBindHost } from './env';
 import { native, NativeStoreServer } from './native';
@@ -211,6 +212,7 @@ export async function launch(argv: string[]): Promise<number> {
         IGNIS_STORE_TOKEN: token,
         IGNIS_STORE_HOSTED: '1',
         IGNIS_LAUNCHER_PID: String(process.pid),
+        IGNIS_NUM_THREADS: process.env.IGNIS_NUM_THREADS || String(Math.max(1, Math.floor(availableParallelism() / nprocPerNode))),
       };
       const child = spawn(process.execPath, [config.script, ...config.scriptArgs], {
         env,
