@@ -2,7 +2,7 @@ import test from 'ava';
 import * as ig from '../../lib';
 import { Tensor } from '../../lib';
 import { assertCode } from '../helpers';
-import { alive, launch, linesWith, worker, world } from './helpers';
+import { alive, launch, linesWith, until, worker, world } from './helpers';
 
 const { dist } = ig;
 const DDP = worker('ddp');
@@ -41,11 +41,7 @@ for (const n of [2, 3]) {
 
 test.serial('a rank killed mid-training: the others fail within the timeout naming it, and no process is left', async (t) => {
   const { ranks, store } = world(3, DDP, ['loop', '100000'], () => ({ TIMEOUT_MS: '8000' }));
-  const t0 = Date.now();
-  while (!ranks.every((p) => /step 3\n/.test(p.stdout()))) {
-    if (Date.now() - t0 > 20000) break;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await until(() => ranks.every((p) => /step 3\n/.test(p.stdout())));
   const killedAt = Date.now();
   ranks[2].child.kill('SIGKILL');
   const [a, b] = await Promise.all([ranks[0].done, ranks[1].done]);

@@ -1,18 +1,10 @@
 import test from 'ava';
-import { alive, launch, linesWith, start, worker, world } from './helpers';
+import { alive, launch, linesWith, start, until, worker, world } from './helpers';
 
 const FAULTS = worker('faults');
 
 function pids(stdout: string): number[] {
   return linesWith(stdout, /pid \d+/).map((l) => Number(/pid (\d+)/.exec(l)![1]));
-}
-
-async function until(cond: () => boolean, ms = 20000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 test('a killed rank: the others fail within the timeout naming it, and no process is left', async (t) => {

@@ -91,3 +91,12 @@ export function alive(pid: number): boolean {
 export function linesWith(text: string, prefix: RegExp): string[] {
   return text.split('\n').filter((l) => prefix.test(l));
 }
+
+/** Resolves once `cond()` holds (checked every 20 ms); throws after `ms`. */
+export async function until(cond: () => boolean, ms = 20000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
