@@ -4,7 +4,7 @@
  * {@link scaledDotProductAttention} (scaled scores, causal or additive mask, softmax, values)
  * between the projections; a {@link LayerKVCache} for generation.
  */
-import type { Device } from '../device';
+import { checkDevice, Device } from '../device';
 import { DType, isFloat, isInt } from '../dtype';
 import { fail } from '../errors';
 import { tidy } from '../memory';
@@ -71,6 +71,25 @@ export class RotaryEmbedding extends Module {
     this.invFreq = Float32Array.from({ length: dim / 2 }, (_, i) => f(1 / f(theta ** f((2 * i) / dim))));
     this.registerBuffer('cos_cached', null, { persistent: false });
     this.registerBuffer('sin_cached', null, { persistent: false });
+  }
+
+  /**
+   * The tables of the positions start .. start + length - 1 on `device` (a model's own positions
+   * past .. past + seq - 1), each [1, length, dim] of `dtype` (default float32): in float32, views
+   * of the cached tables, so nothing is looked up or read back and the call can be captured in a
+   * CUDA graph once the tables hold the positions (they grow on the host otherwise).
+   */
+  positionRange(start: number, length: number, device: Device = 'cpu', dtype: DType = 'float32'): PositionEmbeddings {
+    const op = 'RotaryEmbedding.positionRange';
+    checkSize(start, op, 'start');
+    checkSize(length, op, 'length');
+    floatDtype(dtype, op);
+    this.#grow(start + length, checkDevice(device, op));
+    const holder = this as unknown as Record<'cos_cached' | 'sin_cached', Tensor>;
+    return tidy(() => ({
+      cos: holder.cos_cached.narrow(0, start, length).view(1, length, this.dim).to(dtype),
+      sin: holder.sin_cached.narrow(0, start, length).view(1, length, this.dim).to(dtype),
+    }));
   }
 
   /** Makes the tables hold at least `length` positions, on `device`. */

@@ -119,6 +119,27 @@ test('RotaryEmbedding: maxPosition gives the same tables without reading the pos
   for (const m of [checked, told, small]) m.dispose();
 });
 
+test('RotaryEmbedding.positionRange: the tables of start .. start + length - 1 as views, nothing read back', (t) => {
+  const rope = new nn.RotaryEmbedding(6);
+  const positions = positionTensor([4, 5, 6, 7, 8], [1, 5]);
+  const want = ig.tidy(() => rope.call(positions));
+  for (const dtype of ['float32', 'float64'] as const) {
+    const got = withoutReadBack(() => rope.positionRange(4, 5, 'cpu', dtype));
+    for (const k of ['cos', 'sin'] as const) {
+      t.deepEqual(got[k].shape, [1, 5, 6]);
+      t.is(got[k].dtype, dtype);
+      assertClose(t, got[k], refOf(want[k]), [0, 0]);
+      got[k].dispose();
+    }
+  }
+  const grown = rope.positionRange(30, 2);
+  t.deepEqual(rope.buffers()[0].shape, [32, 6], 'the tables grow to hold the range');
+  assertCode(t, () => rope.positionRange(-1, 2), 'ERR_ARG', /start/);
+  assertCode(t, () => rope.positionRange(0, 2, 'tpu' as ig.Device), 'ERR_DEVICE');
+  for (const u of [positions, want.cos, want.sin, grown.cos, grown.sin]) u.dispose();
+  rope.dispose();
+});
+
 test('LlamaModel: positions it makes itself are not read back (no host sync in a forward with labels)', (t) => {
   ig.manualSeed(3);
   const model = new ig.LlamaForCausalLM({ vocabSize: 11, hiddenSize: 8, intermediateSize: 12, numHiddenLayers: 1, numAttentionHeads: 2 });

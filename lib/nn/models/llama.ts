@@ -11,7 +11,7 @@ import { checkCheckpoint, DEFAULT_MAX_SHARD_SIZE, loadCheckpoint, parseShardSize
 import { checkDir } from '../../io/files';
 import { tidy } from '../../memory';
 import { checkTensor, fmtShape, sameShape } from '../../ops/check';
-import { arange, full, getRngState, setRngState, tensor } from '../../ops/creation';
+import { full, getRngState, setRngState, tensor } from '../../ops/creation';
 import { cat } from '../../ops/indexing';
 import { crossEntropy } from '../../ops/loss';
 import { Tensor } from '../../tensor';
@@ -168,10 +168,9 @@ export class LlamaModel extends Module {
     const past = cache?.length ?? 0;
     return tidy(() => {
       let h = this.embed_tokens.call(inputIds);
-      // positions made here are known on the host: the rotary tables need not read them back
-      const pe = positions !== null
-        ? this.rotary_emb.call(positions, h.dtype)
-        : this.rotary_emb.call(arange(past, past + seq, { dtype: 'int64', device: inputIds.device }).view(1, seq), h.dtype, { maxPosition: past + seq - 1 });
+      // the default positions past .. past + seq - 1 are a range of the rotary tables (views,
+      // nothing read back: a step can be captured in a CUDA graph)
+      const pe = positions !== null ? this.rotary_emb.call(positions, h.dtype) : this.rotary_emb.positionRange(past, seq, inputIds.device, h.dtype);
       // without a padding mask the attention is causal by itself (no mask tensor, masked tiles skipped)
       const mask = opts.attentionMask ? paddingMask(op, opts.attentionMask, batch, past, seq, h.dtype) : null;
       this.layers.forEach((layer, i) => {
