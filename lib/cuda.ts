@@ -79,6 +79,7 @@ interface CudaNative {
   cudaGraphEnd(graph: unknown): void;
   cudaGraphAbort(graph: unknown): void;
   cudaGraphReplay(graph: unknown): void;
+  cudaGraphIndexErrors(graph: unknown): number;
   cudaGraphDispose(graph: unknown): void;
 }
 const native = addon as CudaNative;
@@ -342,6 +343,17 @@ export class CudaGraph<T = unknown> {
     if (this.handle === null) fail('ERR_ARG', 'CudaGraph.replay: the graph was disposed');
     native.cudaGraphReplay(this.handle);
     for (const hook of this.hooks) hook();
+  }
+
+  /**
+   * How many out-of-range indices the captured `embedding`, `gather` and `crossEntropy` ops met,
+   * summed over the replays so far (waits for the device). A captured op cannot raise ERR_INDEX
+   * (that needs the indices on the host): it reads zeros for a bad index (a bad cross-entropy
+   * target counts as ignored) and counts it here instead.
+   */
+  indexErrors(): number {
+    if (this.handle === null) fail('ERR_ARG', 'CudaGraph.indexErrors: the graph was disposed');
+    return native.cudaGraphIndexErrors(this.handle);
   }
 
   /** Frees the graph and its private memory pool (tensors from it that are still held stay valid until disposed). */

@@ -18,6 +18,8 @@ export interface GenerativeLM {
   train(mode?: boolean): unknown;
   /** The most positions the model takes. */
   readonly config: { maxPositionEmbeddings: number };
+  /** The model's weights: the inputs are made on the device of the first. */
+  parameters(): Tensor[];
   /** A cache for `batch` sequences of up to `capacity` positions. */
   createCache(batch: number, capacity: number): KVCache;
   /** Logits [batch, length, vocab] of the ids [batch, length], after the cache's positions when given. */
@@ -96,7 +98,8 @@ export function pickToken(logits: Float32Array, temperature: number, topK: numbe
 }
 
 /**
- * Continues `prompt` with `model` (switched to eval mode for the call). Generation stops at EOS,
+ * Continues `prompt` with `model` (switched to eval mode for the call), on the model's device:
+ * each step's input ids are made there and the last logits read back. Generation stops at EOS,
  * after `maxNewTokens`, at a stop string, or when the model's maximum length is reached.
  */
 export function generate(model: GenerativeLM, tokenizer: Tokenizer, prompt: string, opts: GenerateOptions = {}): GenerateResult {
@@ -116,6 +119,7 @@ export function generate(model: GenerativeLM, tokenizer: Tokenizer, prompt: stri
   const tokens: number[] = [];
   let text = '';
   let finishReason: GenerateResult['finishReason'] = 'length';
+  const device = model.parameters()[0]?.device ?? 'cpu';
   const wasTraining = model.training;
   model.train(false);
   const cache = useCache ? model.createCache(1, ids.length + budget) : null;
@@ -124,7 +128,7 @@ export function generate(model: GenerativeLM, tokenizer: Tokenizer, prompt: stri
     while (tokens.length < budget) {
       const context = useCache ? ids.slice(fed) : ids;
       const last = noGrad(() => tidy(() => {
-        const input = tensor(BigInt64Array.from(context, BigInt), { shape: [1, context.length] });
+        const input = tensor(BigInt64Array.from(context, BigInt), { shape: [1, context.length], device });
         const { logits } = model.forward(input, cache ? { cache } : {});
         return logits.select(1, context.length - 1).reshape([-1]).to('float32').data() as Float32Array;
       }));

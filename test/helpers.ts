@@ -282,3 +282,21 @@ export function tempDir(t: ExecutionContext): string {
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
+
+/**
+ * `actual` (on any device) against `expected`: dtype, shape, and the relative error of the values,
+ * ||actual - expected|| / ||expected|| over all elements (the plain norm when expected is zero).
+ */
+export function assertRelative(t: ExecutionContext, actual: Tensor, expected: Tensor, what: string, allowed: number): void {
+  t.is(actual.dtype, expected.dtype, what);
+  t.deepEqual(actual.shape, expected.shape, what);
+  const x = ig.tidy(() => refOf(actual.to('cpu')).data);
+  const y = refOf(expected).data;
+  let [num, den] = [0, 0];
+  for (let i = 0; i < y.length; i++) {
+    num += (x[i] - y[i]) ** 2;
+    den += y[i] ** 2;
+  }
+  const error = den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+  t.true(error <= allowed, `${what}: relative error ${error} (allowed ${allowed})`);
+}

@@ -41,12 +41,12 @@ export async function generateCommand(argv: string[]): Promise<number> {
   }, GENERATE_USAGE);
   const modelDir = typeof a.model === 'string' ? a.model : BUILTIN_MODEL;
   const prompt = required(a.prompt, 'prompt', GENERATE_USAGE);
-  resolveDevice(typeof a.device === 'string' ? a.device : 'auto', 'generate');
+  const device = resolveDevice(typeof a.device === 'string' ? a.device : 'auto', 'generate');
   const tokenizer = Tokenizer.fromDir(modelDir);
   const model = LlamaForCausalLM.fromPretrained(modelDir, { dtype: 'float32' });
   try {
     if (typeof a.adapter === 'string') loadAdapter(model, a.adapter);
-    model.eval();
+    model.to(device).eval();
     process.stdout.write(prompt);
     generate(model, tokenizer, prompt, {
       maxNewTokens: num(a['max-tokens'], 'max-tokens') ?? 100,

@@ -177,7 +177,7 @@ export class LoraLinear extends Module {
   }
 
   /**
-   * Adds an adapter `name` (A Kaiming-uniform, B zeros). The first one added becomes active;
+   * Adds an adapter `name` (A Kaiming-uniform, B zeros, on the base layer's device). The first one added becomes active;
    * later ones are added frozen and inactive until {@link LoraLinear.setAdapter}.
    */
   addAdapter(name: string, opts: LoraAdapterOptions = {}): void {
@@ -187,7 +187,7 @@ export class LoraLinear extends Module {
     const config = adapterConfig(op, opts);
     const baseDtype = this.base_layer.weight.dtype;
     const dtype = opts.dtype ?? (baseDtype === 'float64' || baseDtype === 'float32' ? baseDtype : 'float32');
-    const { a, b } = loraAdapters(this.inFeatures, this.outFeatures, config.r, { dtype });
+    const { a, b } = loraAdapters(this.inFeatures, this.outFeatures, config.r, { dtype, device: this.base_layer.weight.device });
     this.lora_A.set(name, new LoraWeight(a));
     this.lora_B.set(name, new LoraWeight(b));
     this.#configs.set(name, config);
@@ -275,7 +275,7 @@ export class LoraLinear extends Module {
     const { a, b } = this.adapterWeights();
     const { dropout, scaling } = this.#config(this.#active, 'forward');
     const xl = x.dtype === a.dtype ? x : x.to(a.dtype);
-    const mask = this.training && dropout > 0 ? loraDropoutMask(xl.shape.slice(), dropout, { dtype: a.dtype }) : null;
+    const mask = this.training && dropout > 0 ? loraDropoutMask(xl.shape.slice(), dropout, { dtype: a.dtype, device: xl.device }) : null;
     try {
       const y = loraLinear(xl, this.base_layer.weight, this.base_layer.bias, a, b, scaling, { dropoutMask: mask });
       return y.dtype === x.dtype ? y : y.to(x.dtype);

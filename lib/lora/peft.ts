@@ -273,8 +273,8 @@ export function loadAdapter(model: Module, dir: string, opts: LoadAdapterOptions
         const { a, b } = layer.adapterWeights(name);
         layer.loadStateDict(
           new Map([
-            [`lora_A.${name}.weight`, tensors.get(`${PREFIX}${p}.lora_A.weight`)!.to(a.dtype)],
-            [`lora_B.${name}.weight`, tensors.get(`${PREFIX}${p}.lora_B.weight`)!.to(b.dtype)],
+            [`lora_A.${name}.weight`, tensors.get(`${PREFIX}${p}.lora_A.weight`)!.to(a.dtype).to(a.device)],
+            [`lora_B.${name}.weight`, tensors.get(`${PREFIX}${p}.lora_B.weight`)!.to(b.dtype).to(b.device)],
           ]),
           { strict: false },
         );

@@ -4,6 +4,7 @@
  * {@link scaledDotProductAttention} (scaled scores, causal or additive mask, softmax, values)
  * between the projections; a {@link LayerKVCache} for generation.
  */
+import { checkDevice, Device } from '../device';
 import { DType, isFloat, isInt } from '../dtype';
 import { fail } from '../errors';
 import { tidy } from '../memory';
@@ -30,13 +31,25 @@ export interface RotaryOptions {
   theta?: number;
 }
 
+/** Options of {@link RotaryEmbedding.forward}. */
+export interface RotaryForwardOptions {
+  /**
+   * The highest position in `positionIds`, when the caller knows it (a model making positions
+   * past .. past + seq - 1 itself). The positions are then not read back to the host (no device
+   * sync, so the call can be captured in a CUDA graph); an out-of-range position is still caught
+   * by the table lookup (ERR_INDEX, eagerly).
+   */
+  maxPosition?: number;
+}
+
 /**
  * Rotary position embeddings as Hugging Face's LlamaRotaryEmbedding computes them (default rope
  * type): inverse frequencies 1 / theta^(2i / dim) for i < dim / 2, angles position * invFreq,
  * each angle used twice (`cat(freqs, freqs)`) so that the tables pair element j with element
  * j + dim / 2 ({@link rotateHalf}). Everything is computed in float32 with HF's roundings, then
  * converted to the requested dtype. The tables are cached per position (non-persistent buffers
- * `cos_cached` and `sin_cached`, grown on demand).
+ * `cos_cached` and `sin_cached`, grown on demand) on the positions' device: `Module.to` moves
+ * them, and positions on another device rebuild them there.
  */
 export class RotaryEmbedding extends Module {
   readonly dim: number;
@@ -60,10 +73,31 @@ export class RotaryEmbedding extends Module {
     this.registerBuffer('sin_cached', null, { persistent: false });
   }
 
-  /** Makes the tables hold at least `length` positions. */
-  #grow(length: number): void {
-    if (length <= this.#length) return;
-    const rows = Math.max(length, 2 * this.#length);
+  /**
+   * The tables of the positions start .. start + length - 1 on `device` (a model's own positions
+   * past .. past + seq - 1), each [1, length, dim] of `dtype` (default float32): in float32, views
+   * of the cached tables, so nothing is looked up or read back and the call can be captured in a
+   * CUDA graph once the tables hold the positions (they grow on the host otherwise).
+   */
+  positionRange(start: number, length: number, device: Device = 'cpu', dtype: DType = 'float32'): PositionEmbeddings {
+    const op = 'RotaryEmbedding.positionRange';
+    checkSize(start, op, 'start');
+    checkSize(length, op, 'length');
+    floatDtype(dtype, op);
+    this.#grow(start + length, checkDevice(device, op));
+    const holder = this as unknown as Record<'cos_cached' | 'sin_cached', Tensor>;
+    return tidy(() => ({
+      cos: holder.cos_cached.narrow(0, start, length).view(1, length, this.dim).to(dtype),
+      sin: holder.sin_cached.narrow(0, start, length).view(1, length, this.dim).to(dtype),
+    }));
+  }
+
+  /** Makes the tables hold at least `length` positions, on `device`. */
+  #grow(length: number, device: Device): void {
+    const holder = this as unknown as Record<'cos_cached' | 'sin_cached', Tensor | null>;
+    const here = holder.cos_cached?.device === device;
+    if (here && length <= this.#length) return;
+    const rows = Math.max(length, here ? 2 * this.#length : 0);
     const { dim } = this;
     const half = dim / 2;
     const cosData = new Float32Array(rows * dim);
@@ -77,30 +111,34 @@ export class RotaryEmbedding extends Module {
         sinData[p * dim + i] = sinData[p * dim + half + i] = s;
       }
     }
-    const holder = this as unknown as Record<'cos_cached' | 'sin_cached', Tensor | null>;
     const old = [holder.cos_cached, holder.sin_cached];
-    this.registerBuffer('cos_cached', tensor(cosData, { shape: [rows, dim] }), { persistent: false });
-    this.registerBuffer('sin_cached', tensor(sinData, { shape: [rows, dim] }), { persistent: false });
+    this.registerBuffer('cos_cached', tensor(cosData, { shape: [rows, dim], device }), { persistent: false });
+    this.registerBuffer('sin_cached', tensor(sinData, { shape: [rows, dim], device }), { persistent: false });
     for (const t of old) t?.dispose();
     this.#length = rows;
   }
 
   /**
    * The cos and sin tables for integer positions of any shape (LLaMA: [batch, seq]): each
-   * [...positions.shape, dim], of `dtype` (default float32). Positions must be >= 0 (ERR_INDEX).
+   * [...positions.shape, dim], of `dtype` (default float32), on the positions' device.
+   * Positions must be >= 0 (ERR_INDEX). Without `opts.maxPosition` the lowest and highest
+   * positions are read back to the host (a device sync).
    */
-  forward(positionIds: Tensor, dtype: DType = 'float32'): PositionEmbeddings {
+  forward(positionIds: Tensor, dtype: DType = 'float32', opts: RotaryForwardOptions = {}): PositionEmbeddings {
     const op = 'RotaryEmbedding';
     checkTensor(positionIds, op, 'positionIds');
     if (!isInt(positionIds.dtype)) fail('ERR_DTYPE', `${op}: positionIds must be int32 or int64, got ${positionIds.dtype}`);
     floatDtype(dtype, op);
-    if (positionIds.numel > 0) {
-      const [lowest, highest] = tidy(() => [min(positionIds).item(), max(positionIds).item()]);
+    if (typeof opts !== 'object' || opts === null) fail('ERR_ARG', `${op}: options must be an object`);
+    let highest = 0;
+    if (opts.maxPosition !== undefined) {
+      highest = checkSize(opts.maxPosition, op, 'maxPosition');
+    } else if (positionIds.numel > 0) {
+      let lowest: number;
+      [lowest, highest] = tidy(() => [min(positionIds).item(), max(positionIds).item()]);
       if (lowest < 0) fail('ERR_INDEX', `${op}: positions must be >= 0, got ${lowest}`);
-      this.#grow(highest + 1);
-    } else {
-      this.#grow(1);
     }
+    this.#grow(highest + 1, positionIds.device);
     const holder = this as unknown as Record<'cos_cached' | 'sin_cached', Tensor>;
     return tidy(() => ({
       cos: embedding(positionIds, holder.cos_cached).to(dtype),
@@ -122,13 +160,13 @@ export function applyRotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   return tidy(() => add(mul(x, cos), mul(rotateHalf(x), sin)));
 }
 
-/** The additive causal mask [seqLen, seqLen]: 0 where key j <= query i, -Infinity above the diagonal. */
-export function causalMask(seqLen: number, opts: { dtype?: DType } = {}): Tensor {
+/** The additive causal mask [seqLen, seqLen] (on `opts.device`, default the CPU): 0 where key j <= query i, -Infinity above the diagonal. */
+export function causalMask(seqLen: number, opts: { dtype?: DType; device?: Device } = {}): Tensor {
   const n = checkSize(seqLen, 'causalMask', 'seqLen');
   const dtype = floatDtype(opts.dtype, 'causalMask');
   const data = new Float32Array(n * n);
   for (let i = 0; i < n; i++) data.fill(-Infinity, i * n + i + 1, (i + 1) * n);
-  return tidy(() => tensor(data, { shape: [n, n] }).to(dtype));
+  return tidy(() => tensor(data, { shape: [n, n], device: opts.device ?? 'cpu' }).to(dtype));
 }
 
 /** Options of {@link CausalSelfAttention} (Hugging Face's LlamaConfig fields, camelCased). */
@@ -253,6 +291,7 @@ export class CausalSelfAttention extends Module {
       fail('ERR_SHAPE', `${op}: the KV cache holds ${cache.numKeyValueHeads} heads of ${cache.headDim} (values ${cache.valueHeadDim}), the layer ${this.numKeyValueHeads} of ${this.headDim}`);
     }
     if (cache.dtype !== x.dtype) fail('ERR_DTYPE', `${op}: the KV cache holds ${cache.dtype}, the input is ${x.dtype}`);
+    if (cache.device !== x.device) fail('ERR_DEVICE', `${op}: the KV cache is on ${cache.device}, the input on ${x.device}`);
     cache.checkRoom(x.shape[0], seq, op);
   }
 

@@ -3,6 +3,7 @@
  * positions seen so far, so that a model runs the prompt once and then one token at a time.
  */
 import { needsGrad } from '../autograd/graph';
+import { checkDevice, Device } from '../device';
 import { DType } from '../dtype';
 import { fail } from '../errors';
 import { keep } from '../memory';
@@ -28,6 +29,8 @@ export interface KVCacheOptions {
   maxLength: number;
   /** The dtype of the keys and values: the model's (default float32). */
   dtype?: DType;
+  /** Where the keys and values live: the model's device (default 'cpu'). */
+  device?: Device;
 }
 
 /** The keys and values a layer attends to after an update: views of its cache. */
@@ -51,6 +54,7 @@ export class LayerKVCache {
   readonly valueHeadDim: number;
   readonly maxLength: number;
   readonly dtype: DType;
+  readonly device: Device;
   #keys: Tensor | null;
   #values: Tensor | null;
   #length = 0;
@@ -63,9 +67,10 @@ export class LayerKVCache {
     this.valueHeadDim = opts.valueHeadDim;
     this.maxLength = opts.maxLength;
     this.dtype = opts.dtype;
+    this.device = opts.device;
     const shape = [opts.batchSize, opts.numKeyValueHeads, opts.maxLength];
-    this.#keys = keep(zeros([...shape, opts.headDim], { dtype: opts.dtype }));
-    this.#values = keep(zeros([...shape, opts.valueHeadDim], { dtype: opts.dtype }));
+    this.#keys = keep(zeros([...shape, opts.headDim], { dtype: opts.dtype, device: opts.device }));
+    this.#values = keep(zeros([...shape, opts.valueHeadDim], { dtype: opts.dtype, device: opts.device }));
   }
 
   /** Positions held: the keys and values [0, length) are filled. */
@@ -183,10 +188,11 @@ export class KVCache {
       if (sizes[name] === 0) fail('ERR_ARG', `${op}: ${name} must be positive`);
     }
     const dtype = floatDtype(opts.dtype, op);
+    const device = checkDevice(opts.device ?? 'cpu', op);
     this.maxLength = sizes.maxLength;
     const layers: LayerKVCache[] = [];
     try {
-      for (let i = 0; i < numLayers; i++) layers.push(new LayerKVCache({ ...sizes, dtype }));
+      for (let i = 0; i < numLayers; i++) layers.push(new LayerKVCache({ ...sizes, dtype, device }));
     } catch (err) {
       for (const layer of layers) layer.dispose();
       throw err;

@@ -175,7 +175,7 @@ export class Dropout extends Module {
     if (!this.training || this.p === 0) return x;
     if (this.p === 1) return mul(x, 0);
     return tidy(() => {
-      const keepMask = ge(rand(x.shape.slice()), this.p);
+      const keepMask = ge(rand(x.shape.slice(), { device: x.device }), this.p);
       return mul(mul(x, keepMask), 1 / (1 - this.p));
     });
   }

@@ -28,7 +28,9 @@ function checkIndexDtype(index: Tensor, op: string, name: string): void {
  * the output's gradient at their indices, natively (16-bit weights accumulate in float32). On
  * the CPU it is deterministic; on CUDA it uses atomic adds, so a row picked several times sums
  * its terms in no fixed order and float32 gradients may differ in the last bits between runs.
- * On CUDA the index check waits for the GPU (the scan's result is read back).
+ * On CUDA the index check waits for the GPU (the scan's result is read back), except while a
+ * CUDA graph is captured (`ig.cuda.graph`): then nothing is read back, a bad index cannot raise,
+ * its row reads as zeros (and gets no gradient), and it is counted by the graph's `indexErrors()`.
  */
 export function embedding(indices: Tensor, weight: Tensor): Tensor {
   checkTensor(indices, 'embedding', 'indices');
@@ -63,7 +65,9 @@ export function gatherBackward(grad: Tensor, dim: number, index: Tensor, shape: 
  * Values of `t` picked along `dim` by `index` (int32 or int64), as PyTorch's `torch.gather`:
  * for dim 1 of a 3-D tensor, `out[i][j][k] = t[i][index[i][j][k]][k]`. `index` has t's number
  * of dims and sizes no larger than t's except along `dim`; the result has index's shape and
- * t's dtype. Values must be in [0, t.shape[dim]) (no negative indices), else ERR_INDEX.
+ * t's dtype. Values must be in [0, t.shape[dim]) (no negative indices), else ERR_INDEX; while a
+ * CUDA graph is captured a bad value cannot raise: it reads 0 and is counted by the graph's
+ * `indexErrors()` (see {@link embedding}).
  */
 export function gather(t: Tensor, dim: number, index: Tensor): Tensor {
   checkTensor(t, 'gather');

@@ -8,6 +8,7 @@
  */
 import { castForProduct, withCasts } from '../autocast';
 import { frozenOperand, needsGrad, record } from '../autograd/graph';
+import type { Device } from '../device';
 import { DType, isFloat } from '../dtype';
 import { fail } from '../errors';
 import { addon, NativeHandle } from '../native';
@@ -286,14 +287,14 @@ export function loraScaling(alpha: number, r: number, useRsLora = false): number
 /**
  * A dropout mask for {@link loraLinearForward}: each element is 1 / (1 - p) with probability
  * 1 - p, else 0 (all zeros for p = 1), drawn with {@link rand} from the seeded global generator.
- * dtype defaults to float32 and must be the input's.
+ * dtype defaults to float32 and must be the input's; device (default the CPU) too.
  */
-export function loraDropoutMask(shape: number[], p: number, opts: { dtype?: DType } = {}): Tensor {
+export function loraDropoutMask(shape: number[], p: number, opts: { dtype?: DType; device?: Device } = {}): Tensor {
   const op = 'loraDropoutMask';
   checkShape(shape, op);
   checkNumber(p, op, 'p');
   if (!(p >= 0 && p <= 1)) fail('ERR_ARG', `${op}: p must be in [0, 1], got ${p}`);
-  const uniform = rand(shape, { dtype: opts.dtype ?? 'float32' });
+  const uniform = rand(shape, { dtype: opts.dtype ?? 'float32', device: opts.device });
   try {
     return wrap(native.loraDropoutMask(uniform.handle(op), p), shape.slice(), uniform.dtype, uniform.device);
   } finally {
@@ -304,9 +305,10 @@ export function loraDropoutMask(shape: number[], p: number, opts: { dtype?: DTyp
 /**
  * Fresh adapters initialised as PEFT does: A `[r, in]` Kaiming-uniform (with a = sqrt(5), as
  * torch.nn.Linear: uniform in ±1 / sqrt(in)) from the seeded global generator, and B
- * `[out, r]` zeros, so that the layer starts equal to its base. dtype defaults to float32.
+ * `[out, r]` zeros, so that the layer starts equal to its base. dtype defaults to float32, device
+ * to the CPU (the draws are the same on every device).
  */
-export function loraAdapters(inFeatures: number, outFeatures: number, r: number, opts: { dtype?: DType } = {}): { a: Tensor; b: Tensor } {
+export function loraAdapters(inFeatures: number, outFeatures: number, r: number, opts: { dtype?: DType; device?: Device } = {}): { a: Tensor; b: Tensor } {
   const op = 'loraAdapters';
   for (const [name, v] of [['inFeatures', inFeatures], ['outFeatures', outFeatures], ['r', r]] as const) {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) fail('ERR_ARG', `${op}: ${name} must be a positive integer, got ${String(v)}`);
@@ -314,12 +316,13 @@ export function loraAdapters(inFeatures: number, outFeatures: number, r: number,
   const dtype = opts.dtype ?? 'float32';
   if (!isFloat(dtype)) fail('ERR_DTYPE', `${op}: expected a floating-point dtype, got ${String(dtype)}`);
   const bound = 1 / Math.sqrt(inFeatures);
-  const uniform = rand([r, inFeatures], { dtype });
+  const { device } = opts;
+  const uniform = rand([r, inFeatures], { dtype, device });
   const spread = mul(uniform, 2 * bound);
   uniform.dispose();
   const a = add(spread, -bound);
   spread.dispose();
-  return { a, b: zeros([outFeatures, r], { dtype }) };
+  return { a, b: zeros([outFeatures, r], { dtype, device }) };
 }
 
 /**

@@ -14,10 +14,10 @@ interface LossNative {
   crossEntropy(logits: NativeHandle, target: NativeHandle, ignoreIndex: number, reduction: number, labelSmoothing: number): NativeHandle;
   crossEntropyWithStats(
     logits: NativeHandle, target: NativeHandle, ignoreIndex: number, reduction: number, labelSmoothing: number,
-  ): [NativeHandle, NativeHandle, number];
+  ): [NativeHandle, NativeHandle, number, NativeHandle | null];
   crossEntropyBackward(
     grad: NativeHandle, logits: NativeHandle, target: NativeHandle, logsumexp: NativeHandle,
-    ignoreIndex: number, reduction: number, labelSmoothing: number, counted: number,
+    ignoreIndex: number, reduction: number, labelSmoothing: number, counted: number, countedOnDevice: NativeHandle | null,
   ): NativeHandle;
   mseLoss(input: NativeHandle, target: NativeHandle, reduction: number, dtype: number): NativeHandle;
 }
@@ -69,6 +69,11 @@ function reductionCode(reduction: unknown, op: string): number {
  * and the pick run fused, one pass per row, in float32 for 16-bit logits; the result has the
  * logits' dtype: 0-dim, or target's shape for reduction 'none'. The gradient (for the logits
  * only) is fused too: softmax minus the smoothed one-hot, scaled, from each row's logsumexp.
+ *
+ * A target out of range is ERR_INDEX (checked on the host: on a GPU, one device sync). While a
+ * CUDA graph is captured (`ig.cuda.graph`) nothing can be read back: the mean's divisor and the
+ * gradient's scale are then computed on the device, and a target out of range cannot raise: its
+ * row counts as ignored and is added to the graph's `indexErrors()`.
  */
 export function crossEntropy(logits: Tensor, target: Tensor, opts?: CrossEntropyOptions): Tensor {
   const op = 'crossEntropy';
@@ -96,18 +101,22 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts?: CrossEntropy
     return wrap(native.crossEntropy(logits.handle(op), target.handle(op), ignoreIndex, reduction, smoothing), shape, logits.dtype, logits.device);
   }
   // The forward keeps each row's logsumexp for the fused backward: softmax - smoothed one-hot.
-  const [h, lseHandle, counted] = native.crossEntropyWithStats(logits.handle(op), target.handle(op), ignoreIndex, reduction, smoothing);
+  // While a CUDA graph is captured the count of targets stays on the device (counted is -1).
+  const [h, lseHandle, counted, countHandle] = native.crossEntropyWithStats(logits.handle(op), target.handle(op), ignoreIndex, reduction, smoothing);
   const out = wrap(h, shape, logits.dtype, logits.device);
   const lse = wrap(lseHandle, target.shape, logits.dtype === 'float64' ? 'float64' : 'float32', logits.device);
+  const count = countHandle === null ? null : wrap(countHandle, [], 'int64', logits.device);
   try {
-    record(out, op, [logits, target], [logits, target, lse], (g, [x, labels, rowLse]) => {
+    record(out, op, [logits, target], count ? [logits, target, lse, count] : [logits, target, lse], (g, [x, labels, rowLse, rowCount]) => {
       const dx = native.crossEntropyBackward(
         g.handle(op), x.handle(op), labels.handle(op), rowLse.handle(op), ignoreIndex, reduction, smoothing, counted,
+        rowCount?.handle(op) ?? null,
       );
       return [wrap(dx, x.shape, x.dtype, x.device), null];
     });
   } finally {
     lse.dispose();
+    count?.dispose();
   }
   return out;
 }

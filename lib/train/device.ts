@@ -1,18 +1,15 @@
 /** Choosing the device fine-tuning and generation run on. */
+import { isAvailable } from '../cuda';
+import { checkDevice, Device } from '../device';
 import { fail } from '../errors';
-import { isAvailable, unavailableReason } from '../cuda';
 
 /**
- * The device for `requested`: 'cpu', or 'auto' (the CPU for now). 'cuda' / 'cuda:N' are
- * ERR_DEVICE saying why: the CUDA backend does not yet have every kernel a training step needs
- * (reductions, softmax, norms, losses, attention, LoRA, optimizers), and when no GPU is usable,
- * the reason.
+ * The device for `requested`: 'auto' is the current CUDA device when `ig.cuda.isAvailable()`,
+ * else the CPU; 'cpu'; 'cuda' / 'cuda:N' when that device is usable (ERR_DEVICE with the reason
+ * otherwise). Anything else is ERR_ARG.
  */
-export function resolveDevice(requested: string, op: string): 'cpu' {
-  if (requested === 'auto' || requested === 'cpu') return 'cpu';
-  if (/^cuda(:\d+)?$/.test(requested)) {
-    const gpu = isAvailable() ? 'a GPU is available, but' : `no GPU is usable (${unavailableReason()}), and`;
-    fail('ERR_DEVICE', `${op}: device ${requested}: ${gpu} the CUDA backend lacks kernels a training step needs (reductions, softmax, norms, losses, attention, LoRA, optimizers); use --device cpu`);
-  }
-  fail('ERR_ARG', `${op}: device must be 'auto', 'cpu' or 'cuda', got ${JSON.stringify(requested)}`);
+export function resolveDevice(requested: string, op: string): Device {
+  if (requested === 'auto') return isAvailable() ? checkDevice('cuda', op) : 'cpu';
+  if (requested === 'cpu' || (typeof requested === 'string' && /^cuda(:\d+)?$/.test(requested))) return checkDevice(requested, op);
+  fail('ERR_ARG', `${op}: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got ${JSON.stringify(requested)}`);
 }

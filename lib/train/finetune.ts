@@ -201,6 +201,7 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
 
     manualSeed(o.seed);
     const summary = applyLora(model, { r: o.rank, alpha: o.alpha, dropout: o.dropout, targetModules: o.target });
+    model.to(device);
     const worldSize = dist.isInitialized() ? dist.worldSize() : 1;
     if (options.shardWeights && worldSize === 1) fail('ERR_ARG', 'finetune: shardWeights needs a process group of more than one rank');
     const checkpointDir = path.join(o.out, 'checkpoint');

@@ -91,6 +91,14 @@ export function loadTrainingState(dir: string, trainer: Trainer, settings: Recor
   const weights = readSafetensors(path.join(dir, WEIGHTS_FILE)).tensors;
   const optimizerTensors = readSafetensors(path.join(dir, OPTIMIZER_FILE)).tensors;
   try {
+    // read on the CPU: moved to the device the trainer runs on
+    for (const loaded of [weights, optimizerTensors]) {
+      for (const [name, t] of loaded) {
+        if (t.device === trainer.device) continue;
+        loaded.set(name, t.to(trainer.device));
+        t.dispose();
+      }
+    }
     const optimizerState: Record<number, ParamState> = {};
     for (const [name, t] of optimizerTensors) {
       const [, index, key] = name.split('.');

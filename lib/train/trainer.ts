@@ -19,6 +19,7 @@ import { collate, shuffled } from '../data/dataset';
 import type { Batch, Example } from '../data/dataset';
 import { tensor } from '../ops/creation';
 import * as dist from '../dist';
+import { checkDevice, Device } from '../device';
 
 /** What the trainer needs of a model: a module whose forward takes token ids and labels and gives the mean loss. */
 export interface CausalLM extends Module {
@@ -59,6 +60,11 @@ export interface TrainerOptions {
    * communicates.
    */
   distributed?: boolean;
+  /**
+   * Where the batches go: collated on the CPU, each is moved there before the forward (default:
+   * the device of the model's first parameter, so a model moved with `.to('cuda')` trains on it).
+   */
+  device?: Device;
 }
 
 /** What one optimizer step did. */
@@ -116,6 +122,8 @@ export class Trainer {
   readonly batchSize: number;
   readonly gradAccum: number;
   readonly params: Tensor[];
+  /** The device the batches are moved to: the model's. */
+  readonly device: Device;
   readonly optimizer: AdamW;
   readonly scheduler: LRScheduler;
   readonly #train: Example[];
@@ -142,6 +150,7 @@ export class Trainer {
     this.#maxGradNorm = opts.maxGradNorm ?? 1;
     this.params = this.model.parameters().filter((p) => p.requiresGrad);
     if (this.params.length === 0) fail('ERR_ARG', 'Trainer: the model has no trainable parameters');
+    this.device = checkDevice(opts.device ?? this.params[0].device, 'Trainer');
     const distributed = opts.distributed ?? (dist.isInitialized() && dist.worldSize() > 1);
     if (typeof distributed !== 'boolean') fail('ERR_ARG', 'Trainer: distributed must be a boolean');
     this.#rank = distributed ? dist.rank() : 0;
@@ -179,9 +188,21 @@ export class Trainer {
    * (gradient reductions, sharded weights' gathers) need all of them.
    */
   #idle<T>(fn: (batch: Batch) => T): T {
-    const batch = collate([{ inputIds: [this.#padId, this.#padId], labels: [this.#padId, this.#padId] }], this.#padId);
+    const batch = this.#collate([{ inputIds: [this.#padId, this.#padId], labels: [this.#padId, this.#padId] }]);
     try {
       return fn(batch);
+    } finally {
+      batch.inputIds.dispose();
+      batch.labels.dispose();
+    }
+  }
+
+  /** The examples collated (on the CPU), then moved to the trainer's device. */
+  #collate(examples: Example[]): Batch {
+    const batch = collate(examples, this.#padId);
+    if (this.device === 'cpu') return batch;
+    try {
+      return { ...batch, inputIds: batch.inputIds.to(this.device), labels: batch.labels.to(this.device) };
     } finally {
       batch.inputIds.dispose();
       batch.labels.dispose();
@@ -201,10 +222,11 @@ export class Trainer {
     const batches = Array.from({ length: this.gradAccum }, (_, k) => this.#microBatch(this.#step * this.gradAccum + k));
     const lr = this.optimizer.paramGroups[0].lr;
     let lossSum = 0;
-    const collated = batches.map((examples) => (examples.length ? collate(examples, this.#padId) : null));
+    const collated: (Batch | null)[] = [];
     let tokens = 0;
     let inputTokens = 0;
     try {
+      for (const examples of batches) collated.push(examples.length ? this.#collate(examples) : null);
       for (const b of collated) {
         tokens += b?.tokens ?? 0;
         inputTokens += b?.inputIds.numel ?? 0;
@@ -264,7 +286,7 @@ export class Trainer {
           this.#idle((idle) => noGrad(() => tidy(() => this.#loss(idle.inputIds, idle.labels))));
           continue;
         }
-        const batch = collate(this.#heldOut.slice(start, start + this.batchSize), this.#padId);
+        const batch = this.#collate(this.#heldOut.slice(start, start + this.batchSize));
         try {
           // a rank computes even a batch without tokens: the others' forwards may need it
           if (batch.tokens === 0 && this.#ddp === null) continue;

@@ -74,6 +74,8 @@ class CudaRuntime {
   virtual void graph_abort(void* graph) noexcept = 0;
   virtual void graph_replay(void* graph) = 0;
   virtual void graph_destroy(void* graph) noexcept = 0;
+  // The out-of-range indices the graph's index scans met over its replays (waits for the device).
+  virtual int64_t graph_index_errors(void* graph) = 0;
 };
 
 // The CUDA backend's runtime, or null in a build without it.

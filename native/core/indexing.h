@@ -9,10 +9,17 @@ namespace ignis {
 
 // What a scan of an int32/int64 tensor (any strides) found: the first value, in row-major order,
 // outside [0, bound) that is not `ignore` (when has_ignore), and how many values are not `ignore`.
+// While a CUDA graph is being captured the scan's result cannot be read back: it is then
+// `deferred`, all_in_range is true and counted -1 (unknown on the host), and `counted_on_device`
+// holds the count (int64, 0-dim) of the values in range and not ignored. The CUDA kernels
+// bounds-check every index themselves (an out-of-range one reads zeros and writes nothing), and
+// the scan adds each one it meets to the graph's count of bad indices (CudaGraph.indexErrors).
 struct IndexScan {
   bool all_in_range = true;
   int64_t first_bad = 0;
   int64_t counted = 0;
+  bool deferred = false;
+  TensorPtr counted_on_device;
 };
 
 // Rows of `weight` [V, D] picked by `indices` (int32/int64, any shape): [...indices.shape, D].
@@ -35,7 +42,7 @@ TensorPtr gather_backward(const TensorPtr& grad, int64_t dim, const TensorPtr& i
 
 // The IndexScan of `index` on its device. On a GPU this waits for the stream: the scan's result is
 // read back before anything that depends on it is launched, so that an index out of range is an
-// ERR_INDEX, never a device fault.
+// ERR_INDEX, never a device fault; except while a CUDA graph is being captured (see IndexScan).
 IndexScan scan_indices(const TensorPtr& index, int64_t bound, bool has_ignore = false, int64_t ignore = 0);
 
 // Calls f(I{}) with I the C++ type of an int32/int64 index tensor.

@@ -1,7 +1,9 @@
 #include "core/loss.h"
 
 #include "core/backend.h"
+#include "core/elementwise.h"
 #include "core/indexing.h"
+#include "core/reduce.h"
 #include "core/loop.h"
 #include "core/views.h"
 
@@ -47,7 +49,8 @@ CrossEntropyRows cross_entropy_rows(const TensorPtr& logits, const TensorPtr& ta
   IndexScan scan;
   TensorPtr labels = checked_labels("crossEntropy", logits, target, ignore_index, label_smoothing, scan);
   const DType acc = accumulation_dtype(logits->dtype);
-  CrossEntropyRows rows{empty(target->shape, acc, logits->device()), empty(target->shape, acc, logits->device()), scan.counted};
+  CrossEntropyRows rows{empty(target->shape, acc, logits->device()), empty(target->shape, acc, logits->device()), scan.counted,
+                        scan.counted_on_device};
   rows_kernel(rows.loss, rows.logsumexp, logits, labels, ignore_index, label_smoothing);
   return rows;
 }
@@ -58,6 +61,12 @@ TensorPtr cross_entropy(const TensorPtr& logits, const TensorPtr& target, const 
   if (kept) *kept = rows;
   if (options.reduction == Reduction::None)
     return rows.loss->dtype == logits->dtype ? rows.loss : to_dtype(rows.loss, logits->dtype);
+  if (rows.counted_on_device) {
+    // capturing a CUDA graph: the sum and the divisor stay on the device
+    TensorPtr total = reduce(ReduceOp::Sum, rows.loss, std::nullopt, false, 0);
+    if (options.reduction == Reduction::Mean) total = binary(BinaryOp::Div, total, to_dtype(rows.counted_on_device, total->dtype));
+    return to_dtype(total, logits->dtype);
+  }
   const double total = kernel(&DeviceBackend::sum, logits->device(), "crossEntropy")(rows.loss);
   // 0 / 0 is NaN when every target is ignored, as in PyTorch.
   const double value = options.reduction == Reduction::Mean ? total / double(rows.counted) : total;
@@ -65,7 +74,8 @@ TensorPtr cross_entropy(const TensorPtr& logits, const TensorPtr& target, const 
 }
 
 TensorPtr cross_entropy_backward(const TensorPtr& grad, const TensorPtr& logits, const TensorPtr& target,
-                                 const TensorPtr& logsumexp, const CrossEntropyOptions& options, int64_t counted) {
+                                 const TensorPtr& logsumexp, const CrossEntropyOptions& options, int64_t counted,
+                                 const TensorPtr& counted_on_device) {
   const char* op = "crossEntropy backward";
   const auto backward_kernel = kernel(&DeviceBackend::cross_entropy_backward, logits->device(), op);
   IndexScan scan;
@@ -78,10 +88,21 @@ TensorPtr cross_entropy_backward(const TensorPtr& grad, const TensorPtr& logits,
   const DType acc = accumulation_dtype(logits->dtype);
   if (logsumexp->shape != target->shape || logsumexp->dtype != acc || !logsumexp->is_contiguous())
     fail(ERR_SHAPE, op, ": logsumexp must be a contiguous ", dtype_name(acc), " tensor of shape ", shape_str(target->shape));
-  if (counted != scan.counted) fail(ERR_ARG, op, ": counted is ", counted, " but ", scan.counted, " targets are not ignored");
+  const bool on_device = scan.deferred || counted_on_device;
+  if (!on_device && counted != scan.counted)
+    fail(ERR_ARG, op, ": counted is ", counted, " but ", scan.counted, " targets are not ignored");
+  if (counted_on_device) check_same_device(op, logits, counted_on_device);
   TensorPtr row_scale = per_row ? contiguous(to_dtype(grad, acc)) : nullptr;
   double scale = 0;
-  if (!per_row) {
+  if (!per_row && on_device) {
+    // the 0-dim grad (over the count for 'mean') as a device scale per row: nothing read back
+    TensorPtr s = to_dtype(grad, acc);
+    if (options.reduction == Reduction::Mean) {
+      s = counted_on_device ? binary(BinaryOp::Div, s, to_dtype(counted_on_device, acc))
+                            : binary_scalar(BinaryOp::Mul, s, counted > 0 ? 1.0 / double(counted) : 0.0, false);
+    }
+    row_scale = contiguous_copy(expand(s, target->shape));
+  } else if (!per_row) {
     scale = to_host_contiguous(to_dtype(grad, DType::Float64))->data_as<double>()[0];
     if (options.reduction == Reduction::Mean) scale = counted > 0 ? scale / double(counted) : 0;
   }

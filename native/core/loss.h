@@ -17,6 +17,9 @@ struct CrossEntropyRows {
   TensorPtr loss;
   TensorPtr logsumexp;
   int64_t counted;
+  // While a CUDA graph is captured: counted is -1 and this holds it on the device (int64, 0-dim;
+  // see IndexScan); else null.
+  TensorPtr counted_on_device;
 };
 CrossEntropyRows cross_entropy_rows(const TensorPtr& logits, const TensorPtr& target, int64_t ignore_index,
                                     double label_smoothing);
@@ -30,9 +33,12 @@ TensorPtr cross_entropy(const TensorPtr& logits, const TensorPtr& target, const 
 // The gradient of cross_entropy with respect to the logits (their shape and dtype), fused:
 // (softmax - (1 - eps) * onehot(target) - eps / C) scaled by `grad` (0-dim for 'mean' and 'sum',
 // target's shape for 'none'; divided by `counted` for 'mean'), 0 in the rows of ignored targets.
-// `logsumexp` and `counted` come from the forward's CrossEntropyRows.
+// `logsumexp`, `counted` and `counted_on_device` (may be null) come from the forward's
+// CrossEntropyRows. While a CUDA graph is captured (or with counted_on_device) the scale stays
+// on the device: nothing is read back.
 TensorPtr cross_entropy_backward(const TensorPtr& grad, const TensorPtr& logits, const TensorPtr& target,
-                                 const TensorPtr& logsumexp, const CrossEntropyOptions& options, int64_t counted);
+                                 const TensorPtr& logsumexp, const CrossEntropyOptions& options, int64_t counted,
+                                 const TensorPtr& counted_on_device = nullptr);
 // (input - target)^2, broadcast, in `dtype` (a float dtype both are converted to), then reduced.
 TensorPtr mse_loss(const TensorPtr& input, const TensorPtr& target, Reduction reduction, DType dtype);
 

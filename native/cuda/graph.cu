@@ -13,6 +13,7 @@ struct Graph {
   cudaStream_t previous = nullptr;  // the device's current stream before the capture
   uintptr_t pool = 0;               // the private pool of the caching allocator
   int64_t* replays = nullptr;       // device counter, incremented by the graph's first node
+  unsigned long long* index_errors = nullptr;  // device count of bad indices met by the replays
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
 };
@@ -39,6 +40,7 @@ void release(Graph* g) noexcept {
   if (g->graph) cudaGraphDestroy(g->graph);
   if (g->pool) allocator(g->device).release_private_pool(g->pool);
   if (g->replays) cudaFree(g->replays);  // waits for the replays queued
+  if (g->index_errors) cudaFree(g->index_errors);
   cudaGetLastError();
   delete g;
 }
@@ -58,6 +60,23 @@ const int64_t* replay_counter(int device) {
   return g ? g->replays : nullptr;
 }
 
+unsigned long long* index_error_counter(int device) {
+  Graph* g = device >= 0 && device < kMaxDevices ? g_capturing[device].load() : nullptr;
+  return g ? g->index_errors : nullptr;
+}
+
+int64_t graph_index_errors(void* handle) {
+  Graph* g = static_cast<Graph*>(handle);
+  require_not_capturing(g->device, "CudaGraph.indexErrors");
+  use_device(g->device);
+  unsigned long long count = 0;
+  // after the replays queued on the current stream (where graph_replay launches them)
+  cudaStream_t stream = current_stream(g->device);
+  check(cudaMemcpyAsync(&count, g->index_errors, sizeof count, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
+  check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  return int64_t(count);
+}
+
 uintptr_t allocation_pool(int device) {
   Graph* g = g_capturing[device].load();
   return g ? g->pool : uintptr_t(current_stream(device));
@@ -74,6 +93,8 @@ void* graph_begin(int device) {
     g->stream = g_capture_streams[device];
     check(cudaMalloc(&g->replays, sizeof(int64_t)), "cudaMalloc");
     check(cudaMemset(g->replays, 0, sizeof(int64_t)), "cudaMemset");
+    check(cudaMalloc(&g->index_errors, sizeof(unsigned long long)), "cudaMalloc");
+    check(cudaMemset(g->index_errors, 0, sizeof(unsigned long long)), "cudaMemset");
     // the capture starts after the work queued so far on the current stream
     check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
     g->pool = allocator(device).create_private_pool();

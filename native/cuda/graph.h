@@ -16,6 +16,11 @@ void require_not_capturing(int device, const char* op);
 // While `device` captures: a device counter of the graph's replays (1 during the first replay,
 // 2 during the second, ...), for kernels whose scalars change from step to step. Else nullptr.
 const int64_t* replay_counter(int device);
+// While `device` captures: the graph's device count of out-of-range indices met by its index
+// scans (cuda/indexing.cu), summed over its replays. Else nullptr.
+unsigned long long* index_error_counter(int device);
+// The count above of a graph, read back (waits for the device).
+int64_t graph_index_errors(void* graph);
 // The allocator pool of `device`'s allocations now: the current stream's, or the private pool
 // of the graph being captured.
 uintptr_t allocation_pool(int device);

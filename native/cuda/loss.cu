@@ -45,7 +45,8 @@ struct CrossEntropyRows {
 
   __device__ void operator()(const Group& g, int64_t row, bool active) const {
     const int64_t label = active ? int64_t(labels[row]) : ignore_index;
-    const bool counted = label != ignore_index;
+    // a label out of range (met only in a CUDA graph, where it cannot raise) counts as ignored
+    const bool counted = label != ignore_index && label >= 0 && label < classes;
     const int64_t count = counted ? classes : 0, s = class_stride;
     const T* xr = x + (counted ? rows.offset(row) : 0);
     const A max = g.reduce(g.accumulate(xr, count, s, -std::numeric_limits<A>::infinity(), MaxOfNumbers{}, Same{}), MaxOfNumbers{});
@@ -69,7 +70,7 @@ struct CrossEntropyRows {
 };
 
 // dlogits[r, c] = s * (exp(logits[r, c] - logsumexp[r]) - (1 - eps) * [c == target[r]] - eps / C),
-// 0 in ignored rows; one thread per element.
+// 0 in ignored rows (and rows of a label out of range); one thread per element.
 template <typename T, typename I>
 __global__ void __launch_bounds__(kThreads)
     cross_entropy_backward_kernel(T* dx, const T* x, const I* labels, const acc_t<T>* logsumexp, const acc_t<T>* row_scale,
@@ -81,7 +82,7 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t r = e / classes, c = e % classes;
     const int64_t label = int64_t(labels[r]);
     T* d = dx + d_rows.offset(r) + c * d_step;
-    if (label == ignore_index) {
+    if (label == ignore_index || label < 0 || label >= classes) {
       *d = T(A(0));
       continue;
     }

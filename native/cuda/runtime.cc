@@ -272,6 +272,7 @@ class Runtime : public CudaRuntime {
   void graph_abort(void* graph) noexcept override { cuda::graph_abort(graph); }
   void graph_replay(void* graph) override { cuda::graph_replay(graph); }
   void graph_destroy(void* graph) noexcept override { cuda::graph_destroy(graph); }
+  int64_t graph_index_errors(void* graph) override { return cuda::graph_index_errors(graph); }
 };
 
 Runtime g_runtime;

@@ -243,6 +243,10 @@ Napi::Value GraphReplay(const Napi::CallbackInfo& info) {
   runtime().graph_replay(graph_arg(info)->graph);
   return info.Env().Undefined();
 }
+// cudaGraphIndexErrors(graph) -> the out-of-range indices its replays met
+Napi::Value GraphIndexErrors(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(runtime().graph_index_errors(graph_arg(info)->graph)));
+}
 Napi::Value GraphDispose(const Napi::CallbackInfo& info) {
   GraphBox* box = g_graphs.get(info, 0, "CUDA graph");
   if (box->graph) box->destroy();
@@ -350,6 +354,7 @@ void register_cuda(Napi::Env env, Napi::Object exports) {
   define(env, exports, "cudaGraphEnd", GraphEnd);
   define(env, exports, "cudaGraphAbort", GraphAbort);
   define(env, exports, "cudaGraphReplay", GraphReplay);
+  define(env, exports, "cudaGraphIndexErrors", GraphIndexErrors);
   define(env, exports, "cudaGraphDispose", GraphDispose);
   define(env, exports, "setMatmulTf32", SetMatmulTf32);
   define(env, exports, "getMatmulTf32", GetMatmulTf32);

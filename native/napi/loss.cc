@@ -18,19 +18,22 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), cross_entropy(tensor_arg(info, 0), tensor_arg(info, 1), options_arg(info, 2)));
 }
 
-// crossEntropyWithStats(...crossEntropy's arguments) -> [loss, logsumexp, counted]: what the backward needs.
+// crossEntropyWithStats(...crossEntropy's arguments) -> [loss, logsumexp, counted, countedOnDevice | null]:
+// what the backward needs (the count is on the device, and counted -1, while a CUDA graph is captured).
 Napi::Value CrossEntropyWithStats(const Napi::CallbackInfo& info) {
   CrossEntropyRows rows;
   TensorPtr loss = cross_entropy(tensor_arg(info, 0), tensor_arg(info, 1), options_arg(info, 2), &rows);
   Napi::Array out = wrap_all(info.Env(), {loss, rows.logsumexp});
   out.Set(2u, Napi::Number::New(info.Env(), double(rows.counted)));
+  out.Set(3u, rows.counted_on_device ? wrap(info.Env(), rows.counted_on_device) : info.Env().Null());
   return out;
 }
 
-// crossEntropyBackward(grad, logits, target, logsumexp, ignoreIndex, reduction, labelSmoothing, counted)
+// crossEntropyBackward(grad, logits, target, logsumexp, ignoreIndex, reduction, labelSmoothing, counted, countedOnDevice | null)
 Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
   return wrap(info.Env(), cross_entropy_backward(tensor_arg(info, 0), tensor_arg(info, 1), tensor_arg(info, 2),
-                                                 tensor_arg(info, 3), options_arg(info, 4), int_arg(info, 7)));
+                                                 tensor_arg(info, 3), options_arg(info, 4), int_arg(info, 7),
+                                                 optional_tensor_arg(info, 8)));
 }
 
 // mseLoss(input, target, reduction, dtype)

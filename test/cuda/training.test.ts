@@ -10,7 +10,7 @@
 import test from 'ava';
 import * as ig from '../../lib';
 import { DType, Tensor } from '../../lib';
-import { assertCode, randomTensor, refOf, Rng } from '../helpers';
+import { assertCode, assertRelative, randomTensor, refOf, Rng } from '../helpers';
 
 const device = (process.env.IGNIS_TEST_DEVICE ?? 'cuda') as ig.Device;
 const reason = device === 'cpu' ? '' : ig.cuda.unavailableReason();
@@ -29,18 +29,9 @@ function pair(rng: Rng, shape: number[], dtype: DType = 'float32', lo = -1, hi =
 /** Relative error allowed by dtype: ||gpu - cpu|| / ||cpu|| over all elements. */
 const RELATIVE_ERROR: Record<string, number> = { float32: 1e-5, bfloat16: 1e-2, float16: 1e-2 };
 
-/** The device result against the CPU one: dtype, shape, and the relative error of the values. */
+/** The device result against the CPU one (relative error allowed by dtype). */
 function same(t: import('ava').ExecutionContext, gpu: Tensor, cpu: Tensor, what: string, allowed = RELATIVE_ERROR[cpu.dtype]) {
-  t.is(gpu.dtype, cpu.dtype, what);
-  t.deepEqual(gpu.shape, cpu.shape, what);
-  const [x, y] = [refOf(gpu.to('cpu')).data, refOf(cpu).data];
-  let [num, den] = [0, 0];
-  for (let i = 0; i < y.length; i++) {
-    num += (x[i] - y[i]) ** 2;
-    den += y[i] ** 2;
-  }
-  const error = den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
-  t.true(error <= allowed, `${what}: relative error ${error} (allowed ${allowed})`);
+  assertRelative(t, gpu, cpu, what, allowed);
 }
 
 gpuTest('AdamW and SGD: several params of each float dtype in one step, 16-bit params with float32 state', (t) => {

@@ -82,6 +82,76 @@ test('RotaryEmbedding: cached tables grow on demand without leaking; non-persist
   t.true(rope.buffers().every((b) => b.isDisposed));
 });
 
+/** Runs `fn` with Tensor.prototype.item and .data throwing: proof that nothing is read back to the host. */
+function withoutReadBack<T>(fn: () => T): T {
+  const proto = Tensor.prototype as unknown as Record<'item' | 'data', unknown>;
+  const saved = { item: proto.item, data: proto.data };
+  proto.item = proto.data = () => {
+    throw new Error('read back to the host');
+  };
+  try {
+    return fn();
+  } finally {
+    Object.assign(proto, saved);
+  }
+}
+
+test('RotaryEmbedding: maxPosition gives the same tables without reading the positions back', (t) => {
+  const rng = new Rng(21);
+  const values = Array.from({ length: 12 }, () => Math.floor(rng.next() * 40));
+  const positions = positionTensor(values, [3, 4]);
+  const highest = Math.max(...values);
+  const checked = new nn.RotaryEmbedding(8);
+  const told = new nn.RotaryEmbedding(8);
+  const want = ig.tidy(() => checked.call(positions, 'float64'));
+  const got = withoutReadBack(() => ig.tidy(() => told.call(positions, 'float64', { maxPosition: highest })));
+  for (const k of ['cos', 'sin'] as const) {
+    t.deepEqual(got[k].shape, [3, 4, 8]);
+    assertClose(t, got[k], refOf(want[k]), [0, 0]);
+  }
+  t.deepEqual(told.buffers()[0].shape, [highest + 1, 8], 'the tables hold the positions up to maxPosition');
+  t.throws(() => withoutReadBack(() => checked.call(positions)), { message: /read back/ }, 'without maxPosition the range is read back');
+  // a maxPosition below a position: the table lookup still refuses it (eagerly)
+  const small = new nn.RotaryEmbedding(8);
+  assertCode(t, () => small.call(positions, 'float32', { maxPosition: 2 }), 'ERR_INDEX');
+  for (const bad of [-1, 1.5, NaN]) assertCode(t, () => small.call(positions, 'float32', { maxPosition: bad }), 'ERR_ARG', /maxPosition/);
+  for (const u of [positions, want.cos, want.sin, got.cos, got.sin]) u.dispose();
+  for (const m of [checked, told, small]) m.dispose();
+});
+
+test('RotaryEmbedding.positionRange: the tables of start .. start + length - 1 as views, nothing read back', (t) => {
+  const rope = new nn.RotaryEmbedding(6);
+  const positions = positionTensor([4, 5, 6, 7, 8], [1, 5]);
+  const want = ig.tidy(() => rope.call(positions));
+  for (const dtype of ['float32', 'float64'] as const) {
+    const got = withoutReadBack(() => rope.positionRange(4, 5, 'cpu', dtype));
+    for (const k of ['cos', 'sin'] as const) {
+      t.deepEqual(got[k].shape, [1, 5, 6]);
+      t.is(got[k].dtype, dtype);
+      assertClose(t, got[k], refOf(want[k]), [0, 0]);
+      got[k].dispose();
+    }
+  }
+  const grown = rope.positionRange(30, 2);
+  t.deepEqual(rope.buffers()[0].shape, [32, 6], 'the tables grow to hold the range');
+  assertCode(t, () => rope.positionRange(-1, 2), 'ERR_ARG', /start/);
+  assertCode(t, () => rope.positionRange(0, 2, 'tpu' as ig.Device), 'ERR_DEVICE');
+  for (const u of [positions, want.cos, want.sin, grown.cos, grown.sin]) u.dispose();
+  rope.dispose();
+});
+
+test('LlamaModel: positions it makes itself are not read back (no host sync in a forward with labels)', (t) => {
+  ig.manualSeed(3);
+  const model = new ig.LlamaForCausalLM({ vocabSize: 11, hiddenSize: 8, intermediateSize: 12, numHiddenLayers: 1, numAttentionHeads: 2 });
+  const ids = ig.tensor(BigInt64Array.from([1, 2, 3, 4, 5, 6], BigInt), { shape: [2, 3] });
+  const positions = positionTensor([0, 1, 2], [1, 3]);
+  const want = ig.tidy(() => model.forward(ids, { labels: ids, positionIds: positions }).loss!.item());
+  const loss = withoutReadBack(() => model.forward(ids, { labels: ids }).loss!);
+  t.is(loss.item(), want);
+  for (const u of [ids, positions, loss]) u.dispose();
+  model.dispose();
+});
+
 test('RotaryEmbedding: bad arguments', (t) => {
   for (const dim of [0, 3, -2, 2.5]) assertCode(t, () => new nn.RotaryEmbedding(dim), 'ERR_ARG');
   for (const theta of [0, -1, Infinity, NaN]) assertCode(t, () => new nn.RotaryEmbedding(4, { theta }), 'ERR_ARG');

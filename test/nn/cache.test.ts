@@ -191,6 +191,8 @@ test('bad inputs: overflow past the capacity (nothing written), mismatched batch
   assertCode(t, () => new nn.KVCache({ ...base, headDim: 0 }), 'ERR_ARG');
   assertCode(t, () => new nn.KVCache({ ...base, numLayers: 1.5 }), 'ERR_ARG');
   assertCode(t, () => new nn.KVCache({ ...base, dtype: 'int32' }), 'ERR_DTYPE');
+  assertCode(t, () => new nn.KVCache({ ...base, device: 'tpu' as ig.Device }), 'ERR_DEVICE', /unknown device/);
+  if (!ig.cuda.isAvailable()) assertCode(t, () => new nn.KVCache({ ...base, device: 'cuda' }), 'ERR_DEVICE', /not available/);
   assertCode(t, () => new nn.KVCache(null as unknown as nn.KVCacheOptions), 'ERR_ARG');
   // disposed
   other.dispose();

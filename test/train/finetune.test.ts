@@ -10,28 +10,27 @@ import * as ig from '../../lib';
 import { Tokenizer } from '../../lib/data/tokenizer';
 import { finetune } from '../../lib/train/finetune';
 import type { FinetuneOptions } from '../../lib/train/finetune';
-import { assertCode, tempDir } from '../helpers';
-
-/** A tiny byte-level LLaMA saved as a model folder, and a small prompt/completion dataset. */
-function fixture(t: Parameters<typeof tempDir>[0]): { model: string; data: string; root: string } {
-  const root = tempDir(t);
-  const model = path.join(root, 'model');
-  ig.manualSeed(5);
-  const tokenizer = Tokenizer.byteLevel();
-  const m = new ig.LlamaForCausalLM({
-    vocabSize: tokenizer.vocabSize, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2,
-    numAttentionHeads: 4, numKeyValueHeads: 2, maxPositionEmbeddings: 64,
-  });
-  m.savePretrained(model);
-  m.dispose();
-  tokenizer.save(model);
-  const data = path.join(root, 'data.jsonl');
-  const words = ['CAT', 'DOG', 'OWL', 'EEL', 'ANT', 'BEE', 'COW', 'PIG', 'RAT', 'YAK'];
-  fs.writeFileSync(data, words.map((w) => JSON.stringify({ prompt: `${w}, n.`, completion: ` a ${w.toLowerCase()}.` })).join('\n') + '\n');
-  return { model, data, root };
-}
+import { resolveDevice } from '../../lib/train/device';
+import { assertCode } from '../helpers';
+import { finetuneFixture as fixture } from './fixtures';
 
 const BASE: FinetuneOptions = { rank: 4, alpha: 8, batch: 2, seqLen: 32, steps: 6, evalEvery: 3, lr: 0.01, seed: 1, sampleTokens: 4 };
+
+test('resolveDevice: auto is cuda when a GPU is usable, else the CPU; cuda without one is ERR_DEVICE with the reason', (t) => {
+  const available = ig.cuda.isAvailable();
+  t.is(resolveDevice('auto', 'op'), available ? `cuda:${ig.cuda.currentDevice()}` : 'cpu');
+  t.is(resolveDevice('cpu', 'op'), 'cpu');
+  if (available) {
+    t.is(resolveDevice('cuda:0', 'op'), 'cuda:0');
+  } else {
+    for (const d of ['cuda', 'cuda:1']) {
+      const err = t.throws(() => resolveDevice(d, 'op'), { instanceOf: ig.IgnisError });
+      t.is(err?.code, 'ERR_DEVICE');
+      t.true(err?.message.includes(`not available: ${ig.cuda.unavailableReason()}`), err?.message);
+    }
+  }
+  for (const d of ['tpu', 'cuda:x', '']) assertCode(t, () => resolveDevice(d, 'op'), 'ERR_ARG', /device must be/);
+});
 
 test.serial('finetune writes a PEFT adapter, a loss curve and metrics, and the adapter loads back', async (t) => {
   const { model, data, root } = fixture(t);
@@ -86,7 +85,7 @@ test.serial('bad inputs are clear errors raised before anything is written', asy
     [{ rank: 0 }, 'ERR_ARG', /rank/],
     [{ dropout: 1 }, 'ERR_ARG', /dropout/],
     [{ device: 'tpu' }, 'ERR_ARG', /device/],
-    [{ device: 'cuda' }, 'ERR_DEVICE', /device cuda: .*lacks kernels/],
+    ...(ig.cuda.isAvailable() ? [] : [[{ device: 'cuda' }, 'ERR_DEVICE', /device cuda is not available/] as [FinetuneOptions, string, RegExp]]),
     [{ resume: true }, 'ERR_IO', /no checkpoint/],
     [{ target: ['nope_proj'] }, 'ERR_ARG', /nope_proj/],
   ];

@@ -2,7 +2,10 @@
 import * as ig from '../../lib';
 import { IGNORE_INDEX } from '../../lib/data/dataset';
 import type { Example } from '../../lib/data/dataset';
-import { Rng } from '../helpers';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Tokenizer } from '../../lib/data/tokenizer';
+import { Rng, tempDir } from '../helpers';
 
 /** The tiny LLaMA of the training tests. */
 export const CONFIG = { vocabSize: 20, hiddenSize: 16, intermediateSize: 24, numHiddenLayers: 2, numAttentionHeads: 2, numKeyValueHeads: 1 };
@@ -31,4 +34,23 @@ export function examples(count: number, seed: number): Example[] {
     const promptLength = Math.floor(rng.next() * 2);
     return { inputIds, labels: inputIds.map((id, p) => (p < promptLength ? IGNORE_INDEX : id)) };
   });
+}
+
+/** A tiny byte-level LLaMA saved as a model folder, and a small prompt/completion dataset. */
+export function finetuneFixture(t: Parameters<typeof tempDir>[0]): { model: string; data: string; root: string } {
+  const root = tempDir(t);
+  const model = path.join(root, 'model');
+  ig.manualSeed(5);
+  const tokenizer = Tokenizer.byteLevel();
+  const m = new ig.LlamaForCausalLM({
+    vocabSize: tokenizer.vocabSize, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2,
+    numAttentionHeads: 4, numKeyValueHeads: 2, maxPositionEmbeddings: 64,
+  });
+  m.savePretrained(model);
+  m.dispose();
+  tokenizer.save(model);
+  const data = path.join(root, 'data.jsonl');
+  const words = ['CAT', 'DOG', 'OWL', 'EEL', 'ANT', 'BEE', 'COW', 'PIG', 'RAT', 'YAK'];
+  fs.writeFileSync(data, words.map((w) => JSON.stringify({ prompt: `${w}, n.`, completion: ` a ${w.toLowerCase()}.` })).join('\n') + '\n');
+  return { model, data, root };
 }

@@ -88,6 +88,25 @@ test('evaluation is the mean loss per learned token over the held-out examples',
   model.dispose();
 });
 
+test('the trainer moves each batch to the model\'s device (a no-op on the CPU); an unusable device is refused', (t) => {
+  const model = tinyModel('float32', true);
+  const tr = trainer(model, { totalSteps: 1 });
+  t.is(tr.device, 'cpu', 'taken from the model\'s parameters');
+  const seen: string[] = [];
+  const forward = model.forward.bind(model);
+  model.forward = (ids, opts) => {
+    seen.push(`${ids.device} ${opts?.labels?.device}`);
+    return forward(ids, opts);
+  };
+  tr.trainStep();
+  tr.evaluate();
+  t.true(seen.length >= 2 && seen.every((d) => d === 'cpu cpu'), seen.join(', '));
+  tr.dispose();
+  if (!ig.cuda.isAvailable()) assertCode(t, () => trainer(model, { device: 'cuda' }), 'ERR_DEVICE', /not available/);
+  assertCode(t, () => trainer(model, { device: 'tpu' as ig.Device }), 'ERR_DEVICE', /unknown device/);
+  model.dispose();
+});
+
 test('bad trainer options and states are refused', (t) => {
   const model = tinyModel('float32', false);
   assertCode(t, () => trainer(model, { train: [] }), 'ERR_ARG', /no training examples/);

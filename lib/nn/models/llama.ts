@@ -11,7 +11,7 @@ import { checkCheckpoint, DEFAULT_MAX_SHARD_SIZE, loadCheckpoint, parseShardSize
 import { checkDir } from '../../io/files';
 import { tidy } from '../../memory';
 import { checkTensor, fmtShape, sameShape } from '../../ops/check';
-import { arange, full, getRngState, setRngState, tensor } from '../../ops/creation';
+import { full, getRngState, setRngState, tensor } from '../../ops/creation';
 import { cat } from '../../ops/indexing';
 import { crossEntropy } from '../../ops/loss';
 import { Tensor } from '../../tensor';
@@ -89,7 +89,8 @@ function checkIds(op: string, ids: Tensor, name: string): void {
 /**
  * The additive mask [batch, 1, seq, past + seq] of a padding mask [batch, past + seq] for `seq`
  * new positions after `past` cached ones: 0 where key j <= past + query i and j is a token, the
- * dtype's lowest finite value elsewhere.
+ * dtype's lowest finite value elsewhere, on the mask's device (built on the host: a padding mask
+ * costs a device sync, and cannot be captured in a CUDA graph).
  */
 function paddingMask(op: string, mask: Tensor, batch: number, past: number, seq: number, dtype: DType): Tensor {
   checkTensor(mask, op, 'attentionMask');
@@ -104,7 +105,7 @@ function paddingMask(op: string, mask: Tensor, batch: number, past: number, seq:
       for (let j = 0; j < keys; j++) data[(b * seq + i) * keys + j] = j <= past + i && keep[b * keys + j] !== 0 ? 0 : LOWEST[dtype];
     }
   }
-  return tensor(data, { shape: [batch, 1, seq, keys], dtype });
+  return tensor(data, { shape: [batch, 1, seq, keys], dtype, device: mask.device });
 }
 
 /**
@@ -167,7 +168,9 @@ export class LlamaModel extends Module {
     const past = cache?.length ?? 0;
     return tidy(() => {
       let h = this.embed_tokens.call(inputIds);
-      const pe = this.rotary_emb.call(positions ?? arange(past, past + seq, { dtype: 'int64' }).view(1, seq), h.dtype);
+      // the default positions past .. past + seq - 1 are a range of the rotary tables (views,
+      // nothing read back: a step can be captured in a CUDA graph)
+      const pe = positions !== null ? this.rotary_emb.call(positions, h.dtype) : this.rotary_emb.positionRange(past, seq, inputIds.device, h.dtype);
       // without a padding mask the attention is causal by itself (no mask tensor, masked tiles skipped)
       const mask = opts.attentionMask ? paddingMask(op, opts.attentionMask, batch, past, seq, h.dtype) : null;
       this.layers.forEach((layer, i) => {
@@ -221,7 +224,7 @@ export class LlamaForCausalLM extends Module {
       if (labels === null) return { logits, loss: null };
       const [batch, seq, vocab] = logits.shape;
       // targets shifted left by one, the last position padded with the ignore index (as transformers)
-      const targets = cat([labels.narrow(1, 1, seq - 1).to('int64'), full([batch, 1], -100, { dtype: 'int64' })], 1);
+      const targets = cat([labels.narrow(1, 1, seq - 1).to('int64'), full([batch, 1], -100, { dtype: 'int64', device: labels.device })], 1);
       const scores = logits.dtype === 'float64' ? logits : logits.to('float32');
       const loss = crossEntropy(scores.reshape(batch * seq, vocab), targets.reshape(batch * seq), { ignoreIndex: -100 });
       return { logits, loss };
@@ -230,13 +233,13 @@ export class LlamaForCausalLM extends Module {
 
   /**
    * A key/value cache for `batchSize` sequences of up to `maxLength` positions, in the model's
-   * dtype, for {@link forward}'s `cache` option (generation). It belongs to the caller: dispose it.
+   * dtype and on its device, for {@link forward}'s `cache` option (generation). It belongs to the caller: dispose it.
    */
   createCache(batchSize: number, maxLength: number): KVCache {
     const c = this.config;
     return new KVCache({
       numLayers: c.numHiddenLayers, batchSize, numKeyValueHeads: c.numKeyValueHeads, headDim: c.headDim,
-      maxLength, dtype: this.model.embed_tokens.weight.dtype,
+      maxLength, dtype: this.model.embed_tokens.weight.dtype, device: this.model.embed_tokens.weight.device,
     });
   }
 
