@@ -82,6 +82,7 @@ test('finetune --nproc-per-node 2 trains data-parallel, with or without sharded 
   for (const dir of ['parallel', 'sharded']) {
     const b = metrics(dir);
     t.is(b.settings.worldSize, 2);
+    t.true(b.peakBytes > 0 && a.peakBytes > 0);
     for (const key of ['trainLoss', 'evalLoss']) {
       a[key].forEach(([step, loss]: [number, number], i: number) => {
         t.is(b[key][i][0], step);

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fail } from '../errors';
 import { manualSeed, tensor } from '../ops/creation';
-import { tidy } from '../memory';
+import { peakMemory, resetPeakMemory, tidy } from '../memory';
 import { applyLora } from '../lora/apply';
 import { saveAdapter } from '../lora/peft';
 import { LlamaForCausalLM } from '../nn/models/llama';
@@ -133,6 +133,11 @@ export interface FinetuneResult {
   /** Trainable and total parameter counts. */
   trainableParameters: number;
   totalParameters: number;
+  /**
+   * The most tensor bytes held at once on the training device during the training steps (the
+   * largest over the ranks when data-parallel): weights, optimizer state, activations.
+   */
+  peakBytes: number;
 }
 
 interface History {
@@ -253,6 +258,7 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
         return world.size === 1 ? asked : tidy(() => dist.allReduce(tensor([asked ? 1 : 0]), { op: 'max' }).wait().item() === 1);
       };
 
+      resetPeakMemory();
       onProgress({ kind: 'start', step: trainer.step, totalSteps });
       let stopped = false;
       while (trainer.step < totalSteps) {
@@ -274,6 +280,9 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
         if (result.step % saveEvery === 0 && result.step < totalSteps) save();
         await nextTurn();  // lets a signal (Ctrl-C) arrive between steps
       }
+      const peakHere = peakMemory()[device === 'cpu' ? 'cpu' : 'cuda'];
+      const peakBytes = world.size === 1 ? peakHere : tidy(() => dist.allReduce(tensor([peakHere], { dtype: 'float64' }), { op: 'max' }).wait().item());
+      log(`peak memory during training: ${(peakBytes / 2 ** 20).toFixed(1)} MiB${world.size > 1 ? ' on the busiest rank' : ''}`);
       const evalAfter = stopped ? null : trainer.evaluate();
       // Every rank gets here after the same step: gather the weights back (sampling needs them).
       sharded?.dispose();
@@ -301,6 +310,7 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
         tokensPerSecond: median(history.stepRates),
         trainableParameters: summary.trainable,
         totalParameters: summary.total,
+        peakBytes,
       };
       if (lead) writeJsonAtomic('finetune', path.join(o.out, 'metrics.json'), { ...result, settings, trainLoss: history.train, evalLoss: history.eval });
       // The other ranks return once rank 0's files are written (or its failure reached them).

@@ -45,6 +45,8 @@ test.serial('finetune writes a PEFT adapter, a loss curve and metrics, and the a
   t.is(events.filter((k) => k === 'step').length, 6);
   t.is(r.samplesBefore.length, 1);  // 10 records, 10% held out
   t.true(r.evalAfter !== null && r.evalAfter.loss < r.evalBefore.loss);
+  // the model's weights at least (float32), and the step's activations on top
+  t.true(r.peakBytes > 4 * r.totalParameters, `peak ${r.peakBytes} bytes`);
   const config = JSON.parse(fs.readFileSync(path.join(out, 'adapter_config.json'), 'utf8'));
   t.is(config.r, 4);
   t.is(config.lora_alpha, 8);
