@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { fail } from '../errors';
-import { manualSeed, tensor } from '../ops/creation';
-import { peakMemory, resetPeakMemory, tidy } from '../memory';
+import { manualSeed } from '../ops/creation';
+import { peakMemory, resetPeakMemory } from '../memory';
 import { applyLora } from '../lora/apply';
 import { saveAdapter } from '../lora/peft';
 import { LlamaForCausalLM } from '../nn/models/llama';
@@ -100,7 +100,6 @@ export interface FinetuneOptions {
   /** Called with lines worth showing (summary, samples, evaluations). */
   log?: (line: string) => void;
 }
-
 
 /** What {@link FinetuneOptions.onProgress} receives. */
 export type ProgressEvent =
@@ -237,7 +236,10 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
       const world = trainer.world;
       const settings = { ...o, out: undefined, totalSteps, warmup, ...(world.size > 1 ? { worldSize: world.size } : {}) };
       if (world.size > 1) log(`data-parallel on ${world.size} ranks: ${o.batch} sequences per rank per batch`);
-      if (sharded !== null) log(`frozen weights sharded: ${(sharded.stats().shardBytes / 2 ** 20).toFixed(1)} of ${(sharded.stats().fullBytes / 2 ** 20).toFixed(1)} MiB on each rank`);
+      if (sharded !== null) {
+        const { shardBytes, fullBytes } = sharded.stats();
+        log(`frozen weights sharded: ${(shardBytes / 2 ** 20).toFixed(1)} of ${(fullBytes / 2 ** 20).toFixed(1)} MiB on each rank`);
+      }
 
       let history: History;
       if (resumeFrom !== null) {
@@ -253,10 +255,7 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
         if (lead) saveTrainingState(checkpointDir, trainer, { settings, history });
       };
       // A stop asked for on any rank stops every rank after the same step.
-      const stopAsked = () => {
-        const asked = options.signal?.aborted === true;
-        return world.size === 1 ? asked : tidy(() => dist.allReduce(tensor([asked ? 1 : 0]), { op: 'max' }).wait().item() === 1);
-      };
+      const stopAsked = () => trainer.reduceOverRanks([options.signal?.aborted ? 1 : 0], 'max')[0] === 1;
 
       resetPeakMemory();
       onProgress({ kind: 'start', step: trainer.step, totalSteps });
@@ -280,8 +279,7 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
         if (result.step % saveEvery === 0 && result.step < totalSteps) save();
         await nextTurn();  // lets a signal (Ctrl-C) arrive between steps
       }
-      const peakHere = peakMemory()[device === 'cpu' ? 'cpu' : 'cuda'];
-      const peakBytes = world.size === 1 ? peakHere : tidy(() => dist.allReduce(tensor([peakHere], { dtype: 'float64' }), { op: 'max' }).wait().item());
+      const [peakBytes] = trainer.reduceOverRanks([peakMemory()[device === 'cpu' ? 'cpu' : 'cuda']], 'max');
       log(`peak memory during training: ${(peakBytes / 2 ** 20).toFixed(1)} MiB${world.size > 1 ? ' on the busiest rank' : ''}`);
       const evalAfter = stopped ? null : trainer.evaluate();
       // Every rank gets here after the same step: gather the weights back (sampling needs them).

@@ -209,10 +209,13 @@ export class Trainer {
     }
   }
 
-  /** `values` summed over the ranks (themselves in a single process). */
-  #sumOverRanks(values: number[]): number[] {
+  /**
+   * `values` combined over the ranks training together (`op`: sum, the default, or max), in
+   * float64; themselves in a single process. Every rank must call it at the same point.
+   */
+  reduceOverRanks(values: number[], op: 'sum' | 'max' = 'sum'): number[] {
     if (this.#ddp === null) return values;
-    return tidy(() => Array.from(dist.allReduce(tensor(values, { dtype: 'float64' })).wait().data() as Float64Array));
+    return tidy(() => Array.from(dist.allReduce(tensor(values, { dtype: 'float64' }), { op }).wait().data() as Float64Array));
   }
 
   /** One optimizer step over `gradAccum` micro-batches (on every rank, in step, when distributed). */
@@ -231,7 +234,7 @@ export class Trainer {
         tokens += b?.tokens ?? 0;
         inputTokens += b?.inputIds.numel ?? 0;
       }
-      const [total] = this.#sumOverRanks([tokens]);
+      const [total] = this.reduceOverRanks([tokens]);
       // Gradients are averaged over the ranks: each rank's share is weighted by worldSize.
       const weight = this.#worldSize / total;
       collated.forEach((batch, k) => {
@@ -258,7 +261,7 @@ export class Trainer {
     this.optimizer.zeroGrad();
     this.scheduler.step();
     this.#step++;
-    [lossSum, tokens, inputTokens] = this.#sumOverRanks([lossSum, tokens, inputTokens]);
+    [lossSum, tokens, inputTokens] = this.reduceOverRanks([lossSum, tokens, inputTokens]);
     return { step: this.#step, loss: tokens ? lossSum / tokens : NaN, tokens, inputTokens, lr, gradNorm };
   }
 
@@ -302,7 +305,7 @@ export class Trainer {
     } finally {
       this.model.train(wasTraining);
     }
-    [lossSum, tokens] = this.#sumOverRanks([lossSum, tokens]);
+    [lossSum, tokens] = this.reduceOverRanks([lossSum, tokens]);
     const loss = lossSum / tokens;
     return { loss, perplexity: Math.exp(loss), tokens };
   }
