@@ -78,7 +78,7 @@ interface CudaNative {
   cudaGraphBegin(device: number): unknown;
   cudaGraphEnd(graph: unknown): void;
   cudaGraphAbort(graph: unknown): void;
-  cudaGraphReplay(graph: unknown): void;
+  cudaGraphReplay(graph: unknown, scalars: number[]): void;
   cudaGraphIndexErrors(graph: unknown): number;
   cudaGraphDispose(graph: unknown): void;
 }
@@ -309,8 +309,16 @@ export interface GraphOptions {
   device?: number | Device;
 }
 
-/** The graph being captured on each device, with what its replays must also do on the host. */
-const capturing = new Map<number, (() => void)[]>();
+/** What the replays of a graph must also do on the host. */
+interface Capture {
+  /** Run after each replay is queued. */
+  hooks: (() => void)[];
+  /** Read before each replay: the values of the graph's per-replay scalars, by slot. */
+  scalars: (() => number)[];
+}
+
+/** The graph being captured on each device. */
+const capturing = new Map<number, Capture>();
 
 /** @internal Whether a CUDA graph is being captured on `device` ('cpu': never). */
 export function isCapturing(device: Device): boolean {
@@ -322,7 +330,19 @@ export function isCapturing(device: Device): boolean {
  * `device` (an optimizer advancing its step counts), if one is.
  */
 export function onReplay(device: Device, hook: () => void): void {
-  if (device !== 'cpu') capturing.get(Number(device.slice(5)))?.push(hook);
+  if (device !== 'cpu') capturing.get(Number(device.slice(5)))?.hooks.push(hook);
+}
+
+/**
+ * @internal A per-replay scalar of the graph being captured on `device`: `read()` is called before
+ * each replay and its value copied to the device, where the captured kernels given the returned
+ * slot read it (a scheduled learning rate). Only while capturing.
+ */
+export function replayScalar(device: Device, read: () => number): number {
+  const capture = device === 'cpu' ? undefined : capturing.get(Number(device.slice(5)));
+  if (!capture) fail('ERR_CUDA', `replayScalar: ${device} is not capturing a graph`);
+  capture.scalars.push(read);
+  return capture.scalars.length - 1;
 }
 
 /**
@@ -335,14 +355,17 @@ export class CudaGraph<T = unknown> {
     private handle: unknown,
     /** What the captured function returned (tensors the replays write into, such as the loss). */
     readonly output: T,
-    private readonly hooks: (() => void)[],
+    private readonly capture: Capture,
   ) {}
 
   /** Runs the captured work again, on the tensors' current contents. Returns at once (asynchronous, as any GPU op). */
   replay(): void {
     if (this.handle === null) fail('ERR_ARG', 'CudaGraph.replay: the graph was disposed');
-    native.cudaGraphReplay(this.handle);
-    for (const hook of this.hooks) hook();
+    native.cudaGraphReplay(
+      this.handle,
+      this.capture.scalars.map((read) => read()),
+    );
+    for (const hook of this.capture.hooks) hook();
   }
 
   /**
@@ -377,8 +400,11 @@ export class CudaGraph<T = unknown> {
  * by copying into the tensors the capture read, and keep every tensor it used alive.
  *
  * Run the step eagerly once or more before capturing (optimizer state, cuBLAS and the caching
- * allocator warm up then); optimizer options such as the learning rate are fixed at capture,
- * while AdamW's bias corrections advance with each replay. Anything that waits for the device
+ * allocator warm up then). Each replay reads the optimizers' current learning rate (so an
+ * schedule stepped between replays applies), AdamW's bias corrections advance with
+ * each replay, and random ops (dropout) draw fresh numbers from the global generator at each
+ * replay, exactly as the eager step would from the same generator state; other optimizer
+ * options are fixed at capture. Anything that waits for the device
  * or moves data to or from the host (`.data()`, `.item()`, `.to('cpu')`, clipGradNorm's norm,
  * synchronize) raises ERR_CUDA naming the op during the capture (clip with
  * clipGradNormTensor, which keeps the norm on the device); on any error the capture is
@@ -390,8 +416,8 @@ export function graph<T>(fn: () => T, opts: GraphOptions = {}): CudaGraph<T> {
   const device = deviceIndex(opts.device, 'graph');
   if (capturing.has(device)) fail('ERR_CUDA', `graph: cuda:${device} is already capturing a graph (captures do not nest)`);
   const handle = native.cudaGraphBegin(device);
-  const hooks: (() => void)[] = [];
-  capturing.set(device, hooks);
+  const capture: Capture = { hooks: [], scalars: [] };
+  capturing.set(device, capture);
   let output: T;
   try {
     output = fn();
@@ -407,5 +433,5 @@ export function graph<T>(fn: () => T, opts: GraphOptions = {}): CudaGraph<T> {
     native.cudaGraphDispose(handle);
     throw err;
   }
-  return new CudaGraph(handle, output, hooks);
+  return new CudaGraph(handle, output, capture);
 }

@@ -39,6 +39,8 @@ const FINETUNE_USAGE = `usage: ignis finetune [--model DIR] [--data FILE] [--out
   --nproc-per-node N data-parallel training on N processes of this machine (1); --batch is per
                      process. Under \`ignis run\`, the launched processes train together.
   --shard-weights    with several processes: each stores 1/N of the frozen base weights
+  --cuda-graph       on a GPU, in one process: capture the training step into a CUDA graph and
+                     replay it (batches padded to the longest training sequence)
 
 Without --model and --data, the built-in model is fine-tuned on the built-in dataset with the
 demo's settings unless given: --epochs 3 --lr 3e-3 --rank 16 --alpha 32 --target all-linear.
@@ -52,7 +54,7 @@ async function finetuneCommand(argv: string[]): Promise<number> {
   const a = parse(argv, {
     model: s, data: s, out: s, rank: s, alpha: s, dropout: s, target: s, lr: s, epochs: s, steps: s, batch: s,
     'seq-len': s, 'grad-accum': s, warmup: s, seed: s, device: s, 'eval-every': s, 'save-every': s, resume: { type: 'boolean' },
-    'nproc-per-node': s, 'shard-weights': { type: 'boolean' },
+    'nproc-per-node': s, 'shard-weights': { type: 'boolean' }, 'cuda-graph': { type: 'boolean' },
   }, FINETUNE_USAGE);
   const nproc = num(a['nproc-per-node'], 'nproc-per-node') ?? 1;
   if (!Number.isInteger(nproc) || nproc < 1) throw new IgnisError(`--nproc-per-node must be a positive integer, got ${nproc}`, 'ERR_ARG');
@@ -71,6 +73,7 @@ async function finetuneCommand(argv: string[]): Promise<number> {
     seqLen: num(a['seq-len'], 'seq-len'), gradAccum: num(a['grad-accum'], 'grad-accum'), warmup: num(a.warmup, 'warmup'),
     seed: num(a.seed, 'seed'), device: str(a.device), evalEvery: num(a['eval-every'], 'eval-every'),
     saveEvery: num(a['save-every'], 'save-every'), resume: a.resume === true, shardWeights: a['shard-weights'] === true,
+    cudaGraph: a['cuda-graph'] === true,
   };
   const launched = Number(process.env.WORLD_SIZE ?? 1) > 1;
   const stop = new AbortController();

@@ -162,13 +162,19 @@ export interface Batch {
 /**
  * Stacks examples into one batch padded to the longest: padding takes `padId` as input and
  * IGNORE_INDEX as label. Right padding needs no attention mask with a causal model: real tokens
- * never see the padding after them.
+ * never see the padding after them. With `shape`, the batch is padded to `rows` x `length`
+ * instead (rows of padding only), which must hold the examples (ERR_ARG).
  */
-export function collate(examples: Example[], padId: number): Batch {
+export function collate(examples: Example[], padId: number, shape?: { rows: number; length: number }): Batch {
   if (examples.length === 0) fail('ERR_ARG', 'collate: no examples');
-  const length = Math.max(...examples.map((e) => e.inputIds.length));
-  const ids = new BigInt64Array(examples.length * length).fill(BigInt(padId));
-  const labels = new BigInt64Array(examples.length * length).fill(BigInt(IGNORE_INDEX));
+  const longest = Math.max(...examples.map((e) => e.inputIds.length));
+  const rows = shape?.rows ?? examples.length;
+  const length = shape?.length ?? longest;
+  if (rows < examples.length || length < longest) {
+    fail('ERR_ARG', `collate: ${examples.length} examples of up to ${longest} tokens do not fit in ${rows} x ${length}`);
+  }
+  const ids = new BigInt64Array(rows * length).fill(BigInt(padId));
+  const labels = new BigInt64Array(rows * length).fill(BigInt(IGNORE_INDEX));
   let tokens = 0;
   examples.forEach((e, row) => {
     e.inputIds.forEach((id, p) => (ids[row * length + p] = BigInt(id)));
@@ -177,6 +183,5 @@ export function collate(examples: Example[], padId: number): Batch {
       if (label !== IGNORE_INDEX && p > 0) tokens++;
     });
   });
-  const shape = [examples.length, length];
-  return { inputIds: tensor(ids, { shape }), labels: tensor(labels, { shape }), tokens };
+  return { inputIds: tensor(ids, { shape: [rows, length] }), labels: tensor(labels, { shape: [rows, length] }), tokens };
 }

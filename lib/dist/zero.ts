@@ -10,7 +10,7 @@ import { broadcastTensors } from './flat';
 import { group } from './group';
 
 /** An optimizer class of `optim` (AdamW, SGD, ...): what {@link ZeroRedundancyOptimizer} wraps. */
-export type OptimizerClass<O extends object> = new (params: Params<O>, options?: Partial<O>) => Optimizer<O>;
+export type OptimizerClass<O extends { lr: number }> = new (params: Params<O>, options?: Partial<O>) => Optimizer<O>;
 
 /** Options of {@link ZeroRedundancyOptimizer} itself. */
 export interface ZeroOptions {
@@ -61,7 +61,7 @@ export function partitionBySize(tensors: readonly Tensor[], n: number): number[]
  * holds this rank's shard only; a consolidated {@link stateDict} (the whole state on one rank) is
  * not implemented and raises ERR_ARG.
  */
-export class ZeroRedundancyOptimizer<O extends object> {
+export class ZeroRedundancyOptimizer<O extends { lr: number }> {
   /** Every param, grouped as given, with each group's options (change them between steps, as on any optimizer). */
   readonly paramGroups: ParamGroup<O>[];
   /** The optimizer over this rank's partition (its groups mirror {@link paramGroups}, with this rank's params only). */

@@ -50,7 +50,7 @@ export class AdamW extends Optimizer<AdamWOptions> {
     };
   }
 
-  protected update(o: AdamWOptions, params: Tensor[], grads: Tensor[]): void {
+  protected update(o: AdamWOptions, params: Tensor[], grads: Tensor[], lrSlot: number): void {
     const op = `${this.name}.step`;
     const init = (p: Tensor): ParamState => {
       const dtype = stateDtype(p.dtype);
@@ -69,6 +69,7 @@ export class AdamW extends Optimizer<AdamWOptions> {
         o.betas[1],
         o.eps,
         o.weightDecay,
+        lrSlot,
       );
       // A captured step runs only when replayed, each replay one more step (the kernel reads the
       // replay count on the device): the counts advance with the replays.

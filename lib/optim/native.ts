@@ -13,6 +13,7 @@ export interface OptimNative {
     beta2: number,
     eps: number,
     weightDecay: number,
+    lrSlot: number,
   ): void;
   sgdStep(
     params: NativeHandle[],
@@ -24,6 +25,7 @@ export interface OptimNative {
     dampening: number,
     weightDecay: number,
     nesterov: boolean,
+    lrSlot: number,
   ): void;
   totalNorm(tensors: NativeHandle[], normType: number): number;
   scaleInPlace(tensors: NativeHandle[], factor: number): void;

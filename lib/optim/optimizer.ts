@@ -1,6 +1,6 @@
 /** The optimizer base: parameter groups with per-group options, per-parameter state, state dicts. */
 import { DType, dtypeSize, isFloat } from '../dtype';
-import { isCapturing } from '../cuda';
+import { isCapturing, replayScalar } from '../cuda';
 import { ErrorCode, fail } from '../errors';
 import { keep } from '../memory';
 import { checkTensor, fmtShape, sameShape } from '../ops/check';
@@ -73,7 +73,7 @@ function disposeState(s: ParamState): void {
  * A param whose `grad` is null is skipped by a step. State tensors are exempt from {@link tidy}
  * scopes (a tidy around `step()` is safe); `dispose()` frees them.
  */
-export abstract class Optimizer<O extends object> {
+export abstract class Optimizer<O extends { lr: number }> {
   /** The options of groups that do not set their own. */
   readonly defaults: Readonly<O>;
   readonly paramGroups: ParamGroup<O>[] = [];
@@ -107,8 +107,12 @@ export abstract class Optimizer<O extends object> {
    */
   protected abstract checkOptions(options: Record<string, unknown>, prefix: string): O;
 
-  /** One step over the params of one group that have a grad (already validated). */
-  protected abstract update(options: O, params: Tensor[], grads: Tensor[]): void;
+  /**
+   * One step over the params of one group that have a grad (already validated). `lrSlot` is -1,
+   * or, while a CUDA graph captures the step, the graph's per-replay scalar holding the group's
+   * lr as it is at each replay (for the native step's `lrSlot`).
+   */
+  protected abstract update(options: O, params: Tensor[], grads: Tensor[], lrSlot: number): void;
 
   /** Adds a group of params, with options that differ from the optimizer's defaults. */
   addParamGroup(group: ParamGroupSpec<O>): void {
@@ -163,7 +167,12 @@ export abstract class Optimizer<O extends object> {
       });
       return { options, params, grads };
     });
-    for (const { options, params, grads } of work) if (params.length) this.update(options, params, grads);
+    work.forEach(({ options, params, grads }, g) => {
+      if (params.length === 0) return;
+      const group = this.paramGroups[g];
+      const read = () => this.checkOptions(group, `paramGroups[${g}].`).lr;
+      this.update(options, params, grads, isCapturing(params[0].device) ? replayScalar(params[0].device, read) : -1);
+    });
   }
 
   /** Sets every param's grad to null, disposing the grad tensors (PyTorch's `zero_grad(set_to_none=True)`). */

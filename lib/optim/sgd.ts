@@ -49,7 +49,7 @@ export class SGD extends Optimizer<SGDOptions> {
     return options;
   }
 
-  protected update(o: SGDOptions, params: Tensor[], grads: Tensor[]): void {
+  protected update(o: SGDOptions, params: Tensor[], grads: Tensor[], lrSlot: number): void {
     const op = `${this.name}.step`;
     const step = (buffers: Tensor[], fresh: boolean[]) =>
       native.sgdStep(
@@ -62,6 +62,7 @@ export class SGD extends Optimizer<SGDOptions> {
         o.dampening,
         o.weightDecay,
         o.nesterov,
+        lrSlot,
       );
     if (o.momentum === 0) {
       step([], []);

@@ -89,6 +89,11 @@ export interface FinetuneOptions {
    * (default false). The samples after training are drawn once the weights are gathered back.
    */
   shardWeights?: boolean;
+  /**
+   * On a CUDA device in one process: capture the training step into a CUDA graph and replay it
+   * (the Trainer's `cudaGraph`; batches padded to the longest training sequence). Default false.
+   */
+  cudaGraph?: boolean;
   /** Prompts to sample before and after training, with temperature 0.7, top-p 0.9 and `seed` (default: three held-out prompts). */
   samplePrompts?: string[];
   /** Tokens generated per sample (default 60). */
@@ -228,7 +233,7 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
     const saveEvery = options.saveEvery ?? evalEvery;
     const trainer = new Trainer({
       model, train, heldOut, padId: tokenizer.padId, batchSize: o.batch, gradAccum: o.gradAccum,
-      totalSteps, lr: o.lr, warmupSteps: warmup, seed: o.seed,
+      totalSteps, lr: o.lr, warmupSteps: warmup, seed: o.seed, cudaGraph: options.cudaGraph,
     });
     try {
       log(`base model ${o.model}: ${summary.total - summary.trainable} parameters; LoRA r=${o.rank} alpha=${o.alpha} on ${summary.targeted.length} modules: ${summary.trainable} trainable (${((100 * summary.trainable) / summary.total).toFixed(2)}%)`);

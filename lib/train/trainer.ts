@@ -9,7 +9,7 @@ import { tidy } from '../memory';
 import { getRngState, setRngState } from '../ops/creation';
 import type { RngState } from '../ops/creation';
 import { AdamW } from '../optim/adamw';
-import { clipGradNorm } from '../optim/clip';
+import { clipGradNorm, clipGradNormTensor } from '../optim/clip';
 import type { OptimizerStateDict } from '../optim/optimizer';
 import { cosineScheduleWithWarmup, LRScheduler } from '../optim/schedule';
 import type { LRSchedulerStateDict } from '../optim/schedule';
@@ -17,7 +17,9 @@ import { Tensor } from '../tensor';
 import { Module } from '../nn/module';
 import { collate, shuffled } from '../data/dataset';
 import type { Batch, Example } from '../data/dataset';
-import { tensor } from '../ops/creation';
+import { tensor, zeros } from '../ops/creation';
+import { graph as cudaGraph } from '../cuda';
+import type { CudaGraph } from '../cuda';
 import * as dist from '../dist';
 import { checkDevice, Device } from '../device';
 
@@ -65,6 +67,16 @@ export interface TrainerOptions {
    * the device of the model's first parameter, so a model moved with `.to('cuda')` trains on it).
    */
   device?: Device;
+  /**
+   * Capture the training step into a CUDA graph and replay it (a CUDA device and one process):
+   * the GPU then runs a whole step from one launch instead of waiting for the host to issue each
+   * op, which is what bounds small models. The shapes a graph replays never change, so every
+   * micro-batch is padded to `batchSize` rows of the longest training example. The first step
+   * (and the first after {@link Trainer.loadStateDict}) runs eagerly, which creates the
+   * optimizer state; the next is captured, and the later ones replay it. Each replay reads the
+   * scheduled learning rate and draws fresh dropout masks. Default false.
+   */
+  cudaGraph?: boolean;
 }
 
 /** What one optimizer step did. */
@@ -98,6 +110,25 @@ export interface TrainerState {
   optimizer: OptimizerStateDict;
   scheduler: LRSchedulerStateDict;
   rng: RngState;
+}
+
+/** The tensors a captured step reads and writes (see {@link TrainerOptions.cudaGraph}). */
+interface StaticStep {
+  /** Micro-batch k's inputs and labels, [batchSize, length] on the device. */
+  inputIds: Tensor[];
+  labels: Tensor[];
+  /** [gradAccum]: micro-batch k's share of the step's learned tokens (its loss weight). */
+  weights: Tensor;
+  /** Captured at the second step after a reset; null before. */
+  graph: CudaGraph<StaticStepOutput> | null;
+  /** Whether the eager step before the capture has run. */
+  warm: boolean;
+}
+
+/** What a static step leaves on the device: the step's mean loss and the gradient norm. */
+interface StaticStepOutput {
+  loss: Tensor;
+  gradNorm: Tensor | null;
 }
 
 /** `value` if it is a positive number (an integer unless `integer` is false), else ERR_ARG naming `op` and `name`. */
@@ -136,6 +167,9 @@ export class Trainer {
   readonly #ddp: dist.DistributedDataParallel | null;
   #order: { epoch: number; order: number[] } = { epoch: -1, order: [] };
   #step = 0;
+  /** With cudaGraph: the longest training example, the length micro-batches are padded to. */
+  readonly #staticLength: number;
+  #static: StaticStep | null = null;
 
   constructor(opts: TrainerOptions) {
     this.model = opts.model;
@@ -156,6 +190,11 @@ export class Trainer {
     this.#rank = distributed ? dist.rank() : 0;
     this.#worldSize = distributed ? dist.worldSize() : 1;
     this.#ddp = distributed ? new dist.DistributedDataParallel(this.model) : null;
+    const cudaGraph = opts.cudaGraph ?? false;
+    if (typeof cudaGraph !== 'boolean') fail('ERR_ARG', 'Trainer: cudaGraph must be a boolean');
+    if (cudaGraph && this.device === 'cpu') fail('ERR_ARG', 'Trainer: cudaGraph needs a CUDA device, the trainer is on cpu');
+    if (cudaGraph && this.#ddp !== null) fail('ERR_ARG', 'Trainer: cudaGraph trains in one process, not distributed');
+    this.#staticLength = cudaGraph ? Math.max(...this.#train.map((e) => e.inputIds.length)) : 0;
     this.optimizer = new AdamW(this.params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 });
     this.scheduler = cosineScheduleWithWarmup(this.optimizer, {
       warmupSteps: Math.min(opts.warmupSteps ?? 0, this.totalSteps),
@@ -188,13 +227,18 @@ export class Trainer {
    * (gradient reductions, sharded weights' gathers) need all of them.
    */
   #idle<T>(fn: (batch: Batch) => T): T {
-    const batch = this.#collate([{ inputIds: [this.#padId, this.#padId], labels: [this.#padId, this.#padId] }]);
+    const batch = this.#collate([this.#idleExample()]);
     try {
       return fn(batch);
     } finally {
       batch.inputIds.dispose();
       batch.labels.dispose();
     }
+  }
+
+  /** Two padding tokens, the second learned: the smallest batch with a finite loss. */
+  #idleExample(): Example {
+    return { inputIds: [this.#padId, this.#padId], labels: [this.#padId, this.#padId] };
   }
 
   /** The examples collated (on the CPU), then moved to the trainer's device. */
@@ -224,6 +268,13 @@ export class Trainer {
     this.model.train();
     const batches = Array.from({ length: this.gradAccum }, (_, k) => this.#microBatch(this.#step * this.gradAccum + k));
     const lr = this.optimizer.paramGroups[0].lr;
+    const result = this.#staticLength > 0 ? this.#staticStep(batches) : this.#eagerStep(batches);
+    this.scheduler.step();
+    this.#step++;
+    return { step: this.#step, lr, ...result };
+  }
+
+  #eagerStep(batches: Example[][]): Omit<StepResult, 'step' | 'lr'> {
     let lossSum = 0;
     const collated: (Batch | null)[] = [];
     let tokens = 0;
@@ -259,10 +310,90 @@ export class Trainer {
     const gradNorm = Number.isFinite(this.#maxGradNorm) ? clipGradNorm(this.params, this.#maxGradNorm) : NaN;
     this.optimizer.step();
     this.optimizer.zeroGrad();
-    this.scheduler.step();
-    this.#step++;
     [lossSum, tokens, inputTokens] = this.reduceOverRanks([lossSum, tokens, inputTokens]);
-    return { step: this.#step, loss: tokens ? lossSum / tokens : NaN, tokens, inputTokens, lr, gradNorm };
+    return { loss: tokens ? lossSum / tokens : NaN, tokens, inputTokens, gradNorm };
+  }
+
+  /**
+   * A step of fixed shapes (cudaGraph): the micro-batches are copied into the static inputs,
+   * then the step runs eagerly, is captured, or is replayed. A micro-batch without examples
+   * gets a two-token batch weighted 0 (an all-ignored batch would make the mean loss 0/0).
+   */
+  #staticStep(batches: Example[][]): Omit<StepResult, 'step' | 'lr'> {
+    const s = (this.#static ??= this.#makeStaticStep());
+    let tokens = 0;
+    const counts: number[] = [];
+    batches.forEach((examples, k) => {
+      const shape = { rows: this.batchSize, length: this.#staticLength };
+      const batch = collate(examples.length ? examples : [this.#idleExample()], this.#padId, shape);
+      try {
+        s.inputIds[k].copy_(batch.inputIds);
+        s.labels[k].copy_(batch.labels);
+      } finally {
+        batch.inputIds.dispose();
+        batch.labels.dispose();
+      }
+      counts.push(examples.length ? batch.tokens : 0);
+      tokens += counts[k];
+    });
+    tidy(() => s.weights.copy_(tensor(counts.map((n) => (tokens ? n / tokens : 0)), { dtype: s.weights.dtype })));
+    let output: StaticStepOutput;
+    if (!s.warm) {
+      output = this.#forwardBackwardStep(s);
+      s.warm = true;
+    } else {
+      s.graph ??= cudaGraph(() => this.#forwardBackwardStep(s), { device: this.device });
+      s.graph.replay();
+      output = s.graph.output;
+    }
+    const loss = tokens ? output.loss.item() : NaN;
+    const gradNorm = output.gradNorm?.item() ?? NaN;
+    if (s.graph === null) {
+      output.loss.dispose();
+      output.gradNorm?.dispose();
+    }
+    return { loss, tokens, inputTokens: this.gradAccum * this.batchSize * this.#staticLength, gradNorm };
+  }
+
+  /** The captured work: every micro-batch's weighted forward and backward, clipping, the update. */
+  #forwardBackwardStep(s: StaticStep): StaticStepOutput {
+    return tidy(() => {
+      const losses = s.inputIds.map((inputIds, k) => {
+        const weighted = this.#loss(inputIds, s.labels[k]).mul(s.weights.narrow(0, k, 1).reshape([]));
+        weighted.backward();
+        return weighted.detach();
+      });
+      const gradNorm = Number.isFinite(this.#maxGradNorm) ? clipGradNormTensor(this.params, this.#maxGradNorm) : null;
+      this.optimizer.step();
+      this.optimizer.zeroGrad();
+      return { loss: losses.reduce((sum, loss) => sum.add(loss)), gradNorm };
+    });
+  }
+
+  #makeStaticStep(): StaticStep {
+    const shape = [this.batchSize, this.#staticLength];
+    const ids = () => Array.from({ length: this.gradAccum }, () => zeros(shape, { dtype: 'int64', device: this.device }));
+    const lossDtype = this.params[0].dtype === 'float64' ? 'float64' : 'float32';
+    return {
+      inputIds: ids(),
+      labels: ids(),
+      weights: zeros([this.gradAccum], { dtype: lossDtype, device: this.device }),
+      graph: null,
+      warm: false,
+    };
+  }
+
+  /** Drops the captured step (the optimizer state it updates was replaced): the next step runs eagerly again. */
+  #resetStaticStep(): void {
+    const s = this.#static;
+    if (s === null) return;
+    if (s.graph !== null) {
+      s.graph.dispose();
+      s.graph.output.loss.dispose();
+      s.graph.output.gradNorm?.dispose();
+    }
+    s.graph = null;
+    s.warm = false;
   }
 
   #loss(inputIds: Tensor, labels: Tensor): Tensor {
@@ -324,6 +455,7 @@ export class Trainer {
       fail('ERR_ARG', `Trainer.loadStateDict: step ${state.step} is outside [0, ${this.totalSteps}]`);
     }
     this.optimizer.loadStateDict(state.optimizer);
+    this.#resetStaticStep();
     this.scheduler.loadStateDict(state.scheduler);
     setRngState(state.rng);
     this.#step = state.step;
@@ -334,8 +466,11 @@ export class Trainer {
     return { rank: this.#rank, size: this.#worldSize };
   }
 
-  /** Frees the optimizer's state and removes the data-parallel hooks. */
+  /** Frees the optimizer's state, the captured step and its inputs, and removes the data-parallel hooks. */
   dispose(): void {
+    this.#resetStaticStep();
+    if (this.#static !== null) for (const t of [...this.#static.inputIds, ...this.#static.labels, this.#static.weights]) t.dispose();
+    this.#static = null;
     this.optimizer.dispose();
     this.#ddp?.dispose();
   }

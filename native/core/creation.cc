@@ -14,14 +14,6 @@ constexpr double kTwo63 = 9223372036854775808.0;
 std::mutex g_rng_mutex;
 RngState g_rng{kDefaultSeed, 0};
 
-// Takes `blocks` Philox blocks from the global generator; returns the state to draw them from.
-RngState take_blocks(int64_t blocks) {
-  std::lock_guard<std::mutex> lock(g_rng_mutex);
-  RngState taken = g_rng;
-  g_rng.offset += uint64_t(blocks);
-  return taken;
-}
-
 int64_t blocks_for(int64_t n, int per_block) { return (n + per_block - 1) / per_block; }
 
 void check_not_bool(DType dtype, const char* op) {
@@ -111,6 +103,13 @@ TensorPtr eye(int64_t n, int64_t m, DType dtype, Device device) {
   return generate(empty({n, m}, dtype, device), [](const TensorPtr& out) { cpu::eye(out); });  // empty checks the sizes
 }
 
+RngState take_rng_blocks(uint64_t blocks) {
+  std::lock_guard<std::mutex> lock(g_rng_mutex);
+  RngState taken = g_rng;
+  g_rng.offset += blocks;
+  return taken;
+}
+
 RngState rng_state() {
   std::lock_guard<std::mutex> lock(g_rng_mutex);
   return g_rng;
@@ -126,7 +125,7 @@ TensorPtr rand(const Shape& shape, DType dtype, Device device) {
   TensorPtr out = empty(shape, dtype, device);
   int per_block = dtype == DType::Float64 ? kUniformDoublePerBlock : kUniformFloatPerBlock;
   const auto draw = kernel(&DeviceBackend::uniform, device, "rand");
-  RngState s = take_blocks(blocks_for(out->numel(), per_block));
+  RngState s = take_rng_blocks(blocks_for(out->numel(), per_block));
   draw(out, s.seed, s.offset);
   return out;
 }
@@ -136,7 +135,7 @@ TensorPtr randn(const Shape& shape, DType dtype, Device device) {
   TensorPtr out = empty(shape, dtype, device);
   int per_block = dtype == DType::Float64 ? kNormalDoublePerBlock : kNormalFloatPerBlock;
   const auto draw = kernel(&DeviceBackend::normal, device, "randn");
-  RngState s = take_blocks(blocks_for(out->numel(), per_block));
+  RngState s = take_rng_blocks(blocks_for(out->numel(), per_block));
   draw(out, s.seed, s.offset);
   return out;
 }
@@ -148,7 +147,7 @@ TensorPtr randint(int64_t low, int64_t high, const Shape& shape, DType dtype, De
     fail(ERR_ARG, "randint: [", low, ", ", high, ") does not fit in ", dtype_name(dtype));
   TensorPtr out = empty(shape, dtype, device);
   const auto draw = kernel(&DeviceBackend::random_int, device, "randint");
-  RngState s = take_blocks(blocks_for(out->numel(), kIntPerBlock));
+  RngState s = take_rng_blocks(blocks_for(out->numel(), kIntPerBlock));
   draw(out, low, uint64_t(high) - uint64_t(low), s.seed, s.offset);
   return out;
 }

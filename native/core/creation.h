@@ -23,6 +23,8 @@ struct RngState {
 };
 constexpr uint64_t kDefaultSeed = 67280421310721ull;  // the seed a process starts with
 RngState rng_state();
+// Takes `blocks` Philox blocks from the global generator; returns the state to draw them from.
+RngState take_rng_blocks(uint64_t blocks);
 void set_rng_state(RngState state);
 
 // Uniform in [0, 1) (float dtypes).

@@ -72,7 +72,8 @@ class CudaRuntime {
   virtual void* graph_begin(int device) = 0;
   virtual void graph_end(void* graph) = 0;
   virtual void graph_abort(void* graph) noexcept = 0;
-  virtual void graph_replay(void* graph) = 0;
+  // scalars[k]: the value of the graph's per-replay scalar k (cuda/graph.h) for this replay.
+  virtual void graph_replay(void* graph, const std::vector<double>& scalars) = 0;
   virtual void graph_destroy(void* graph) noexcept = 0;
   // The out-of-range indices the graph's index scans met over its replays (waits for the device).
   virtual int64_t graph_index_errors(void* graph) = 0;

@@ -65,6 +65,13 @@ TensorList contiguous_all(const TensorList& tensors) {
   return out;
 }
 
+// A per-replay lr exists only in a CUDA graph (the CUDA kernels check that one is capturing).
+void check_lr_slot(const char* op, int lr_slot, const TensorList& params) {
+  if (lr_slot >= 0 && params[0]->device().type != DeviceType::CUDA)
+    fail(ERR_ARG, op, ": a per-replay lr (slot ", lr_slot, ") needs CUDA params under graph capture, got ",
+         params[0]->device().str());
+}
+
 }  // namespace
 
 void adamw_step(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
@@ -88,6 +95,7 @@ void adamw_step(const TensorList& params, const TensorList& grads, const TensorL
   }
   if (params.empty()) return;
   check_one_device(op, params);
+  check_lr_slot(op, o.lr_slot, params);
   kernel(&DeviceBackend::adamw_step, params[0]->device(), op)(params, contiguous_all(grads), exp_avgs, exp_avg_sqs, steps, o);
 }
 
@@ -111,6 +119,7 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
   }
   if (params.empty()) return;
   check_one_device(op, params);
+  check_lr_slot(op, o.lr_slot, params);
   kernel(&DeviceBackend::sgd_step, params[0]->device(), op)(params, contiguous_all(grads), momentum_buffers, fresh, o);
 }
 

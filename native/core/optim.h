@@ -14,6 +14,9 @@ DType optimizer_state_dtype(DType param);
 
 struct AdamWOptions {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 1e-2;
+  // >= 0 while a CUDA graph captures the step: each replay reads the lr from this per-replay
+  // scalar of the graph (cuda/graph.h), so a schedule can change it between replays.
+  int lr_slot = -1;
 };
 
 // One torch.optim.AdamW step for every k: params[k] (contiguous float tensors), its exp_avgs[k]
@@ -26,6 +29,7 @@ void adamw_step(const TensorList& params, const TensorList& grads, const TensorL
 struct SgdOptions {
   double lr = 1e-3, momentum = 0, dampening = 0, weight_decay = 0;
   bool nesterov = false;
+  int lr_slot = -1;  // as AdamWOptions::lr_slot
 };
 
 // One torch.optim.SGD step for every k: params[k] updated in place from grads[k]. With momentum,

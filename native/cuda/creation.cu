@@ -4,6 +4,7 @@
 
 #include <type_traits>
 #include "core/dtype.h"
+#include "cuda/graph.h"
 #include "cuda/loop.cuh"
 #include "kernels/philox.h"
 
@@ -11,8 +12,15 @@ namespace ignis::cuda {
 namespace {
 
 // out[b * PerBlock + k] = value k that draw makes of block offset + b, for every element of out.
+// Under graph capture (cuda/graph.h captured_rng) the seed and the offset come from the replay's
+// generator state: `replay_rng` {seed, offset} with `offset` taken relative to the capture's start.
 template <int PerBlock, typename T, typename Draw>
-__global__ void __launch_bounds__(kThreads) philox_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset, Draw draw) {
+__global__ void __launch_bounds__(kThreads) philox_kernel(T* out, int64_t n, uint64_t seed, uint64_t offset,
+                                                          const uint64_t* replay_rng, Draw draw) {
+  if (replay_rng) {
+    seed = replay_rng[0];
+    offset += replay_rng[1];
+  }
   const int64_t blocks = (n + PerBlock - 1) / PerBlock, step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t b = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; b < blocks; b += step) {
     T v[PerBlock];
@@ -29,8 +37,10 @@ void fill_from_blocks(const char* name, const TensorPtr& out, uint64_t seed, uin
   if (n == 0) return;
   const int device = out->device().index;
   use_device(device);
+  const CapturedRng captured = captured_rng(device);
+  if (captured.state) offset -= captured.start;
   philox_kernel<PerBlock><<<grid_for((n + PerBlock - 1) / PerBlock), kThreads, 0, current_stream(device)>>>(
-      out->data_as<T>(), n, seed, offset, draw);
+      out->data_as<T>(), n, seed, offset, captured.state, draw);
   check_launch(name);
 }
 

@@ -1,11 +1,20 @@
 #include "cuda/graph.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cstddef>
 #include <string>
+#include "core/creation.h"
 #include "cuda/allocator.h"
 
 namespace ignis::cuda {
 namespace {
+
+// What a replay reads that changes from one replay to the next, copied to the device before each.
+struct ReplayInputs {
+  uint64_t rng[2];  // the generator's seed and offset when the replay starts
+  double scalars[kMaxGraphScalars];
+};
 
 struct Graph {
   int device;
@@ -14,6 +23,9 @@ struct Graph {
   uintptr_t pool = 0;               // the private pool of the caching allocator
   int64_t* replays = nullptr;       // device counter, incremented by the graph's first node
   unsigned long long* index_errors = nullptr;  // device count of bad indices met by the replays
+  ReplayInputs* inputs = nullptr;   // on the device
+  RngState rng_start{};             // the generator when the capture started
+  uint64_t rng_blocks = 0;          // the Philox blocks the captured ops take at each replay
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
 };
@@ -41,6 +53,7 @@ void release(Graph* g) noexcept {
   if (g->pool) allocator(g->device).release_private_pool(g->pool);
   if (g->replays) cudaFree(g->replays);  // waits for the replays queued
   if (g->index_errors) cudaFree(g->index_errors);
+  if (g->inputs) cudaFree(g->inputs);
   cudaGetLastError();
   delete g;
 }
@@ -58,6 +71,19 @@ void require_not_capturing(int device, const char* op) {
 const int64_t* replay_counter(int device) {
   Graph* g = device >= 0 && device < kMaxDevices ? g_capturing[device].load() : nullptr;
   return g ? g->replays : nullptr;
+}
+
+CapturedRng captured_rng(int device) {
+  Graph* g = device >= 0 && device < kMaxDevices ? g_capturing[device].load() : nullptr;
+  return g ? CapturedRng{g->inputs->rng, g->rng_start.offset} : CapturedRng{nullptr, 0};
+}
+
+const double* graph_scalar(int device, int slot) {
+  Graph* g = device >= 0 && device < kMaxDevices ? g_capturing[device].load() : nullptr;
+  if (!g) fail(ERR_CUDA, "cuda.graph: a per-replay scalar outside a capture (cuda:", device, " is not capturing)");
+  if (slot < 0 || slot >= kMaxGraphScalars)
+    fail(ERR_CUDA, "cuda.graph: per-replay scalar ", slot, " out of range (a graph holds at most ", kMaxGraphScalars, ")");
+  return g->inputs->scalars + slot;
 }
 
 unsigned long long* index_error_counter(int device) {
@@ -95,6 +121,8 @@ void* graph_begin(int device) {
     check(cudaMemset(g->replays, 0, sizeof(int64_t)), "cudaMemset");
     check(cudaMalloc(&g->index_errors, sizeof(unsigned long long)), "cudaMalloc");
     check(cudaMemset(g->index_errors, 0, sizeof(unsigned long long)), "cudaMemset");
+    check(cudaMalloc(&g->inputs, sizeof(ReplayInputs)), "cudaMalloc");
+    check(cudaMemset(g->inputs, 0, sizeof(ReplayInputs)), "cudaMemset");
     // the capture starts after the work queued so far on the current stream
     check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
     g->pool = allocator(device).create_private_pool();
@@ -111,6 +139,7 @@ void* graph_begin(int device) {
     release(g);
     throw;
   }
+  g->rng_start = rng_state();
   g->previous = exchange_current_stream(device, g->stream);
   g_capturing[device].store(g);
   return g;
@@ -119,6 +148,9 @@ void* graph_begin(int device) {
 void graph_end(void* handle) {
   Graph* g = static_cast<Graph*>(handle);
   stop_capture(g);
+  const RngState rng = rng_state();
+  const bool reseeded = rng.seed != g->rng_start.seed || rng.offset < g->rng_start.offset;
+  g->rng_blocks = rng.offset - g->rng_start.offset;
   cudaError_t status = cudaStreamEndCapture(g->stream, &g->graph);
   if (status == cudaSuccess) status = cudaGraphInstantiate(&g->exec, g->graph, 0);
   if (status != cudaSuccess) {
@@ -126,6 +158,9 @@ void graph_end(void* handle) {
     fail(ERR_CUDA, "cuda.graph: the capture failed: ", cudaGetErrorString(status), " (", cudaGetErrorName(status),
          "); an op in the function cannot be captured");
   }
+  if (reseeded)
+    fail(ERR_CUDA, "cuda.graph: the random generator was reseeded during the capture (the captured random ops would not "
+         "know which state to draw from); seed before capturing");
 }
 
 void graph_abort(void* handle) noexcept {
@@ -139,12 +174,23 @@ void graph_abort(void* handle) noexcept {
   cudaGetLastError();
 }
 
-void graph_replay(void* handle) {
+void graph_replay(void* handle, const std::vector<double>& scalars) {
   Graph* g = static_cast<Graph*>(handle);
   if (!g->exec) fail(ERR_CUDA, "cuda.graph: replay of a graph whose capture did not finish");
   require_not_capturing(g->device, "CudaGraph.replay");
+  if (scalars.size() > size_t(kMaxGraphScalars))
+    fail(ERR_CUDA, "CudaGraph.replay: ", scalars.size(), " per-replay scalars (at most ", kMaxGraphScalars, ")");
   use_device(g->device);
-  check(cudaGraphLaunch(g->exec, current_stream(g->device)), "cudaGraphLaunch");
+  const cudaStream_t stream = current_stream(g->device);
+  ReplayInputs inputs;
+  const RngState rng = take_rng_blocks(g->rng_blocks);
+  inputs.rng[0] = rng.seed;
+  inputs.rng[1] = rng.offset;
+  std::copy(scalars.begin(), scalars.end(), inputs.scalars);
+  // from pageable memory: the copy is staged before cudaMemcpyAsync returns, so `inputs` may go
+  const size_t bytes = offsetof(ReplayInputs, scalars) + scalars.size() * sizeof(double);
+  check(cudaMemcpyAsync(g->inputs, &inputs, bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync");
+  check(cudaGraphLaunch(g->exec, stream), "cudaGraphLaunch");
 }
 
 void graph_destroy(void* handle) noexcept {

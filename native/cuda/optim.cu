@@ -32,10 +32,13 @@ struct AdamWHyper {
 // blockIdx.y picks the tensor; the x blocks stride through its elements. The step's scalars are
 // computed once per block, in double as on the CPU.
 template <typename P, typename A>
-__global__ void __launch_bounds__(kThreads) adamw_kernel(AdamWBatch<P, A> b, AdamWHyper h, const int64_t* replays) {
+__global__ void __launch_bounds__(kThreads) adamw_kernel(AdamWBatch<P, A> b, AdamWHyper h, const int64_t* replays,
+                                                          const double* replay_lr) {
   const int k = blockIdx.y;
   __shared__ AdamWScalars<A> s;
-  if (threadIdx.x == 0) s = adamw_scalars<A>(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, b.step[k] + (replays ? *replays : 0));
+  if (threadIdx.x == 0)
+    s = adamw_scalars<A>(replay_lr ? *replay_lr : h.lr, h.beta1, h.beta2, h.eps, h.weight_decay,
+                         b.step[k] + (replays ? *replays : 0));
   __syncthreads();
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < b.n[k]; i += stride) {
@@ -57,8 +60,9 @@ struct SgdBatch {
 };
 
 template <typename P, typename A>
-__global__ void __launch_bounds__(kThreads) sgd_kernel(SgdBatch<P, A> b, SgdScalars<A> s) {
+__global__ void __launch_bounds__(kThreads) sgd_kernel(SgdBatch<P, A> b, SgdScalars<A> s, const double* replay_lr) {
   const int k = blockIdx.y;
+  if (replay_lr) s.lr = A(*replay_lr);
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < b.n[k]; i += stride) {
     A p = A(b.p[k][i]);
@@ -162,6 +166,7 @@ void adamw_step(const TensorList& params, const TensorList& grads, const TensorL
   const int device = params[0]->device().index;
   use_device(device);
   const int64_t* replays = replay_counter(device);
+  const double* replay_lr = o.lr_slot >= 0 ? graph_scalar(device, o.lr_slot) : nullptr;
   const AdamWHyper h{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay};
   for_each_group(params, [&](const std::vector<size_t>& group, dim3 grid) {
     dispatch_float(params[group[0]]->dtype, "adamw", [&](auto tag) {
@@ -178,7 +183,7 @@ void adamw_step(const TensorList& params, const TensorList& grads, const TensorL
         // the first replay applies the captured step count, each later one the next
         b.step[i] = replays ? steps[k] - 1 : steps[k];
       }
-      adamw_kernel<P, A><<<grid, kThreads, 0, current_stream(device)>>>(b, h, replays);
+      adamw_kernel<P, A><<<grid, kThreads, 0, current_stream(device)>>>(b, h, replays, replay_lr);
       check_launch("adamw");
     });
   });
@@ -189,6 +194,7 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
   const int device = params[0]->device().index;
   use_device(device);
   const bool with_momentum = o.momentum != 0;
+  const double* replay_lr = o.lr_slot >= 0 ? graph_scalar(device, o.lr_slot) : nullptr;
   for_each_group(params, [&](const std::vector<size_t>& group, dim3 grid) {
     dispatch_float(params[group[0]]->dtype, "sgd", [&](auto tag) {
       using P = decltype(tag);
@@ -203,7 +209,7 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
         b.fresh[i] = with_momentum && fresh[k];
       }
       const SgdScalars<A> s{A(o.lr), A(o.momentum), A(1.0 - o.dampening), A(o.weight_decay), o.nesterov};
-      sgd_kernel<P, A><<<grid, kThreads, 0, current_stream(device)>>>(b, s);
+      sgd_kernel<P, A><<<grid, kThreads, 0, current_stream(device)>>>(b, s, replay_lr);
       check_launch("sgd");
     });
   });

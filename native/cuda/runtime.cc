@@ -270,7 +270,7 @@ class Runtime : public CudaRuntime {
   void* graph_begin(int device) override { return cuda::graph_begin(checked_device(device)); }
   void graph_end(void* graph) override { cuda::graph_end(graph); }
   void graph_abort(void* graph) noexcept override { cuda::graph_abort(graph); }
-  void graph_replay(void* graph) override { cuda::graph_replay(graph); }
+  void graph_replay(void* graph, const std::vector<double>& scalars) override { cuda::graph_replay(graph, scalars); }
   void graph_destroy(void* graph) noexcept override { cuda::graph_destroy(graph); }
   int64_t graph_index_errors(void* graph) override { return cuda::graph_index_errors(graph); }
 };

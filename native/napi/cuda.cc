@@ -239,8 +239,17 @@ Napi::Value GraphAbort(const Napi::CallbackInfo& info) {
   box->destroy();
   return info.Env().Undefined();
 }
+// cudaGraphReplay(graph, scalars): scalars[k] is the value of per-replay scalar k
 Napi::Value GraphReplay(const Napi::CallbackInfo& info) {
-  runtime().graph_replay(graph_arg(info)->graph);
+  if (!info[1].IsArray()) fail(ERR_ARG, "argument 1 must be an array of numbers");
+  const Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<double> scalars(list.Length());
+  for (uint32_t k = 0; k < list.Length(); k++) {
+    const Napi::Value v = list[k];
+    if (!v.IsNumber()) fail(ERR_ARG, "argument 1 must be an array of numbers");
+    scalars[k] = v.As<Napi::Number>().DoubleValue();
+  }
+  runtime().graph_replay(graph_arg(info)->graph, scalars);
   return info.Env().Undefined();
 }
 // cudaGraphIndexErrors(graph) -> the out-of-range indices its replays met

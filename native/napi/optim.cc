@@ -21,17 +21,19 @@ std::vector<bool> bool_list_arg(const Napi::CallbackInfo& info, size_t i) {
   return out;
 }
 
-// adamwStep(params, grads, expAvgs, expAvgSqs, steps, lr, beta1, beta2, eps, weightDecay)
+// adamwStep(params, grads, expAvgs, expAvgSqs, steps, lr, beta1, beta2, eps, weightDecay, lrSlot)
 Napi::Value AdamWStep(const Napi::CallbackInfo& info) {
-  AdamWOptions o{number_arg(info, 5), number_arg(info, 6), number_arg(info, 7), number_arg(info, 8), number_arg(info, 9)};
+  AdamWOptions o{number_arg(info, 5), number_arg(info, 6), number_arg(info, 7),       number_arg(info, 8),
+                 number_arg(info, 9), int(int_arg(info, 10))};
   adamw_step(tensor_list_arg(info, 0), tensor_list_arg(info, 1), tensor_list_arg(info, 2), tensor_list_arg(info, 3),
              int_list_arg(info, 4), o);
   return info.Env().Undefined();
 }
 
-// sgdStep(params, grads, momentumBuffers, fresh, lr, momentum, dampening, weightDecay, nesterov)
+// sgdStep(params, grads, momentumBuffers, fresh, lr, momentum, dampening, weightDecay, nesterov, lrSlot)
 Napi::Value SgdStep(const Napi::CallbackInfo& info) {
-  SgdOptions o{number_arg(info, 4), number_arg(info, 5), number_arg(info, 6), number_arg(info, 7), bool_arg(info, 8)};
+  SgdOptions o{number_arg(info, 4), number_arg(info, 5), number_arg(info, 6),
+               number_arg(info, 7), bool_arg(info, 8),   int(int_arg(info, 9))};
   sgd_step(tensor_list_arg(info, 0), tensor_list_arg(info, 1), tensor_list_arg(info, 2), bool_list_arg(info, 3), o);
   return info.Env().Undefined();
 }

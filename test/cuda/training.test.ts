@@ -155,7 +155,7 @@ gpuTest('attention: forward, logsumexp and backward against the CPU (causal, mas
 });
 
 /** A small LoRA model: two LoRA layers (bfloat16 base weights) around attention, trained with AdamW after clipping. */
-function loraModel(seed: number, on: ig.Device) {
+function loraModel(seed: number, on: ig.Device, dropout = 0) {
   const rng = new Rng(seed);
   const [dim, r, heads] = [32, 4, 4];
   const made: Tensor[] = [];
@@ -171,7 +171,8 @@ function loraModel(seed: number, on: ig.Device) {
   const opt = new ig.AdamW(params, { lr: 1e-2, weightDecay: 0.01 });
   const step = () =>
     ig.tidy(() => {
-      const h = ig.loraLinear(x, layers[0].w, null, layers[0].a, layers[0].b, 2);
+      const dropoutMask = dropout ? ig.loraDropoutMask(x.shape.slice(), dropout, { device: on }) : null;
+      const h = ig.loraLinear(x, layers[0].w, null, layers[0].a, layers[0].b, 2, { dropoutMask });
       const q = h.reshape(2, 8, heads, dim / heads).transpose(1, 2);
       const att = ig.scaledDotProductAttention(q, q, q, { causal: true }).transpose(1, 2).reshape(2, 8, dim);
       ig.loraLinear(ig.silu(att), layers[1].w, null, layers[1].a, layers[1].b, 2).backward(dy);
@@ -207,6 +208,57 @@ graphTest('a captured training step replayed equals the same steps run eagerly',
   g.dispose();
   g.dispose();
   assertCode(t, () => g.replay(), 'ERR_ARG', /disposed/);
+});
+
+graphTest('random ops in a graph draw from the generator as it is at each replay', (t) => {
+  ig.manualSeed(3);
+  const g = ig.cuda.graph(() => ig.rand([1000], { device }));
+  const eager = (draws: number) => {
+    ig.manualSeed(5);
+    let last: number[] = [];
+    for (let i = 0; i < draws; i++) last = ig.tidy(() => ig.rand([1000], { device }).toArray() as number[]);
+    return last;
+  };
+  ig.manualSeed(5);
+  g.replay();
+  const first = g.output.toArray() as number[];
+  g.replay();
+  const second = g.output.toArray() as number[];
+  t.is(ig.getRngState().offset, 2n * 250n, 'each replay advances the generator (1000 floats = 250 blocks)');
+  t.deepEqual(first, eager(1), 'the first replay draws what an eager rand would');
+  t.deepEqual(second, eager(2), 'the next replay draws the next numbers');
+  t.notDeepEqual(first, second);
+  g.dispose();
+  assertCode(t, () => ig.cuda.graph(() => {
+    ig.rand([4], { device });
+    ig.manualSeed(1);
+  }), 'ERR_CUDA', /reseeded/);
+});
+
+graphTest('replays draw fresh dropout masks and follow a learning-rate schedule, as eager steps do', (t) => {
+  const eager = loraModel(8, device, 0.3);
+  const captured = loraModel(8, device, 0.3);
+  const decay = (step: number) => 1 / (1 + step);
+  const eagerSchedule = new ig.optim.LRScheduler(eager.opt, decay);
+  const capturedSchedule = new ig.optim.LRScheduler(captured.opt, decay);
+  for (const [m, schedule] of [[eager, eagerSchedule], [captured, capturedSchedule]] as const) {
+    ig.manualSeed(11);
+    m.step();
+    schedule.step();
+  }
+  const g = ig.cuda.graph(() => captured.step());
+  for (let i = 0; i < 3; i++) {
+    const state = ig.getRngState();
+    eager.step();
+    eagerSchedule.step();
+    ig.setRngState(state);
+    g.replay();
+    capturedSchedule.step();
+  }
+  eager.params.forEach((p, i) => same(t, captured.params[i], p, `param ${i} after 3 replays`, 1e-6));
+  g.dispose();
+  eager.dispose();
+  captured.dispose();
 });
 
 graphTest('what cannot be captured raises a clear error, and the capture is cleaned up', (t) => {

@@ -98,4 +98,15 @@ test('collate pads on the right with ignored labels and counts the learned token
     batch.labels.dispose();
   }
   assertCode(t, () => collate([], 0), 'ERR_ARG');
+  const fixed = collate([{ inputIds: [1, 2], labels: [1, 2] }], 9, { rows: 2, length: 4 });
+  try {
+    t.deepEqual(fixed.inputIds.toArray(), [[1, 2, 9, 9], [9, 9, 9, 9]], 'padded to the shape asked for');
+    t.deepEqual(fixed.labels.toArray(), [[1, 2, IGNORE_INDEX, IGNORE_INDEX], Array(4).fill(IGNORE_INDEX)]);
+    t.is(fixed.tokens, 1);
+  } finally {
+    fixed.inputIds.dispose();
+    fixed.labels.dispose();
+  }
+  assertCode(t, () => collate([{ inputIds: [1, 2, 3], labels: [1, 2, 3] }], 0, { rows: 1, length: 2 }), 'ERR_ARG', /do not fit in 1 x 2/);
+  assertCode(t, () => collate([{ inputIds: [1], labels: [1] }, { inputIds: [1], labels: [1] }], 0, { rows: 1, length: 2 }), 'ERR_ARG', /2 examples/);
 });

@@ -216,6 +216,7 @@ test('AdamW: the native step validates everything before writing anything', (t) 
       0.999,
       1e-8,
       0,
+      -1,
     );
   const q = ig.tensor([
     [1, 2, 3],

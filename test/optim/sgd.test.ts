@@ -118,9 +118,10 @@ test('SGD: bad options raise ERR_ARG, also from the native step', (t) => {
   const h = (x: Tensor) => x.handle('test');
   const g = ig.tensor([1, 1]);
   const buf = ig.zeros([2]);
-  assertCode(t, () => native.sgdStep([h(p)], [h(g)], [], [], 0.1, 0, 0, 0, true), 'ERR_ARG', /nesterov/);
-  assertCode(t, () => native.sgdStep([h(p)], [h(g)], [h(buf)], [], 0.1, 0.9, 0, 0, false), 'ERR_ARG', /fresh flag/);
-  assertCode(t, () => native.sgdStep([h(p)], [h(g)], [h(buf)], [true], 0.1, 0, 0, 0, false), 'ERR_ARG', /momentum buffer/);
-  assertCode(t, () => native.sgdStep([h(p)], [h(g)], [h(ig.zeros([3]))], [true], 0.1, 0.9, 0, 0, false), 'ERR_SHAPE', /momentum buffer/);
+  assertCode(t, () => native.sgdStep([h(p)], [h(g)], [], [], 0.1, 0, 0, 0, true, -1), 'ERR_ARG', /nesterov/);
+  assertCode(t, () => native.sgdStep([h(p)], [h(g)], [h(buf)], [], 0.1, 0.9, 0, 0, false, -1), 'ERR_ARG', /fresh flag/);
+  assertCode(t, () => native.sgdStep([h(p)], [h(g)], [h(buf)], [true], 0.1, 0, 0, 0, false, -1), 'ERR_ARG', /momentum buffer/);
+  assertCode(t, () => native.sgdStep([h(p)], [h(g)], [h(ig.zeros([3]))], [true], 0.1, 0.9, 0, 0, false, -1), 'ERR_SHAPE', /momentum buffer/);
+  assertCode(t, () => native.sgdStep([h(p)], [h(g)], [], [], 0.1, 0, 0, 0, false, 0), 'ERR_ARG', /per-replay lr .*CUDA/);
   t.deepEqual(p.toArray(), [1, 2]);
 });

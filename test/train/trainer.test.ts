@@ -112,6 +112,8 @@ test('bad trainer options and states are refused', (t) => {
   assertCode(t, () => trainer(model, { train: [] }), 'ERR_ARG', /no training examples/);
   assertCode(t, () => trainer(model, { batchSize: 0 }), 'ERR_ARG', /batchSize/);
   assertCode(t, () => trainer(model, { totalSteps: 1.5 }), 'ERR_ARG', /totalSteps/);
+  assertCode(t, () => trainer(model, { cudaGraph: true }), 'ERR_ARG', /cudaGraph needs a CUDA device/);
+  assertCode(t, () => trainer(model, { cudaGraph: 1 as unknown as boolean }), 'ERR_ARG', /cudaGraph must be a boolean/);
   const tr = trainer(model, { totalSteps: 1, heldOut: [] });
   assertCode(t, () => tr.evaluate(), 'ERR_ARG', /no held-out/);
   tr.trainStep();
