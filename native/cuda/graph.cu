@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstddef>
 #include <string>
 #include "core/creation.h"
 #include "cuda/allocator.h"
@@ -28,6 +27,8 @@ struct Graph {
   uint64_t rng_blocks = 0;          // the Philox blocks the captured ops take at each replay
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
+  cudaGraphNode_t first = nullptr;  // begin_replay's node
+  cudaKernelNodeParams first_params{};
 };
 
 // The graph each device is capturing, if any.
@@ -36,7 +37,28 @@ std::atomic<Graph*> g_capturing[kMaxDevices];
 // workspace per stream).
 cudaStream_t g_capture_streams[kMaxDevices];
 
-__global__ void count_replay(int64_t* replays) { ++*replays; }
+// The graph's first node: counts the replay and stores its inputs where the captured kernels read
+// them. The inputs are the node's arguments, set before each launch (cudaGraphExecKernelNodeSetParams
+// applies to the launches after it and copies the arguments, so replays can be queued).
+__global__ void begin_replay(int64_t* replays, ReplayInputs* inputs, ReplayInputs values) {
+  ++*replays;
+  *inputs = values;
+}
+
+// The node of begin_replay in a captured graph: its only root (everything captured follows it).
+cudaGraphNode_t first_node(cudaGraph_t graph) {
+  size_t count = 0;
+  check(cudaGraphGetRootNodes(graph, nullptr, &count), "cudaGraphGetRootNodes");
+  cudaGraphNode_t node = nullptr;
+  cudaGraphNodeType type = cudaGraphNodeTypeEmpty;
+  if (count == 1) {
+    check(cudaGraphGetRootNodes(graph, &node, &count), "cudaGraphGetRootNodes");
+    check(cudaGraphNodeGetType(node, &type), "cudaGraphNodeGetType");
+  }
+  if (count != 1 || type != cudaGraphNodeTypeKernel)
+    fail(ERR_INTERNAL, "cuda.graph: the captured graph does not start with its replay node (", count, " root nodes)");
+  return node;
+}
 
 // What the capture holds, given back: the device's stream restored, the capture ended.
 void stop_capture(Graph* g) noexcept {
@@ -129,9 +151,9 @@ void* graph_begin(int device) {
     // loads the kernel now (CUDA loads kernels lazily, at their first launch): this one is only
     // ever launched while capturing, when loading may be refused
     cudaFuncAttributes attributes;
-    check(cudaFuncGetAttributes(&attributes, count_replay), "cudaFuncGetAttributes");
+    check(cudaFuncGetAttributes(&attributes, begin_replay), "cudaFuncGetAttributes");
     check(cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
-    count_replay<<<1, 1, 0, g->stream>>>(g->replays);
+    begin_replay<<<1, 1, 0, g->stream>>>(g->replays, g->inputs, ReplayInputs{});
     check_launch("cuda.graph");
   } catch (...) {
     cudaGraph_t partial = nullptr;
@@ -158,6 +180,8 @@ void graph_end(void* handle) {
     fail(ERR_CUDA, "cuda.graph: the capture failed: ", cudaGetErrorString(status), " (", cudaGetErrorName(status),
          "); an op in the function cannot be captured");
   }
+  g->first = first_node(g->graph);
+  check(cudaGraphKernelNodeGetParams(g->first, &g->first_params), "cudaGraphKernelNodeGetParams");
   if (reseeded)
     fail(ERR_CUDA, "cuda.graph: the random generator was reseeded during the capture (the captured random ops would not "
          "know which state to draw from); seed before capturing");
@@ -181,16 +205,17 @@ void graph_replay(void* handle, const std::vector<double>& scalars) {
   if (scalars.size() > size_t(kMaxGraphScalars))
     fail(ERR_CUDA, "CudaGraph.replay: ", scalars.size(), " per-replay scalars (at most ", kMaxGraphScalars, ")");
   use_device(g->device);
-  const cudaStream_t stream = current_stream(g->device);
-  ReplayInputs inputs;
+  ReplayInputs values{};
   const RngState rng = take_rng_blocks(g->rng_blocks);
-  inputs.rng[0] = rng.seed;
-  inputs.rng[1] = rng.offset;
-  std::copy(scalars.begin(), scalars.end(), inputs.scalars);
-  // from pageable memory: the copy is staged before cudaMemcpyAsync returns, so `inputs` may go
-  const size_t bytes = offsetof(ReplayInputs, scalars) + scalars.size() * sizeof(double);
-  check(cudaMemcpyAsync(g->inputs, &inputs, bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync");
-  check(cudaGraphLaunch(g->exec, stream), "cudaGraphLaunch");
+  values.rng[0] = rng.seed;
+  values.rng[1] = rng.offset;
+  std::copy(scalars.begin(), scalars.end(), values.scalars);
+  void* arguments[] = {&g->replays, &g->inputs, &values};
+  cudaKernelNodeParams params = g->first_params;
+  params.kernelParams = arguments;
+  params.extra = nullptr;
+  check(cudaGraphExecKernelNodeSetParams(g->exec, g->first, &params), "cudaGraphExecKernelNodeSetParams");
+  check(cudaGraphLaunch(g->exec, current_stream(g->device)), "cudaGraphLaunch");
 }
 
 void graph_destroy(void* handle) noexcept {

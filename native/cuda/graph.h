@@ -18,9 +18,9 @@ void require_not_capturing(int device, const char* op);
 // 2 during the second, ...), for kernels whose scalars change from step to step. Else nullptr.
 const int64_t* replay_counter(int device);
 // While `device` captures, random ops draw from the generator as it is at each replay: `state`
-// points to the graph's device copy of {seed, offset}, written before each replay from the global
-// generator (which the replay then advances by the blocks the capture took, as the eager ops
-// would), and a captured op that took its blocks at generator offset o draws from the state's
+// points to the graph's device copy of {seed, offset}, stored by the graph's first node from the
+// global generator as it is when the replay is launched (which the launch then advances by the
+// blocks the capture took, as the eager ops would), and a captured op that took its blocks at generator offset o draws from the state's
 // offset + (o - start). Each replay thus draws fresh numbers, the same as the eager step would
 // from the same generator state. Else {nullptr, 0}.
 struct CapturedRng {
@@ -31,7 +31,7 @@ CapturedRng captured_rng(int device);
 // The most per-replay scalars a graph holds.
 constexpr int kMaxGraphScalars = 64;
 // While `device` captures: the device address of the graph's scalar `slot` (< kMaxGraphScalars),
-// written before each replay with the value graph_replay is given for it (per-step values such
+// stored by the graph's first node with the value graph_replay is given for it (per-step values such
 // as a scheduled learning rate). ERR_CUDA when not capturing or out of range.
 const double* graph_scalar(int device, int slot);
 // While `device` captures: the graph's device count of out-of-range indices met by its index
