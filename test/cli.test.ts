@@ -150,6 +150,7 @@ test('usage errors exit non-zero with a message', (t) => {
     [['finetune', '--rank', 'x', '--out', path.join(root, 'o')], /--rank must be a number/],
     [['finetune', '--nproc-per-node', '0', '--out', path.join(root, 'o')], /--nproc-per-node must be a positive integer.*\[ERR_ARG\]/],
     [['finetune', '--shard-weights', '--out', path.join(root, 'o')], /shardWeights needs a process group.*\[ERR_ARG\]/],
+    [['finetune', '--cuda-graph', '--device', 'cpu', '--out', path.join(root, 'o')], /cudaGraph needs a CUDA device.*\[ERR_ARG\]/],
     [['finetune', '--model', path.join(root, 'missing'), '--out', path.join(root, 'o')], /missing.*\[ERR_IO\]/],
     [['generate', '--model', path.join(root, 'missing'), '--prompt', 'x'], /\[ERR_IO\]/],
     [['generate'], /--prompt is required/],

@@ -197,6 +197,8 @@ export async function finetune(given: FinetuneOptions = {}): Promise<FinetuneRes
   const log = (lead && options.log) || (() => {});
   const onProgress = (lead && options.onProgress) || (() => {});
   const device = resolveDevice(options.device ?? 'auto', 'finetune');
+  if (options.cudaGraph && device === 'cpu') fail('ERR_ARG', 'finetune: cudaGraph needs a CUDA device, training would run on cpu');
+  if (options.cudaGraph && dist.isInitialized() && dist.worldSize() > 1) fail('ERR_ARG', 'finetune: cudaGraph trains in one process, not distributed');
 
   const tokenizer = Tokenizer.fromDir(o.model);
   const records = readRecords(o.data);
