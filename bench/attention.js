@@ -7,10 +7,53 @@
 // PyTorch at the fine-tuning benchmark's size (B 8, H 4, L 128, D 64).
 // Usage: IGNIS_NUM_THREADS=1 node bench/attention.js [--quick]   (build first: node-gyp build && tsc -p .)
 // The peer runs on as many threads as ignis.
+// --device cuda: bfloat16, causal, forward + backward on the GPU: the flash kernels, the
+// materialized ones (IGNIS_CUDA_ATTENTION=materialized) and PyTorch's
+// F.scaled_dot_product_attention on the same GPU (build with npm run build:cuda).
 const ig = require('..');
-const { median, timeit, runPeer, report } = require('./common');
+const { median, timeit, timeCuda, runPeer, report } = require('./common');
 
 const quick = process.argv.includes('--quick');
+const deviceFlag = process.argv.indexOf('--device');
+if (deviceFlag > 0 && process.argv[deviceFlag + 1] === 'cuda') {
+  benchCuda();
+  process.exit(0);
+}
+
+/** Causal bfloat16 attention forward + backward on the GPU: flash, materialized and PyTorch. */
+function benchCuda() {
+  if (!ig.cuda.isAvailable()) throw new Error(`bench/attention --device cuda: ${ig.cuda.unavailableReason()}`);
+  const gpuCases = [
+    { name: 'B 8, H 16, L 1024, D 64', B: 8, H: 16, L: 1024, D: 64 },
+    { name: 'B 2, H 16, L 4096, D 128', B: 2, H: 16, L: 4096, D: 128 },
+  ].slice(0, quick ? 1 : 2);
+  const timeStep = (c, choice) => {
+    const opts = { device: 'cuda', dtype: 'bfloat16' };
+    const [q, k, v] = [0, 1, 2].map(() => ig.randn([c.B, c.H, c.L, c.D], opts).requiresGrad_());
+    const dout = ig.randn([c.B, c.H, c.L, c.D], opts);
+    const step = () => {
+      for (const t of [q, k, v]) t.grad = null;
+      ig.scaledDotProductAttention(q, k, v, { causal: true }).backward(dout);
+    };
+    process.env.IGNIS_CUDA_ATTENTION = choice;
+    try {
+      return timeCuda(ig, step, { reps: 5 }).median;
+    } finally {
+      delete process.env.IGNIS_CUDA_ATTENTION;
+      for (const t of [q, k, v, dout]) t.dispose();
+    }
+  };
+  const rows = [];
+  let torch;
+  for (const c of gpuCases) {
+    const flash = timeStep(c, 'flash') * 1e3;
+    const materialized = timeStep(c, 'materialized') * 1e3;
+    torch = runPeer('torch', 'attention', { cases: [c], device: 'cuda' });
+    const theirs = torch.rows ? torch.rows[0].step * 1e3 : undefined;
+    rows.push({ case: `${c.name} fwd+bwd`, 'ignis ms': flash, 'materialized ms': materialized, 'torch ms': theirs, 'ignis/torch': theirs && flash / theirs });
+  }
+  report('attention-cuda', rows, { gpu: ig.cuda.getDeviceProperties().name, torch: torch.torch ?? torch.skipped, api: torch.api });
+}
 const cases = [
   { name: 'B 8, H 4, L 128, D 64', B: 8, H: 4, L: 128, D: 64 },
   { name: 'B 1, H 16, L 1024, D 64', B: 1, H: 16, L: 1024, D: 64 },

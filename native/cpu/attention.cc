@@ -159,9 +159,6 @@ int64_t visible_keys(const AttentionProblem& p, const QueryBlock& blk, int64_t r
   return p.causal ? causal_visible(blk.first + r, p.q_len, p.k_len, first, n) : n;
 }
 
-inline float max_of(float m, float v) { return v > m ? v : m; }
-inline double max_of(double m, double v) { return v > m ? v : m; }
-
 template <typename A, typename T>
 IGNIS_VECTOR_CLONES void add_mask_row(A* __restrict s, const T* __restrict mask, int64_t stride, int64_t n) {
   if (stride == 1) {
@@ -172,21 +169,22 @@ IGNIS_VECTOR_CLONES void add_mask_row(A* __restrict s, const T* __restrict mask,
 }
 
 // One row of a score tile turned into exp(s - shift) in place: its first `visible` scores, the
-// rest set to 0 (keys the causal mask hides). Updates the row's running max and sum of
-// exponentials and returns the factor its output accumulated so far must be multiplied by.
-// A NaN score is skipped by the max and makes the sum NaN.
+// rest set to 0 (keys the causal mask hides), merged into the row's online softmax. Returns the
+// factor its output accumulated so far must be multiplied by. A NaN score is skipped by the max
+// and makes the sum NaN.
 template <typename A>
-IGNIS_VECTOR_CLONES A online_softmax_row(A* __restrict s, int64_t n, int64_t visible, A& max, A& sum) {
+IGNIS_VECTOR_CLONES A online_softmax_row(A* __restrict s, int64_t n, int64_t visible, OnlineSoftmax<A>& row) {
   constexpr int kLanes = 8;
   const int64_t vector_end = visible - visible % kLanes;
   A lanes[kLanes];
   for (int k = 0; k < kLanes; k++) lanes[k] = -std::numeric_limits<A>::infinity();
   for (int64_t j = 0; j < vector_end; j += kLanes)
-    for (int k = 0; k < kLanes; k++) lanes[k] = max_of(lanes[k], s[j + k]);
-  A new_max = max;
-  for (int k = 0; k < kLanes; k++) new_max = max_of(new_max, lanes[k]);
-  for (int64_t j = vector_end; j < visible; j++) new_max = max_of(new_max, s[j]);
-  const A shift = softmax_shift(new_max);
+    for (int k = 0; k < kLanes; k++) lanes[k] = score_max(lanes[k], s[j + k]);
+  A tile_max = -std::numeric_limits<A>::infinity();
+  for (int k = 0; k < kLanes; k++) tile_max = score_max(tile_max, lanes[k]);
+  for (int64_t j = vector_end; j < visible; j++) tile_max = score_max(tile_max, s[j]);
+  const A rescale = row.merge(tile_max);
+  const A shift = row.shift();
   A totals[kLanes] = {};
   for (int64_t j = 0; j < vector_end; j += kLanes) {
     for (int k = 0; k < kLanes; k++) {
@@ -202,9 +200,7 @@ IGNIS_VECTOR_CLONES A online_softmax_row(A* __restrict s, int64_t n, int64_t vis
     total += s[j];
   }
   for (int64_t j = visible; j < n; j++) s[j] = 0;
-  const A rescale = online_rescale(max, new_max);
-  max = new_max;
-  sum = sum * rescale + total;
+  row.add(total);
   return rescale;
 }
 
@@ -253,19 +249,18 @@ void forward_typed(const AttentionProblem& p, const TensorPtr& out, acc_t<T>* ls
   parallel_for(p.batch * p.heads * blocks, task_grain(work), [&](int64_t begin, int64_t end) {
     std::vector<A> scores(size_t(kBlockQ * kBlockK)), acc(size_t(kBlockQ * vd));
     TransposedRows<A> keys_t(p.k_len);
-    A row_max[kBlockQ], row_sum[kBlockQ];
+    OnlineSoftmax<A> rows[kBlockQ];
     for (int64_t task = begin; task < end; task++) {
       const QueryBlock blk = query_block(p, task / (p.heads * blocks), task / blocks % p.heads, task % blocks);
       // One query row (decoding) makes q k^T a matrix-vector product, as fast with k as it is.
       const GemmOperand kt = blk.count == 1 ? transposed(at<A>(p.k, blk.b, blk.g, 0, 0)) : keys_t.get(p.k, blk.b, blk.g, blk.keys, p.head_dim);
       std::fill(acc.begin(), acc.end(), A(0));
-      std::fill(row_max, row_max + kBlockQ, -std::numeric_limits<A>::infinity());
-      std::fill(row_sum, row_sum + kBlockQ, A(0));
+      std::fill(rows, rows + kBlockQ, OnlineSoftmax<A>{});
       for (int64_t first = 0; first < blk.keys; first += kBlockK) {
         const int64_t n = std::min(kBlockK, blk.keys - first);
         score_tile<A, T>(p, blk, kt, first, n, scores.data());
         for (int64_t r = 0; r < blk.count; r++) {
-          const A rescale = online_softmax_row(scores.data() + r * n, n, visible_keys(p, blk, r, first, n), row_max[r], row_sum[r]);
+          const A rescale = online_softmax_row(scores.data() + r * n, n, visible_keys(p, blk, r, first, n), rows[r]);
           if (rescale != A(1))
             for (int64_t c = 0; c < vd; c++) acc[r * vd + c] *= rescale;
         }
@@ -273,9 +268,9 @@ void forward_typed(const AttentionProblem& p, const TensorPtr& out, acc_t<T>* ls
       }
       A* row_lse = lse + (blk.b * p.heads + blk.h) * p.q_len + blk.first;
       for (int64_t r = 0; r < blk.count; r++) {
-        const A norm = attention_norm(row_sum[r]);
+        const A norm = rows[r].norm();
         for (int64_t c = 0; c < vd; c++) acc[r * vd + c] *= norm;
-        row_lse[r] = attention_lse(row_max[r], row_sum[r]);
+        row_lse[r] = rows[r].lse();
       }
       store_rows<T>(out, blk.b, blk.h, blk.first, blk.count, vd, acc.data());
     }

@@ -1,5 +1,9 @@
 #include "cuda/attention.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
 #include "core/dtype.h"
 #include "cuda/copy.h"
 #include "cuda/loop.cuh"
@@ -173,9 +177,7 @@ TensorPtr scores(const cpu::AttentionProblem& p, DType compute, Device device) {
   return s;
 }
 
-}  // namespace
-
-void attention_forward(const cpu::AttentionProblem& p, const TensorPtr& out, void* lse) {
+void materialized_forward(const cpu::AttentionProblem& p, const TensorPtr& out, void* lse) {
   const Device device = out->device();
   const DType compute = accumulation_dtype(out->dtype);
   const int64_t group = p.heads / p.kv_heads;
@@ -185,6 +187,7 @@ void attention_forward(const cpu::AttentionProblem& p, const TensorPtr& out, voi
     using M = decltype(tag);
     using A = acc_t<M>;
     if (r.count == 0) return;
+    use_device(device.index);  // the scores' GEMM is skipped when there are no keys
     softmax_rows_kernel<A, M><<<row_blocks(r.count), 32 * kWarpsPerBlock, 0, current_stream(device.index)>>>(
         probs->data_as<A>(), static_cast<A*>(lse), r);
     check_launch("scaledDotProductAttention");
@@ -196,8 +199,8 @@ void attention_forward(const cpu::AttentionProblem& p, const TensorPtr& out, voi
   copy(out, values);
 }
 
-void attention_backward(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, const void* lse,
-                        const TensorPtr& dq, const TensorPtr& dk, const TensorPtr& dv) {
+void materialized_backward(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, const void* lse,
+                           const TensorPtr& dq, const TensorPtr& dk, const TensorPtr& dv) {
   const Device device = dq->device();
   const DType compute = accumulation_dtype(dq->dtype);
   const size_t es = dtype_size(compute);
@@ -212,6 +215,7 @@ void attention_backward(const cpu::AttentionProblem& p, const GemmOperand& out, 
     using M = decltype(tag);
     using A = acc_t<M>;
     if (r.count == 0) return;
+    use_device(device.index);
     softmax_backward_rows_kernel<A, M><<<row_blocks(r.count), 32 * kWarpsPerBlock, 0, current_stream(device.index)>>>(
         probs->data_as<A>(), grads->data_as<A>(), static_cast<const A*>(lse), matrix<A>(out), matrix<A>(dout), p.value_dim, r);
     check_launch("scaledDotProductAttention backward");
@@ -232,6 +236,499 @@ void attention_backward(const cpu::AttentionProblem& p, const GemmOperand& out, 
   copy(dq, dq_sum);
   copy(dk, dk_sum);
   copy(dv, dv_sum);
+}
+
+// ---- The flash kernels: per block, a tile of query rows (or, for dK and dV, of keys) against
+// tiles of the other side staged in shared memory, never more than one tile of scores at a time.
+// 256 threads see a tile of scores as 16 x 16 threads, thread (ty, tx) owning its rows
+// ty + 16 r and columns tx + 16 c; a row's 16 threads are 16 neighbouring lanes of one warp, so
+// that its max and sum take four shuffles. Matrices in shared memory are [rows][D + 1] floats:
+// the padding puts the 16 rows a warp reads at one column in 16 different banks.
+
+constexpr int kFlashThreads = 256;
+constexpr int kFlashSide = 16;  // threads along each side of a tile
+
+// Head dims with flash kernels; the key/value tiles of the backward are smaller for 128 so that
+// its four matrices fit the shared memory of every supported GPU (99 KB on sm_86/89).
+constexpr int flash_backward_tile(int head_dim) { return head_dim == 128 ? 32 : 64; }
+constexpr int kFlashForwardTile = 64;
+
+// The sizes and options the flash kernels need.
+struct FlashSizes {
+  int64_t heads, kv_heads, q_len, k_len;
+  bool causal;
+  float scale;
+};
+
+// The additive mask, in the storage dtype at element strides [b, h, i, j] (data null: none).
+template <typename T>
+struct FlashMask {
+  const T* data;
+  int64_t s0, s1, s2, s3;
+  __device__ float at(int64_t b, int64_t h, int64_t i, int64_t j) const {
+    return data ? float(data[b * s0 + h * s1 + i * s2 + j * s3]) : 0.0f;
+  }
+};
+
+// An output [B, H, L, D] in the storage dtype, any strides.
+template <typename T>
+struct FlashOutput {
+  T* data;
+  int64_t s0, s1, s2, s3;
+  __device__ T& at(int64_t b, int64_t h, int64_t i, int64_t c) const { return data[b * s0 + h * s1 + i * s2 + c * s3]; }
+};
+
+template <typename T>
+FlashOutput<T> flash_output(const TensorPtr& t) {
+  return {t->data_as<T>(), t->strides[0], t->strides[1], t->strides[2], t->strides[3]};
+}
+
+template <typename T>
+FlashMask<T> flash_mask(const cpu::AttentionProblem& p) {
+  if (!p.mask) return {nullptr, 0, 0, 0, 0};
+  return {static_cast<const T*>(p.mask), p.mask_strides[0], p.mask_strides[1], p.mask_strides[2], p.mask_strides[3]};
+}
+
+// How many keys (from the first) query i sees; 0 past the last query.
+__device__ int64_t flash_visible(const FlashSizes& s, int64_t i) {
+  if (i >= s.q_len) return 0;
+  return s.causal ? causal_visible(i, s.q_len, s.k_len, 0, s.k_len) : s.k_len;
+}
+
+// Rows [first, first + R) of matrix (b, h) of m (D columns) into tile [R][D + 1]; rows from
+// `end` on are zeros. Consecutive threads read consecutive elements: along the rows of a
+// row-major matrix, down the columns of a column-major one.
+template <int R, int D>
+__device__ void load_rows(float* tile, const Matrix<float>& m, int64_t b, int64_t h, int64_t first, int64_t end) {
+  const float* base = m.data + b * m.bs0 + h * m.bs1;
+  for (int e = threadIdx.x; e < R * D; e += kFlashThreads) {
+    const int r = m.trans ? e % R : e / D, c = m.trans ? e / R : e % D;
+    const int64_t i = first + r;
+    tile[r * (D + 1) + c] = i < end ? base[m.trans ? i + c * m.ld : i * m.ld + c] : 0.0f;
+  }
+}
+
+// out[r][c] = the dot product of row ty + 16 r of a and row tx + 16 c of b (tiles [.][D + 1]).
+template <int RA, int RB, int D>
+__device__ void dot_rows(float (&out)[RA][RB], const float* a, const float* b, int ty, int tx) {
+#pragma unroll
+  for (int r = 0; r < RA; r++)
+#pragma unroll
+    for (int c = 0; c < RB; c++) out[r][c] = 0;
+#pragma unroll 4
+  for (int d = 0; d < D; d++) {
+    float av[RA], bv[RB];
+#pragma unroll
+    for (int r = 0; r < RA; r++) av[r] = a[(ty + kFlashSide * r) * (D + 1) + d];
+#pragma unroll
+    for (int c = 0; c < RB; c++) bv[c] = b[(tx + kFlashSide * c) * (D + 1) + d];
+#pragma unroll
+    for (int r = 0; r < RA; r++)
+#pragma unroll
+      for (int c = 0; c < RB; c++) out[r][c] += av[r] * bv[c];
+  }
+}
+
+// acc[r][c] += the sum over j < J of w[ty + 16 r][j] * x[j][tx + 16 c] (w [.][J + 1], x [J][D + 1]).
+template <int RA, int D, int J>
+__device__ void accumulate_rows(float (&acc)[RA][D / kFlashSide], const float* w, const float* x, int ty, int tx) {
+#pragma unroll 4
+  for (int j = 0; j < J; j++) {
+    float wv[RA], xv[D / kFlashSide];
+#pragma unroll
+    for (int r = 0; r < RA; r++) wv[r] = w[(ty + kFlashSide * r) * (J + 1) + j];
+#pragma unroll
+    for (int c = 0; c < D / kFlashSide; c++) xv[c] = x[j * (D + 1) + tx + kFlashSide * c];
+#pragma unroll
+    for (int r = 0; r < RA; r++)
+#pragma unroll
+      for (int c = 0; c < D / kFlashSide; c++) acc[r][c] += wv[r] * xv[c];
+  }
+}
+
+// The max (NaN skipped) and the sum over the 16 threads of a tile row.
+__device__ float tile_row_max(float v) {
+  for (int o = kFlashSide / 2; o > 0; o /= 2) v = score_max(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ float tile_row_sum(float v) {
+  for (int o = kFlashSide / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Block x of a grid over (batch, head, tile) with `tiles` tiles per head: its (batch, head) pair
+// and its tile.
+struct FlashBlock {
+  int64_t b, h, tile;
+};
+__device__ FlashBlock flash_block(int64_t heads, int64_t tiles) {
+  const int64_t pair = int64_t(blockIdx.x) / tiles;
+  return {pair / heads, pair % heads, int64_t(blockIdx.x) % tiles};
+}
+
+// Shared memory (bytes) of the kernels below, for head dim D and tile side B.
+constexpr size_t flash_forward_shared(int d) {
+  return sizeof(float) * size_t(2 * kFlashForwardTile * (d + 1) + kFlashForwardTile * (kFlashForwardTile + 1));
+}
+constexpr size_t flash_backward_shared(int d) {
+  const int b = flash_backward_tile(d);
+  return sizeof(float) * size_t(4 * b * (d + 1) + b * (b + 1) + 2 * b);
+}
+
+// out and lse for one tile of 64 query rows: S = scale Q K^T (+ mask) per tile of 64 keys, the
+// rows' online softmax, O += P V; tiles of keys that the causal limit hides from every row of
+// the tile are never read.
+template <typename T, int D>
+__global__ void __launch_bounds__(kFlashThreads)
+    flash_forward_kernel(Matrix<float> q, Matrix<float> k, Matrix<float> v, FlashMask<T> mask, FlashOutput<T> out, float* lse,
+                         FlashSizes s, int64_t q_tiles) {
+  constexpr int BQ = kFlashForwardTile, BK = kFlashForwardTile, RQ = BQ / kFlashSide, RK = BK / kFlashSide, RC = D / kFlashSide;
+  extern __shared__ float shared[];
+  float* qs = shared;                // [BQ][D + 1]
+  float* kv = qs + BQ * (D + 1);     // [BK][D + 1]: K, then V
+  float* probs = kv + BK * (D + 1);  // [BQ][BK + 1]
+  const int ty = threadIdx.x / kFlashSide, tx = threadIdx.x % kFlashSide;
+  // the last tiles of queries (under causal masking, the longest) first
+  const FlashBlock blk = flash_block(s.heads, q_tiles);
+  const int64_t b = blk.b, h = blk.h, kh = h / (s.heads / s.kv_heads), q0 = (q_tiles - 1 - blk.tile) * BQ;
+  load_rows<BQ, D>(qs, q, b, h, q0, s.q_len);
+  int64_t visible[RQ];
+  OnlineSoftmax<float> rows[RQ];
+  float acc[RQ][RC];
+#pragma unroll
+  for (int r = 0; r < RQ; r++) {
+    visible[r] = flash_visible(s, q0 + ty + kFlashSide * r);
+#pragma unroll
+    for (int c = 0; c < RC; c++) acc[r][c] = 0;
+  }
+  const int64_t key_end = flash_visible(s, (q0 + BQ < s.q_len ? q0 + BQ : s.q_len) - 1);
+  for (int64_t k0 = 0; k0 < key_end; k0 += BK) {
+    __syncthreads();  // the previous tile's probabilities and values are read
+    load_rows<BK, D>(kv, k, b, kh, k0, s.k_len);
+    __syncthreads();
+    float p[RQ][RK];
+    dot_rows<RQ, RK, D>(p, qs, kv, ty, tx);
+#pragma unroll
+    for (int r = 0; r < RQ; r++) {
+      const int64_t i = q0 + ty + kFlashSide * r;
+      float tile_max = -INFINITY;
+#pragma unroll
+      for (int c = 0; c < RK; c++) {
+        const int64_t j = k0 + tx + kFlashSide * c;
+        if (j < visible[r]) {
+          p[r][c] = s.scale * p[r][c] + mask.at(b, h, i, j);
+          tile_max = score_max(tile_max, p[r][c]);
+        }
+      }
+      const float rescale = rows[r].merge(tile_row_max(tile_max));
+      const float shift = rows[r].shift();
+      float total = 0;
+#pragma unroll
+      for (int c = 0; c < RK; c++) {
+        const int64_t j = k0 + tx + kFlashSide * c;
+        p[r][c] = j < visible[r] ? exp_acc(p[r][c] - shift) : 0.0f;
+        total += p[r][c];
+      }
+      rows[r].add(tile_row_sum(total));
+#pragma unroll
+      for (int c = 0; c < RC; c++) acc[r][c] *= rescale;
+    }
+    __syncthreads();  // every thread is done with the keys
+#pragma unroll
+    for (int r = 0; r < RQ; r++)
+#pragma unroll
+      for (int c = 0; c < RK; c++) probs[(ty + kFlashSide * r) * (BK + 1) + tx + kFlashSide * c] = p[r][c];
+    load_rows<BK, D>(kv, v, b, kh, k0, s.k_len);
+    __syncthreads();
+    accumulate_rows<RQ, D, BK>(acc, probs, kv, ty, tx);
+  }
+#pragma unroll
+  for (int r = 0; r < RQ; r++) {
+    const int64_t i = q0 + ty + kFlashSide * r;
+    if (i >= s.q_len) continue;
+    const float norm = rows[r].norm();
+#pragma unroll
+    for (int c = 0; c < RC; c++) out.at(b, h, i, tx + kFlashSide * c) = T(acc[r][c] * norm);
+    if (tx == 0) lse[(b * s.heads + h) * s.q_len + i] = rows[r].lse();
+  }
+}
+
+// delta[row] = sum(dO * O) over the row, one warp per row of [B, H, Lq].
+__global__ void __launch_bounds__(32 * kWarpsPerBlock)
+    attention_delta_kernel(Matrix<float> out, Matrix<float> dout, float* delta, int64_t rows, int64_t heads, int64_t q_len, int64_t dim) {
+  const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
+  if (row >= rows) return;  // the whole warp
+  const int lane = threadIdx.x % 32;
+  const int64_t i = row % q_len, h = (row / q_len) % heads, b = row / (q_len * heads);
+  float sum = 0;
+  for (int64_t c = lane; c < dim; c += 32) sum += dout.at(b, h, i, c) * out.at(b, h, i, c);
+  sum = warp_sum(sum);
+  if (lane == 0) delta[row] = sum;
+}
+
+// dQ for one tile of query rows: per tile of keys, P = exp(S - lse) with S as in the forward,
+// dP = dO V^T, dS = P * (dP - delta), dQ += scale dS K.
+template <typename T, int D>
+__global__ void __launch_bounds__(kFlashThreads)
+    flash_backward_dq_kernel(Matrix<float> q, Matrix<float> k, Matrix<float> v, Matrix<float> dout, FlashMask<T> mask,
+                             FlashOutput<T> dq, const float* lse, const float* delta, FlashSizes s, int64_t q_tiles) {
+  constexpr int B = flash_backward_tile(D), R = B / kFlashSide, RC = D / kFlashSide;
+  extern __shared__ float shared[];
+  float* qs = shared;              // [B][D + 1]
+  float* dos = qs + B * (D + 1);   // [B][D + 1]
+  float* ks = dos + B * (D + 1);   // [B][D + 1]
+  float* vs = ks + B * (D + 1);    // [B][D + 1]
+  float* grads = vs + B * (D + 1);  // [B][B + 1]
+  const int ty = threadIdx.x / kFlashSide, tx = threadIdx.x % kFlashSide;
+  const FlashBlock blk = flash_block(s.heads, q_tiles);
+  const int64_t b = blk.b, h = blk.h, kh = h / (s.heads / s.kv_heads), q0 = (q_tiles - 1 - blk.tile) * B;
+  const int64_t rows = (b * s.heads + h) * s.q_len;
+  load_rows<B, D>(qs, q, b, h, q0, s.q_len);
+  load_rows<B, D>(dos, dout, b, h, q0, s.q_len);
+  int64_t visible[R];
+  float row_lse[R], row_delta[R], acc[R][RC];
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    const int64_t i = q0 + ty + kFlashSide * r;
+    visible[r] = flash_visible(s, i);
+    row_lse[r] = i < s.q_len ? lse[rows + i] : 0.0f;
+    row_delta[r] = i < s.q_len ? delta[rows + i] : 0.0f;
+#pragma unroll
+    for (int c = 0; c < RC; c++) acc[r][c] = 0;
+  }
+  const int64_t key_end = flash_visible(s, (q0 + B < s.q_len ? q0 + B : s.q_len) - 1);
+  for (int64_t k0 = 0; k0 < key_end; k0 += B) {
+    __syncthreads();  // the previous tile's score gradients and keys are read
+    load_rows<B, D>(ks, k, b, kh, k0, s.k_len);
+    load_rows<B, D>(vs, v, b, kh, k0, s.k_len);
+    __syncthreads();
+    float sc[R][R], dp[R][R];
+    dot_rows<R, R, D>(sc, qs, ks, ty, tx);
+    dot_rows<R, R, D>(dp, dos, vs, ty, tx);
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+      const int64_t i = q0 + ty + kFlashSide * r;
+#pragma unroll
+      for (int c = 0; c < R; c++) {
+        const int64_t j = k0 + tx + kFlashSide * c;
+        float g = 0;
+        if (j < visible[r]) {
+          const float prob = attention_prob(s.scale * sc[r][c] + mask.at(b, h, i, j), row_lse[r]);
+          g = attention_score_grad(prob, dp[r][c], row_delta[r]);
+        }
+        grads[(ty + kFlashSide * r) * (B + 1) + tx + kFlashSide * c] = g;
+      }
+    }
+    __syncthreads();
+    accumulate_rows<R, D, B>(acc, grads, ks, ty, tx);
+  }
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    const int64_t i = q0 + ty + kFlashSide * r;
+    if (i >= s.q_len) continue;
+#pragma unroll
+    for (int c = 0; c < RC; c++) dq.at(b, h, i, tx + kFlashSide * c) = T(s.scale * acc[r][c]);
+  }
+}
+
+// dK and dV for one tile of keys of a key/value head, summed over the query heads of its group
+// and the tiles of query rows that see any of its keys, in a fixed order (no atomics): per
+// tile of queries, P^T and dS^T as in flash_backward_dq_kernel (transposed: the tile's rows
+// are keys), dV += P^T dO, dK += scale dS^T Q.
+template <typename T, int D>
+__global__ void __launch_bounds__(kFlashThreads)
+    flash_backward_dkv_kernel(Matrix<float> q, Matrix<float> k, Matrix<float> v, Matrix<float> dout, FlashMask<T> mask,
+                              FlashOutput<T> dk, FlashOutput<T> dv, const float* lse, const float* delta, FlashSizes s,
+                              int64_t k_tiles) {
+  constexpr int B = flash_backward_tile(D), R = B / kFlashSide, RC = D / kFlashSide;
+  extern __shared__ float shared[];
+  float* ks = shared;              // [B][D + 1]
+  float* vs = ks + B * (D + 1);    // [B][D + 1]
+  float* qs = vs + B * (D + 1);    // [B][D + 1]
+  float* dos = qs + B * (D + 1);   // [B][D + 1]
+  float* w = dos + B * (D + 1);    // [B][B + 1]: P^T, then dS^T
+  float* tile_lse = w + B * (B + 1);  // [B]
+  float* tile_delta = tile_lse + B;   // [B]
+  const int ty = threadIdx.x / kFlashSide, tx = threadIdx.x % kFlashSide;
+  const FlashBlock blk = flash_block(s.kv_heads, k_tiles);
+  const int64_t b = blk.b, kh = blk.h, k0 = blk.tile * B, group = s.heads / s.kv_heads;
+  load_rows<B, D>(ks, k, b, kh, k0, s.k_len);
+  load_rows<B, D>(vs, v, b, kh, k0, s.k_len);
+  float dk_acc[R][RC], dv_acc[R][RC];
+#pragma unroll
+  for (int r = 0; r < R; r++)
+#pragma unroll
+    for (int c = 0; c < RC; c++) dk_acc[r][c] = dv_acc[r][c] = 0;
+  // under causal masking, query i sees key k0 from i = k0 - (Lk - Lq) on
+  const int64_t first_query = s.causal ? k0 - (s.k_len - s.q_len) : 0;
+  const int64_t q_tiles = (s.q_len + B - 1) / B, first_tile = first_query > 0 ? first_query / B : 0;
+  for (int64_t g = 0; g < group; g++) {
+    const int64_t h = kh * group + g, rows = (b * s.heads + h) * s.q_len;
+    for (int64_t qt = first_tile; qt < q_tiles; qt++) {
+      const int64_t q0 = qt * B;
+      __syncthreads();  // the previous tile's queries, output gradients and weights are read
+      load_rows<B, D>(qs, q, b, h, q0, s.q_len);
+      load_rows<B, D>(dos, dout, b, h, q0, s.q_len);
+      if (threadIdx.x < B) {
+        const int64_t i = q0 + threadIdx.x;
+        tile_lse[threadIdx.x] = i < s.q_len ? lse[rows + i] : 0.0f;
+        tile_delta[threadIdx.x] = i < s.q_len ? delta[rows + i] : 0.0f;
+      }
+      __syncthreads();
+      float p[R][R], ds[R][R];
+      dot_rows<R, R, D>(p, ks, qs, ty, tx);
+      dot_rows<R, R, D>(ds, vs, dos, ty, tx);
+#pragma unroll
+      for (int c = 0; c < R; c++) {
+        const int qc = tx + kFlashSide * c;
+        const int64_t i = q0 + qc, visible = flash_visible(s, i);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+          const int64_t j = k0 + ty + kFlashSide * r;
+          float prob = 0, g = 0;
+          if (j < visible) {
+            prob = attention_prob(s.scale * p[r][c] + mask.at(b, h, i, j), tile_lse[qc]);
+            g = attention_score_grad(prob, ds[r][c], tile_delta[qc]);
+          }
+          ds[r][c] = g;
+          w[(ty + kFlashSide * r) * (B + 1) + qc] = prob;
+        }
+      }
+      __syncthreads();
+      accumulate_rows<R, D, B>(dv_acc, w, dos, ty, tx);
+      __syncthreads();  // P^T is read
+#pragma unroll
+      for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int c = 0; c < R; c++) w[(ty + kFlashSide * r) * (B + 1) + tx + kFlashSide * c] = ds[r][c];
+      __syncthreads();
+      accumulate_rows<R, D, B>(dk_acc, w, qs, ty, tx);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; r++) {
+    const int64_t j = k0 + ty + kFlashSide * r;
+    if (j >= s.k_len) continue;
+#pragma unroll
+    for (int c = 0; c < RC; c++) {
+      dk.at(b, kh, j, tx + kFlashSide * c) = T(s.scale * dk_acc[r][c]);
+      dv.at(b, kh, j, tx + kFlashSide * c) = T(dv_acc[r][c]);
+    }
+  }
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Launches kernel over `blocks` blocks of kFlashThreads with `shared` bytes of dynamic shared
+// memory (allowed past the 48 KB default first) on the current stream of `device`.
+template <typename... Params, typename... Args>
+void flash_launch(void (*kernel)(Params...), int64_t blocks, size_t shared, int device, const char* name, Args&&... args) {
+  if (blocks == 0) return;
+  check(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)),
+        "cudaFuncSetAttribute");
+  kernel<<<unsigned(blocks), kFlashThreads, shared, current_stream(device)>>>(std::forward<Args>(args)...);
+  check_launch(name);
+}
+
+FlashSizes flash_sizes(const cpu::AttentionProblem& p) {
+  return {p.heads, p.kv_heads, p.q_len, p.k_len, p.causal, float(p.scale)};
+}
+
+// Calls f(T{}, std::integral_constant<int, D>{}) for the storage dtype and head dim of a problem
+// the flash kernels take.
+template <typename F>
+void dispatch_flash(DType dtype, int64_t head_dim, F&& f) {
+  dispatch_float(dtype, "scaledDotProductAttention", [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, double>) {
+      fail(ERR_INTERNAL, "scaledDotProductAttention: no flash kernels for float64");
+    } else {
+      switch (head_dim) {
+        case 32: return f(tag, std::integral_constant<int, 32>{});
+        case 64: return f(tag, std::integral_constant<int, 64>{});
+        case 128: return f(tag, std::integral_constant<int, 128>{});
+        default: fail(ERR_INTERNAL, "scaledDotProductAttention: no flash kernels for head dim ", head_dim);
+      }
+    }
+  });
+}
+
+// Whether the flash kernels take p (of storage dtype `dtype`): float32 or a 16-bit dtype, one
+// head dim of 32, 64 or 128 for queries, keys and values, grids within CUDA's limit, shared
+// memory within the device's, and IGNIS_CUDA_ATTENTION not set to "materialized".
+bool flash_applies(const cpu::AttentionProblem& p, DType dtype, Device device) {
+  const char* choice = std::getenv("IGNIS_CUDA_ATTENTION");
+  if (choice && *choice && std::strcmp(choice, "flash") != 0) {
+    if (std::strcmp(choice, "materialized") == 0) return false;
+    fail(ERR_ARG, "scaledDotProductAttention: IGNIS_CUDA_ATTENTION must be flash or materialized, got '", choice, "'");
+  }
+  const int64_t d = p.head_dim;
+  if (dtype == DType::Float64 || d != p.value_dim || (d != 32 && d != 64 && d != 128)) return false;
+  constexpr int64_t kMaxBlocks = 0x7fffffff;
+  const int64_t tile = std::min<int64_t>(kFlashForwardTile, flash_backward_tile(int(d)));
+  const int64_t longest = std::max(p.q_len, p.k_len);
+  if (ceil_div(longest, tile) > kMaxBlocks / std::max<int64_t>(p.batch * p.heads, 1)) return false;
+  int optin = 0;
+  use_device(device.index);
+  check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device.index), "cudaDeviceGetAttribute");
+  return std::max(flash_forward_shared(int(d)), flash_backward_shared(int(d))) <= size_t(optin);
+}
+
+void flash_forward(const cpu::AttentionProblem& p, const TensorPtr& out, float* lse) {
+  const int device = out->device().index;
+  use_device(device);
+  const FlashSizes s = flash_sizes(p);
+  dispatch_flash(out->dtype, p.head_dim, [&](auto tag, auto dim) {
+    using T = decltype(tag);
+    constexpr int D = decltype(dim)::value;
+    const int64_t q_tiles = ceil_div(p.q_len, kFlashForwardTile);
+    flash_launch(flash_forward_kernel<T, D>, q_tiles * p.batch * p.heads, flash_forward_shared(D), device, "scaledDotProductAttention",
+                 matrix<float>(p.q), matrix<float>(p.k), matrix<float>(p.v), flash_mask<T>(p), flash_output<T>(out), lse, s, q_tiles);
+  });
+}
+
+void flash_backward(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, const float* lse,
+                    const TensorPtr& dq, const TensorPtr& dk, const TensorPtr& dv) {
+  const Device device = dq->device();
+  use_device(device.index);
+  const FlashSizes s = flash_sizes(p);
+  const int64_t rows = p.batch * p.heads * p.q_len;
+  TensorPtr delta = empty({rows}, DType::Float32, device);
+  if (rows > 0) {
+    attention_delta_kernel<<<row_blocks(rows), 32 * kWarpsPerBlock, 0, current_stream(device.index)>>>(
+        matrix<float>(out), matrix<float>(dout), delta->data_as<float>(), rows, p.heads, p.q_len, p.value_dim);
+    check_launch("scaledDotProductAttention backward");
+  }
+  dispatch_flash(dq->dtype, p.head_dim, [&](auto tag, auto dim) {
+    using T = decltype(tag);
+    constexpr int D = decltype(dim)::value;
+    constexpr int B = flash_backward_tile(D);
+    const int64_t q_tiles = ceil_div(p.q_len, B), k_tiles = ceil_div(p.k_len, B);
+    const Matrix<float> q = matrix<float>(p.q), k = matrix<float>(p.k), v = matrix<float>(p.v), dO = matrix<float>(dout);
+    flash_launch(flash_backward_dq_kernel<T, D>, q_tiles * p.batch * p.heads, flash_backward_shared(D), device.index,
+                 "scaledDotProductAttention backward", q, k, v, dO, flash_mask<T>(p), flash_output<T>(dq), lse,
+                 static_cast<const float*>(delta->data_as<float>()), s, q_tiles);
+    flash_launch(flash_backward_dkv_kernel<T, D>, k_tiles * p.batch * p.kv_heads, flash_backward_shared(D), device.index,
+                 "scaledDotProductAttention backward", q, k, v, dO, flash_mask<T>(p), flash_output<T>(dk), flash_output<T>(dv), lse,
+                 static_cast<const float*>(delta->data_as<float>()), s, k_tiles);
+  });
+}
+
+}  // namespace
+
+void attention_forward(const cpu::AttentionProblem& p, const TensorPtr& out, void* lse) {
+  if (flash_applies(p, out->dtype, out->device()))
+    flash_forward(p, out, static_cast<float*>(lse));
+  else
+    materialized_forward(p, out, lse);
+}
+
+void attention_backward(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, const void* lse,
+                        const TensorPtr& dq, const TensorPtr& dk, const TensorPtr& dv) {
+  if (flash_applies(p, dq->dtype, dq->device()))
+    flash_backward(p, out, dout, static_cast<const float*>(lse), dq, dk, dv);
+  else
+    materialized_backward(p, out, dout, lse, dq, dk, dv);
 }
 
 }  // namespace ignis::cuda

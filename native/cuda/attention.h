@@ -1,10 +1,21 @@
-// Scaled dot-product attention on CUDA, with the contracts of cpu/attention.h: the scores of all
-// rows by one strided batched cuBLAS GEMM (grouped-query heads read their key/value head
-// through a stride-0 batch dim), a fused kernel for the mask, the causal limit and the softmax
-// (one warp per row, writing the probabilities and the logsumexp), and the values by a second
-// GEMM. The backward recomputes the scores, then one kernel per row turns them and dO V^T into
-// the score gradients, and GEMMs give dQ, dK and dV (summed over the heads of a group by
-// accumulating GEMMs).
+// Scaled dot-product attention on CUDA, with the contracts of cpu/attention.h, by one of two
+// implementations:
+// - flash kernels (the default where they apply: float32, bfloat16 or float16, one head dim of
+//   32, 64 or 128 for queries, keys and values): per block a tile of 64 query rows, the keys and
+//   values streamed through shared memory a tile at a time with an online softmax in float, so
+//   that no [Lq, Lk] scores exist anywhere; tiles of keys the causal limit hides are skipped.
+//   The backward recomputes the probabilities per tile from the saved logsumexp: one kernel
+//   gives dQ per tile of query rows, another dK and dV per tile of keys (summed over the query
+//   heads of a group in a fixed order: no atomics, the same result every run).
+// - the materialized path (any other problem, or every one with IGNIS_CUDA_ATTENTION=materialized):
+//   the scores of all rows by one strided batched cuBLAS GEMM (grouped-query heads read their
+//   key/value head through a stride-0 batch dim), a fused kernel for the mask, the causal limit
+//   and the softmax (one warp per row, writing the probabilities and the logsumexp), and the
+//   values by a second GEMM. Its backward recomputes the scores, then one kernel per row turns
+//   them and dO V^T into the score gradients, and GEMMs give dQ, dK and dV (summed over the
+//   heads of a group by accumulating GEMMs).
+// IGNIS_CUDA_ATTENTION (read at each call): unset or "flash" for the default, "materialized";
+// any other value is ERR_ARG.
 #pragma once
 #include "cpu/attention.h"
 

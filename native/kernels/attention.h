@@ -30,6 +30,13 @@ IGNIS_HD A online_rescale(A old_max, A new_max) {
   return old_max == new_max ? A(1) : exp_acc(old_max - new_max);
 }
 
+// The larger of a row's running maximum m and a score v, skipping a NaN v (whose exp then makes
+// the row's sum NaN).
+template <typename A>
+IGNIS_HD A score_max(A m, A v) {
+  return v > m ? v : m;
+}
+
 // The logsumexp of a row saved for the backward, from its final max and sum of exp(s - shift):
 // max + log(sum), or +inf for a row that sees no key, so that the backward's probabilities
 // exp(s - lse) are 0 there and the row gets zero gradients.
@@ -44,6 +51,28 @@ template <typename A>
 IGNIS_HD A attention_norm(A sum) {
   return sum > 0 ? A(1) / sum : A(0);
 }
+
+// One row's online softmax over tiles of keys: the maximum of its scores so far, and the sum of
+// exp(s - shift()) over them. Per tile: merge(tile maximum) first (it returns the factor the
+// output accumulated so far must be multiplied by), then the tile's exp(s - shift()) are taken
+// and their total add()ed; at the end, lse() is what the backward reads and norm() turns the
+// output into the weighted mean.
+template <typename A>
+struct OnlineSoftmax {
+  A max = -A(INFINITY), sum = 0;
+
+  IGNIS_HD A merge(A tile_max) {
+    const A new_max = score_max(max, tile_max);
+    const A rescale = online_rescale(max, new_max);
+    max = new_max;
+    sum *= rescale;
+    return rescale;
+  }
+  IGNIS_HD A shift() const { return softmax_shift(max); }
+  IGNIS_HD void add(A tile_sum) { sum += tile_sum; }
+  IGNIS_HD A lse() const { return attention_lse(max, sum); }
+  IGNIS_HD A norm() const { return attention_norm(sum); }
+};
 
 // A probability recomputed in the backward from its score and the row's logsumexp.
 template <typename A>

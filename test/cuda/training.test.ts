@@ -2,7 +2,8 @@
  * The training kernels on CUDA against the CPU on fresh random inputs: AdamW and SGD
  * (multi-tensor, 16-bit params with float32 state), gradient clipping, the fused LoRA layer
  * forward and backward (bfloat16 base weight, dropout mask, merge/unmerge), attention forward
- * and backward (causal, mask, grouped-query heads); a CUDA graph of a small LoRA model's training
+ * and backward (causal, mask, grouped-query heads; the flash and the materialized kernels, head dims
+ * 32, 64 and 128, lengths off the tiles, and the memory each keeps); a CUDA graph of a small LoRA model's training
  * step replayed against the same steps run eagerly; memory back to its baseline after a
  * training loop. Skipped without a GPU; IGNIS_TEST_DEVICE=cpu runs the comparisons CPU against
  * CPU (the graph tests need a GPU).
@@ -16,6 +17,7 @@ const device = (process.env.IGNIS_TEST_DEVICE ?? 'cuda') as ig.Device;
 const reason = device === 'cpu' ? '' : ig.cuda.unavailableReason();
 const gpuTest = reason ? test.skip : test;
 const graphTest = ig.cuda.isAvailable() && device !== 'cpu' ? test : test.skip;
+const cudaTest = graphTest; // needs the CUDA device itself (memory statistics)
 if (reason) console.log(`test/cuda/training: GPU tests skipped (${reason})`);
 
 const FLOATS: DType[] = ['float32', 'bfloat16', 'float16'];
@@ -152,6 +154,88 @@ gpuTest('attention: forward, logsumexp and backward against the CPU (causal, mas
       ['out', 'dq', 'dk', 'dv'].forEach((name, i) => same(t, gpu[i], cpu[i], `${name}: ${what}`));
     }
   }
+});
+
+/** fn run with IGNIS_CUDA_ATTENTION set to `choice` (the CUDA attention kernels it selects). */
+function withAttention<T>(choice: 'flash' | 'materialized', fn: () => T): T {
+  const before = process.env.IGNIS_CUDA_ATTENTION;
+  process.env.IGNIS_CUDA_ATTENTION = choice;
+  try {
+    return fn();
+  } finally {
+    if (before === undefined) delete process.env.IGNIS_CUDA_ATTENTION;
+    else process.env.IGNIS_CUDA_ATTENTION = before;
+  }
+}
+
+/** An additive mask [b, 1, lq, lk] in [-2, 0) with about a fifth of it -Infinity and query row 2 hidden entirely. */
+function hidingMask(rng: Rng, b: number, lq: number, lk: number, dtype: DType) {
+  const data = Float64Array.from({ length: b * lq * lk }, (_, i) =>
+    Math.floor(i / lk) % lq === 2 || rng.next() < 0.2 ? -Infinity : rng.uniform(-2, 0),
+  );
+  const wide = ig.tensor(data, { shape: [b, 1, lq, lk] });
+  const out = { cpu: wide.to(dtype), gpu: wide.to(dtype).to(device) };
+  wide.dispose();
+  return out;
+}
+
+gpuTest('attention: flash and materialized kernels against the CPU (head dims 32, 64, 128, Lq != Lk, lengths off the tiles)', (t) => {
+  const rng = new Rng(7);
+  const cases: { b: number; h: number; hkv: number; lq: number; lk: number; d: number; causal: boolean; mask: boolean }[] = [
+    { b: 1, h: 2, hkv: 2, lq: 70, lk: 70, d: 32, causal: true, mask: false },
+    { b: 1, h: 1, hkv: 1, lq: 20, lk: 50, d: 32, causal: false, mask: false },
+    { b: 2, h: 4, hkv: 2, lq: 33, lk: 100, d: 64, causal: true, mask: false }, // a KV cache: queries at the end
+    { b: 1, h: 2, hkv: 1, lq: 100, lk: 37, d: 64, causal: true, mask: true }, // the first queries see no key
+    { b: 1, h: 3, hkv: 3, lq: 65, lk: 130, d: 128, causal: false, mask: true },
+    { b: 2, h: 2, hkv: 1, lq: 1, lk: 77, d: 128, causal: true, mask: false }, // one decoded token
+    { b: 1, h: 2, hkv: 2, lq: 129, lk: 129, d: 128, causal: true, mask: true },
+  ];
+  for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+    for (const c of cases) {
+      // q as a transpose(1, 2) view of [B, L, H, D], as attention layers make it
+      const qBase = pair(rng, [c.b, c.lq, c.h, c.d], dtype);
+      const k = pair(rng, [c.b, c.hkv, c.lk, c.d], dtype);
+      const v = pair(rng, [c.b, c.hkv, c.lk, c.d], dtype);
+      const mask = c.mask ? hidingMask(rng, c.b, c.lq, c.lk, dtype) : null;
+      const dout = pair(rng, [c.b, c.h, c.lq, c.d], dtype);
+      const run = (side: 'cpu' | 'gpu') => {
+        const q = qBase[side].transpose(1, 2).detach().requiresGrad_();
+        const kk = k[side].clone().requiresGrad_();
+        const vv = v[side].clone().requiresGrad_();
+        const out = ig.scaledDotProductAttention(q, kk, vv, { causal: c.causal, mask: mask?.[side] });
+        out.backward(dout[side]);
+        return [out, q.grad!, kk.grad!, vv.grad!];
+      };
+      const cpu = run('cpu');
+      for (const choice of ['flash', 'materialized'] as const) {
+        const gpu = withAttention(choice, () => run('gpu'));
+        const what = `${choice}, ${dtype} ${JSON.stringify(c)}`;
+        ['out', 'dq', 'dk', 'dv'].forEach((name, i) => same(t, gpu[i], cpu[i], `${name}: ${what}`));
+      }
+    }
+  }
+});
+
+cudaTest('attention: the flash kernels keep no [Lq, Lk] scores; IGNIS_CUDA_ATTENTION=materialized does', (t) => {
+  const [h, l, d] = [4, 2048, 32];
+  const scores = h * l * l * 4;
+  const q = ig.randn([1, h, l, d], { device }).requiresGrad_();
+  const peak = (choice: 'flash' | 'materialized') =>
+    withAttention(choice, () => {
+      ig.cuda.resetPeakMemoryStats();
+      const base = ig.cuda.memoryStats().allocated;
+      const out = ig.scaledDotProductAttention(q, q, q, { causal: true });
+      out.backward(ig.onesLike(out));
+      const used = ig.cuda.memoryStats().peakAllocated - base;
+      out.dispose();
+      q.grad = null;
+      return used;
+    });
+  const [flash, materialized] = [peak('flash'), peak('materialized')];
+  t.true(flash < scores / 4, `flash: ${flash} bytes at most above the inputs (scores: ${scores})`);
+  t.true(materialized >= scores, `materialized: ${materialized} bytes (scores: ${scores})`);
+  assertCode(t, () => withAttention('fused' as 'flash', () => ig.scaledDotProductAttention(q, q, q)), 'ERR_ARG', /IGNIS_CUDA_ATTENTION/);
+  q.dispose();
 });
 
 /** A small LoRA model: two LoRA layers (bfloat16 base weights) around attention, trained with AdamW after clipping. */
