@@ -82,8 +82,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int r = t; r < tile_rows; r += width) touched[r] = 0;
     __syncthreads();
     for (int64_t base = 0; base < n; base += width) {
-      const int64_t k = base + t < n ? int64_t(indices[base + t]) - first_row : -1;
-      const bool hit = k >= 0 && k < tile_rows && first_row + k < rows;
+      const int64_t row = base + t < n ? int64_t(indices[base + t]) : -1;
+      const bool hit = row >= first_row && row - first_row < tile_rows && row < rows;
       const unsigned mask = __ballot_sync(0xffffffffu, hit);
       if (lane == 0) warp_hits[warp] = __popc(mask);
       __syncthreads();
@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kThreads)
         hits += warp_hits[w];
       }
       if (hit) {
-        hit_row[at] = int(k);
+        hit_row[at] = int(row - first_row);
         hit_at[at] = t;
       }
       __syncthreads();

@@ -68,11 +68,6 @@ void run(const char* name, const TensorPtr& out, const ReducePlan& plan, Op op) 
 constexpr int64_t kChunk = 8192;
 constexpr int64_t kSplitRows = 64;
 constexpr int64_t kSplitLength = 4 * kChunk;
-// Likewise few long columns (at most kSplitColumns outputs side by side, 32 to a block), in
-// chunks of kColumnChunk (each group of a columns block has at most 8 threads).
-constexpr int64_t kColumnChunk = 512;
-constexpr int64_t kSplitColumns = 2048;
-constexpr int64_t kSplitColumnLength = 4 * kColumnChunk;
 
 // As run, for ops that reduce partial results of type P the way they reduce elements (sums,
 // max, min): few long rows or columns are cut into chunks reduced side by side by `partial`
@@ -82,10 +77,9 @@ constexpr int64_t kSplitColumnLength = 4 * kColumnChunk;
 template <typename T, typename Out, typename P, typename PartialOp, typename Op>
 void run_split(const char* name, const TensorPtr& out, const ReducePlan& plan, DType partial_dtype, PartialOp partial, Op op) {
   const int64_t outputs = shape_numel(plan.kept_sizes);
-  const bool split = plan.columns ? outputs <= kSplitColumns && plan.n >= kSplitColumnLength
-                                  : outputs <= kSplitRows && plan.n >= kSplitLength;
+  const bool split = plan.columns ? split_columns(outputs, plan.n) : outputs <= kSplitRows && plan.n >= kSplitLength;
   if (!split) return run<T, Out>(name, out, plan, op);
-  const int64_t chunks = (plan.n + (plan.columns ? kColumnChunk : kChunk) - 1) / (plan.columns ? kColumnChunk : kChunk);
+  const int64_t length = plan.columns ? kColumnChunk : kChunk, chunks = (plan.n + length - 1) / length;
   TensorPtr parts = empty({outputs, chunks}, partial_dtype, out->device());
   run_chunks<T, P>(name, parts, plan, chunks, (plan.n + chunks - 1) / chunks, partial);
   ReducePlan second;

@@ -163,4 +163,12 @@ void run_groups(const char* name, int device, int64_t rows, int64_t n, const Bod
   check_launch(name);
 }
 
+// Columns mode leaves most of the GPU idle when there are few columns (32 to a block) and each
+// is long (at most 8 threads to a column): at most kSplitColumns columns of at least
+// 4 * kColumnChunk elements are cut into chunks of kColumnChunk elements, whose partial results
+// are then reduced as rows.
+constexpr int64_t kColumnChunk = 512;
+constexpr int64_t kSplitColumns = 16384;
+inline bool split_columns(int64_t columns, int64_t n) { return columns <= kSplitColumns && n >= 4 * kColumnChunk; }
+
 }  // namespace ignis::cuda

@@ -415,9 +415,9 @@ gpuTest('layerNorm and rmsNorm over the trailing dims, with weight, bias and the
       compareWithGrads(t, rng, ([v, wt, bs]) => ig.layerNorm(v, normalized, wt ?? null, bs ?? null), [x, ...params], `layerNorm ${what}`);
       compareWithGrads(t, rng, ([v, wt]) => ig.rmsNorm(v, normalized, wt ?? null), [x, ...params.slice(0, 1)], `rmsNorm ${what}`);
     }
-    // rows longer than a block, many rows for the weight and bias sums
-    for (const shape of [[4, 2000], [700, 24]]) {
-      const n = [shape[1]];
+    // rows longer than a block, many rows for the weight and bias sums (in chunks past 2048 rows)
+    for (const shape of [[4, 2000], [700, 24], [2, 1100, 40]]) {
+      const n = [shape[shape.length - 1]];
       const [x, w, b] = [pair(rng, shape, dtype, -3, 3, false, 'contiguous'), pair(rng, n, dtype), pair(rng, n, dtype)];
       compareWithGrads(t, rng, ([v, wt, bs]) => ig.layerNorm(v, n, wt, bs), [x, w, b], `layerNorm ${dtype} ${JSON.stringify(shape)}`);
       compareWithGrads(t, rng, ([v, wt]) => ig.rmsNorm(v, n, wt), [x, w], `rmsNorm ${dtype} ${JSON.stringify(shape)}`);
@@ -477,6 +477,13 @@ gpuTest('reductions down long columns (few outputs side by side), strided and 3-
       }
     }
   }
+  // many long columns
+  const wide = ig.rand([2100, 2500]);
+  const wideGpu = wide.to(device);
+  same(t, ig.sum(wideGpu, 0), ig.sum(wide, 0), 'sum [2100, 2500] dim 0', [1e-5, 1e-5]);
+  same(t, ig.argmax(wideGpu, 0), ig.argmax(wide, 0), 'argmax [2100, 2500] dim 0', [0, 0]);
+  const wideInts = ig.mul(wide, 1000).to('int32');
+  same(t, ig.max(wideInts.to(device), 0), ig.max(wideInts, 0), 'max int32 [2100, 2500] dim 0', [0, 0]);
   const long = pair(rng, [200000, 4], 'float32', -1, 1, false, 'contiguous');
   same(t, ig.sum(long.gpu, 0), ig.sum(long.gpu, 0).cpu(), 'sum [200000, 4] twice', [0, 0]);
   same(t, ig.max(long.gpu, 0), ig.max(long.gpu, 0).cpu(), 'max [200000, 4] twice', [0, 0]);
