@@ -81,8 +81,10 @@ __global__ void __launch_bounds__(kThreads)
     for (int r = 0; r < tile_rows; r++) sums[r * width + t] = A(0);
     for (int r = t; r < tile_rows; r += width) touched[r] = 0;
     __syncthreads();
+    I next = t < n ? indices[t] : I(0);  // the batch's index, loaded one batch ahead
     for (int64_t base = 0; base < n; base += width) {
-      const int64_t row = base + t < n ? int64_t(indices[base + t]) : -1;
+      const int64_t row = base + t < n ? int64_t(next) : -1;
+      if (base + width + t < n) next = indices[base + width + t];
       const bool hit = row >= first_row && row - first_row < tile_rows && row < rows;
       const unsigned mask = __ballot_sync(0xffffffffu, hit);
       if (lane == 0) warp_hits[warp] = __popc(mask);
