@@ -25,9 +25,9 @@ function checkIndexDtype(index: Tensor, op: string, name: string): void {
  * Rows of `weight` [numEmbeddings, dim] picked by `indices` (int32 or int64, any shape), as
  * PyTorch's `F.embedding`: the result has shape [...indices.shape, dim]. Every index must be in
  * [0, numEmbeddings), else ERR_INDEX naming the bad value. The weight's gradient adds the rows of
- * the output's gradient at their indices, natively (16-bit weights accumulate in float32). On
- * the CPU it is deterministic; on CUDA it uses atomic adds, so a row picked several times sums
- * its terms in no fixed order and float32 gradients may differ in the last bits between runs.
+ * the output's gradient at their indices, natively (16-bit weights accumulate in float32),
+ * deterministically: a row picked several times adds its terms in index order, with the same
+ * result on the CPU and on CUDA.
  * On CUDA the index check waits for the GPU (the scan's result is read back), except while a
  * CUDA graph is captured (`ig.cuda.graph`): then nothing is read back, a bad index cannot raise,
  * its row reads as zeros (and gets no gradient), and it is counted by the graph's `indexErrors()`.

@@ -6,6 +6,7 @@
 // kernels bounds-check each index themselves (reading zeros, writing nothing for a bad one).
 #include "cuda/indexing.h"
 
+#include <algorithm>
 #include "core/backend.h"
 #include "core/views.h"
 #include "cuda/graph.h"
@@ -55,14 +56,61 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// dweight[indices[i], j] += grad[i, j], by atomic adds (nothing for an index outside [0, rows)).
+// Shared memory for the column sums of one tile of embedding_backward.
+constexpr size_t kTileBytes = 32768;
+
+// dweight[indices[i], j] += grad[i, j] (nothing for an index outside [0, rows)), every element
+// adding its terms in the order of i, as the CPU does (the same bits). Each block owns tiles of
+// `tile_rows` rows by blockDim.x (a multiple of 32) columns of dweight: it scans all the indices,
+// blockDim.x at a time, compacts the positions that hit its rows in order, adds their gradient
+// rows into column sums in shared memory (thread t owns column t), and finally adds the sums to
+// the rows that were hit. No two blocks share an element, and no atomics are needed.
 template <typename A, typename I>
 __global__ void __launch_bounds__(kThreads)
-    embedding_backward_kernel(A* dweight, const A* grad, const I* indices, int64_t total, int64_t dim, int64_t rows) {
-  const int64_t step = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
-    const int64_t i = e / dim, j = e % dim, k = int64_t(indices[i]);
-    if (k >= 0 && k < rows) atomicAdd(dweight + k * dim + j, grad[e]);
+    embedding_backward_kernel(A* __restrict__ dweight, const A* __restrict__ grad, const I* __restrict__ indices, int64_t n,
+                              int64_t dim, int64_t rows, int tile_rows, int64_t column_tiles, int64_t tiles) {
+  extern __shared__ __align__(16) char shared[];
+  __shared__ int warp_hits[kThreads / 32];
+  const int t = threadIdx.x, width = blockDim.x, lane = t % 32, warp = t / 32, warps = width / 32;
+  A* sums = reinterpret_cast<A*>(shared);                // [tile_rows][width]
+  int* hit_row = reinterpret_cast<int*>(sums + int64_t(tile_rows) * width);  // [width]: the tile row of each hit
+  int* hit_at = hit_row + width;                         // [width]: its place in the batch
+  int* touched = hit_at + width;                         // [tile_rows]: rows hit at least once
+  for (int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int64_t first_row = tile / column_tiles * tile_rows, j = tile % column_tiles * width + t;
+    for (int r = 0; r < tile_rows; r++) sums[r * width + t] = A(0);
+    for (int r = t; r < tile_rows; r += width) touched[r] = 0;
+    __syncthreads();
+    I next = t < n ? indices[t] : I(0);  // the batch's index, loaded one batch ahead
+    for (int64_t base = 0; base < n; base += width) {
+      const int64_t row = base + t < n ? int64_t(next) : -1;
+      if (base + width + t < n) next = indices[base + width + t];
+      const bool hit = row >= first_row && row - first_row < tile_rows && row < rows;
+      const unsigned mask = __ballot_sync(0xffffffffu, hit);
+      if (lane == 0) warp_hits[warp] = __popc(mask);
+      __syncthreads();
+      // the place of this thread's hit among the batch's hits, which keep the order of i
+      int at = __popc(mask & ((1u << lane) - 1u)), hits = 0;
+      for (int w = 0; w < warps; w++) {
+        if (w < warp) at += warp_hits[w];
+        hits += warp_hits[w];
+      }
+      if (hit) {
+        hit_row[at] = int(row - first_row);
+        hit_at[at] = t;
+      }
+      __syncthreads();
+      if (j < dim) {
+        for (int h = 0; h < hits; h++) sums[hit_row[h] * width + t] += grad[(base + hit_at[h]) * dim + j];
+      }
+      if (t < hits) touched[hit_row[t]] = 1;
+      __syncthreads();
+    }
+    if (j < dim) {
+      for (int r = 0; r < tile_rows; r++)
+        if (touched[r]) dweight[(first_row + r) * dim + j] += sums[r * width + t];
+    }
+    __syncthreads();
   }
 }
 
@@ -153,18 +201,23 @@ void embedding(const TensorPtr& out, const TensorPtr& indices, const TensorPtr& 
 }
 
 void embedding_backward(const TensorPtr& dweight, const TensorPtr& grad, const TensorPtr& indices) {
-  const int64_t total = grad->numel();
-  if (total == 0) return;
+  const int64_t n = indices->numel(), rows = dweight->shape[0], dim = dweight->shape[1];
+  if (n == 0 || rows == 0 || dim == 0) return;
   const int device = dweight->device().index;
   use_device(device);
   cudaStream_t stream = current_stream(device);
+  // columns per tile: dim rounded up to whole warps, at most kThreads
+  const int width = int(std::min<int64_t>(kThreads, (dim + 31) / 32 * 32));
+  const int64_t column_tiles = (dim + width - 1) / width;
   dispatch_index(indices->dtype, "embedding backward", [&](auto itag) {
     using I = decltype(itag);
     auto scatter = [&](auto ftag) {
       using A = decltype(ftag);
-      embedding_backward_kernel<<<grid_for(total), kThreads, 0, stream>>>(dweight->data_as<A>(), grad->data_as<A>(),
-                                                                          indices->data_as<I>(), total, dweight->shape[1],
-                                                                          dweight->shape[0]);
+      const int tile_rows = int(kTileBytes / (size_t(width) * sizeof(A)));
+      const int64_t tiles = (rows + tile_rows - 1) / tile_rows * column_tiles;
+      const size_t shared = kTileBytes + (2 * size_t(width) + size_t(tile_rows)) * sizeof(int);
+      embedding_backward_kernel<<<unsigned(std::min(tiles, kMaxBlocks)), width, shared, stream>>>(
+          dweight->data_as<A>(), grad->data_as<A>(), indices->data_as<I>(), n, dim, rows, tile_rows, column_tiles, tiles);
       check_launch("embedding backward");
     };
     if (dweight->dtype == DType::Float64) scatter(double{});

@@ -8,8 +8,8 @@ namespace ignis::cuda {
 IndexScan scan_indices(const TensorPtr& index, int64_t bound, bool has_ignore, int64_t ignore);
 void embedding(const TensorPtr& out, const TensorPtr& indices, const TensorPtr& weight);
 void gather(const TensorPtr& out, const TensorPtr& t, int64_t dim, const TensorPtr& index);
-// Atomic adds: rows named by several indices sum their terms in no fixed order, so float32
-// results may differ in the last bits from run to run.
+// Deterministic: each element of dweight adds its terms in the order of the indices, as on the
+// CPU (each block owns a tile of dweight and scans all the indices).
 void embedding_backward(const TensorPtr& dweight, const TensorPtr& grad, const TensorPtr& indices);
 // Deterministic: each thread adds the terms of one position along `dim`, in order.
 void gather_backward(const TensorPtr& out, const TensorPtr& grad, int64_t dim, const TensorPtr& index);

@@ -1,5 +1,5 @@
 // Cross-entropy and squared-error kernels, with the contracts of cpu/loss.h: one group of
-// threads per cross-entropy row (cuda/reduce.cuh), one thread per element for the gradient.
+// threads per cross-entropy row (cuda/reduce.cuh), forward and backward.
 #include "cuda/loss.h"
 
 #include <limits>
@@ -70,27 +70,36 @@ struct CrossEntropyRows {
 };
 
 // dlogits[r, c] = s * (exp(logits[r, c] - logsumexp[r]) - (1 - eps) * [c == target[r]] - eps / C),
-// 0 in ignored rows (and rows of a label out of range); one thread per element.
+// 0 in ignored rows (and rows of a label out of range); one group of threads per row.
 template <typename T, typename I>
-__global__ void __launch_bounds__(kThreads)
-    cross_entropy_backward_kernel(T* dx, const T* x, const I* labels, const acc_t<T>* logsumexp, const acc_t<T>* row_scale,
-                                  acc_t<T> scale, RowIndex x_rows, RowIndex d_rows, int64_t classes, int64_t x_step,
-                                  int64_t d_step, int64_t ignore_index, acc_t<T> eps, acc_t<T> uniform, int64_t total) {
+struct CrossEntropyGradRows {
   using A = acc_t<T>;
-  const int64_t step = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
-    const int64_t r = e / classes, c = e % classes;
-    const int64_t label = int64_t(labels[r]);
-    T* d = dx + d_rows.offset(r) + c * d_step;
+  T* dx;
+  const T* x;
+  const I* labels;
+  const A* logsumexp;
+  const A* row_scale;
+  A scale;
+  RowIndex x_rows, d_rows;
+  int64_t classes, x_step, d_step, ignore_index;
+  A eps, uniform;
+
+  __device__ void operator()(const Group& g, int64_t row, bool active) const {
+    if (!active) return;  // no group reduction here
+    T* d = dx + d_rows.offset(row);
+    const int64_t label = int64_t(labels[row]);
     if (label == ignore_index || label < 0 || label >= classes) {
-      *d = T(A(0));
-      continue;
+      for (int64_t c = g.lane; c < classes; c += g.size) d[c * d_step] = T(A(0));
+      return;
     }
-    const A s = row_scale ? row_scale[r] : scale;
-    const A p = exp_acc(A(x[x_rows.offset(r) + c * x_step]) - logsumexp[r]);
-    *d = T(c == label ? s * (p - (A(1) - eps) - uniform) : s * (p - uniform));
+    const T* xr = x + x_rows.offset(row);
+    const A s = row_scale ? row_scale[row] : scale, shift = logsumexp[row];
+    for (int64_t c = g.lane; c < classes; c += g.size) {
+      const A p = exp_acc(A(xr[c * x_step]) - shift);
+      d[c * d_step] = T(c == label ? s * (p - (A(1) - eps) - uniform) : s * (p - uniform));
+    }
   }
-}
+};
 
 template <typename Out, typename T>
 struct SquaredError {
@@ -122,22 +131,18 @@ void cross_entropy_backward(const TensorPtr& dlogits, const TensorPtr& logits, c
                             double label_smoothing) {
   const int class_dim = logits->ndim() == 1 ? 0 : 1;
   const RowLayout x_layout = rows_of(logits, class_dim), d_layout = rows_of(dlogits, class_dim);
-  const int64_t classes = logits->shape[class_dim], total = logits->numel();
-  if (total == 0) return;
-  const int device = logits->device().index;
-  use_device(device);
-  cudaStream_t stream = current_stream(device);
+  const int64_t classes = logits->shape[class_dim];
   dispatch_float(logits->dtype, "crossEntropy backward", [&](auto ttag) {
     using T = decltype(ttag);
     using A = acc_t<T>;
     dispatch_index(target->dtype, "crossEntropy backward", [&](auto itag) {
       using I = decltype(itag);
-      cross_entropy_backward_kernel<<<grid_for(total), kThreads, 0, stream>>>(
-          dlogits->data_as<T>(), logits->data_as<T>(), target->data_as<I>(), logsumexp->data_as<A>(),
-          row_scale ? row_scale->data_as<A>() : nullptr, A(scale), row_index(x_layout.sizes, x_layout.strides),
-          row_index(d_layout.sizes, d_layout.strides), classes, logits->strides[class_dim], dlogits->strides[class_dim],
-          ignore_index, A(label_smoothing), A(label_smoothing / double(classes)), total);
-      check_launch("crossEntropy backward");
+      const CrossEntropyGradRows<T, I> body{dlogits->data_as<T>(), logits->data_as<T>(), target->data_as<I>(),
+                                            logsumexp->data_as<A>(), row_scale ? row_scale->data_as<A>() : nullptr, A(scale),
+                                            row_index(x_layout.sizes, x_layout.strides), row_index(d_layout.sizes, d_layout.strides),
+                                            classes, logits->strides[class_dim], dlogits->strides[class_dim], ignore_index,
+                                            A(label_smoothing), A(label_smoothing / double(classes))};
+      run_groups<false>("crossEntropy backward", logits->device().index, target->numel(), classes, body);
     });
   });
 }

@@ -1,6 +1,6 @@
 // layer_norm and rms_norm forward and backward, with the contracts of cpu/norm.h: one group of
-// threads per row (cuda/reduce.cuh) for the outputs and dx, one group per column for the
-// weight and bias gradients.
+// threads per row (cuda/reduce.cuh) for the outputs and dx, one group per column (or per chunk
+// of a column, when there are many rows) for the weight and bias gradients.
 #include "cuda/norm.h"
 
 #include "core/dtype.h"
@@ -114,27 +114,61 @@ struct NormGradRows {
 };
 
 // dweight[j] = sum over rows of grad * xhat, dbias[j] = sum over rows of grad: column j is a
-// group's row, the rows its elements.
+// group's row, the rows its elements. Many rows are cut into `chunks` chunks of `chunk` rows
+// (neighbouring groups take neighbouring columns of one chunk), whose sums go to `parts` (the
+// weight sums [n, chunks], then the bias sums) for NormParamSums to add up.
 template <typename T>
 struct NormParamColumns {
   using A = acc_t<T>;
   const T* x;
   const T* grad;
   RowIndex x_rows, grad_rows;
-  int64_t rows;
+  int64_t rows, n, chunk, chunks;
   const A* mean;
   const A* rstd;
   T* dweight;
   T* dbias;
+  A* parts;
 
-  __device__ void operator()(const Group& g, int64_t column, bool active) const {
-    const int64_t count = active ? rows : 0;
+  __device__ void operator()(const Group& g, int64_t item, bool active) const {
+    const int64_t column = item % n, first = item / n * chunk;
+    const int64_t end = active ? (rows - first < chunk ? rows : first + chunk) : 0;
     SumPair<A> part{A(0), A(0)};  // grad * xhat, grad
-    for (int64_t r = g.lane; r < count; r += g.size) {
+    for (int64_t r = first + g.lane; r < end; r += g.size) {
       const A xhat = (A(x[x_rows.offset(r) + column]) - (mean ? mean[r] : A(0))) * rstd[r];
       const A gv = A(grad[grad_rows.offset(r) + column]);
       part.first += gv * xhat;
       part.second += gv;
+    }
+    const SumPair<A> total = g.reduce(part, AddPairs{});
+    if (!active || g.lane != 0) return;
+    if (parts) {
+      parts[column * chunks + item / n] = total.first;
+      parts[(n + column) * chunks + item / n] = total.second;
+      return;
+    }
+    if (dweight) dweight[column] = T(total.first);
+    if (dbias) dbias[column] = T(total.second);
+  }
+};
+
+// dweight[j] and dbias[j]: the sums of column j's chunks in NormParamColumns' parts, a group each.
+template <typename T>
+struct NormParamSums {
+  using A = acc_t<T>;
+  const A* parts;
+  int64_t n, chunks;
+  T* dweight;
+  T* dbias;
+
+  __device__ void operator()(const Group& g, int64_t column, bool active) const {
+    const int64_t count = active ? chunks : 0;
+    const A* w = parts + (active ? column * chunks : 0);
+    const A* b = w + n * chunks;
+    SumPair<A> part{A(0), A(0)};
+    for (int64_t c = g.lane; c < count; c += g.size) {
+      part.first += w[c];
+      part.second += b[c];
     }
     const SumPair<A> total = g.reduce(part, AddPairs{});
     if (!active || g.lane != 0) return;
@@ -170,9 +204,16 @@ void norm_backward(const TensorPtr& dx, const TensorPtr& dweight, const TensorPt
       run_groups<false>(name, device, rows, n, body);
     }
     if (dweight || dbias) {
-      const NormParamColumns<T> body{x->data_as<T>(), grad->data_as<T>(), outer_rows(x), outer_rows(grad), rows, mu, rs,
-                                     data_or_null<T>(dweight), data_or_null<T>(dbias)};
-      run_groups<true>(name, device, n, rows, body);
+      // the chunks depend only on the sizes: deterministic
+      const int64_t chunks = split_columns(n, rows) ? (rows + kColumnChunk - 1) / kColumnChunk : 1;
+      const int64_t chunk = (rows + chunks - 1) / chunks;
+      TensorPtr parts = chunks > 1 ? empty({2, n, chunks}, accumulation_dtype(x->dtype), x->device()) : nullptr;
+      T* dw = data_or_null<T>(dweight);
+      T* db = data_or_null<T>(dbias);
+      const NormParamColumns<T> body{x->data_as<T>(), grad->data_as<T>(), outer_rows(x), outer_rows(grad), rows, n, chunk, chunks,
+                                     mu, rs, dw, db, data_or_null<A>(parts)};
+      run_groups<true>(name, device, n * chunks, chunk, body);
+      if (parts) run_groups<false>(name, device, n, chunks, NormParamSums<T>{parts->data_as<A>(), n, chunks, dw, db});
     }
   });
 }

@@ -7,8 +7,9 @@ namespace ignis::cuda {
 void layer_norm(const TensorPtr& out, const TensorPtr& mean, const TensorPtr& rstd, const TensorPtr& x,
                 const TensorPtr& weight, const TensorPtr& bias, double eps);
 void rms_norm(const TensorPtr& out, const TensorPtr& rstd, const TensorPtr& x, const TensorPtr& weight, double eps);
-// dx by one group of threads per row, dweight and dbias by one group per column (a fixed tree
-// over the rows: deterministic).
+// dx by one group of threads per row, dweight and dbias by one group per column, or per chunk of
+// a column and then per column over the chunks' sums when there are many rows (fixed trees and
+// chunks: deterministic).
 void norm_backward(const TensorPtr& dx, const TensorPtr& dweight, const TensorPtr& dbias, const TensorPtr& grad,
                    const TensorPtr& x, const TensorPtr& weight, const TensorPtr& mean, const TensorPtr& rstd);
 

@@ -1,7 +1,7 @@
 // Reductions over one (planned) dim, with the contract of cpu/reduce.h: one group of threads
 // per output element (cuda/reduce.cuh), rows read along the group, or columns (the innermost
-// kept dim contiguous) read by neighbouring groups; sums, max and min of a few long rows in two
-// passes over fixed chunks.
+// kept dim contiguous) read by neighbouring groups; sums, max and min of a few long rows or
+// columns in two passes over fixed chunks.
 #include "cuda/reduce.h"
 
 #include <limits>
@@ -17,67 +17,78 @@ namespace {
 template <typename T> using sum_t = std::conditional_t<std::is_floating_point_v<acc_t<T>>, acc_t<T>, uint64_t>;
 template <typename T> using sum_out_t = std::conditional_t<std::is_floating_point_v<acc_t<T>>, T, int64_t>;
 
-// out[row] = op(group, first element, elements, stride) for every output element, or, when rows
-// are cut into `chunks` chunks of `chunk` elements, for every chunk (out[row * chunks + c]).
-template <typename T, typename Out, typename Op>
+// out[row] = op(group, first element, elements, stride) for every output element, or, when the
+// reduced dim is cut into `chunks` chunks of `chunk` elements, for every chunk of every output
+// (out[output * chunks + c]). Groups take the chunks of one output in turn in rows mode, and
+// the outputs of one chunk (neighbouring columns) in turn in columns mode.
+template <typename T, typename Out, typename Op, bool Columns>
 struct ReduceRows {
   const T* in;
   Out* out;
   RowIndex kept;
-  int64_t n, stride, chunk, chunks;
+  int64_t n, stride, chunk, chunks, outputs;
   Op op;
   __device__ void operator()(const Group& g, int64_t row, bool active) const {
-    int64_t at = 0, count = 0;
+    int64_t at = 0, count = 0, output = 0, c = 0;
     if (active) {
-      const int64_t first = row % chunks * chunk;
-      at = kept.offset(row / chunks) + first * stride;
+      output = Columns ? row % outputs : row / chunks;
+      c = Columns ? row / outputs : row % chunks;
+      const int64_t first = c * chunk;
+      at = kept.offset(output) + first * stride;
       count = n - first < chunk ? n - first : chunk;
     }
     const Out r = op(g, in + at, count, stride);
-    if (active && g.lane == 0) out[row] = r;
+    if (active && g.lane == 0) out[output * chunks + c] = r;
   }
 };
 
-// Reduces `chunks` chunks of every row of the plan into out.
+// Reduces `chunks` chunks of `chunk` elements of every row of the plan into out.
 template <typename T, typename Out, typename Op>
-void run_chunks(const char* name, const TensorPtr& out, const ReducePlan& plan, int64_t chunks, Op op) {
-  const int64_t chunk = (plan.n + chunks - 1) / chunks;
-  const ReduceRows<T, Out, Op> body{plan.input->data_as<T>(), out->data_as<Out>(), row_index(plan.kept_sizes, plan.kept_strides),
-                                    plan.n, plan.stride, chunk, chunks, op};
+void run_chunks(const char* name, const TensorPtr& out, const ReducePlan& plan, int64_t chunks, int64_t chunk, Op op) {
+  const int64_t outputs = shape_numel(plan.kept_sizes);
+  const RowIndex kept = row_index(plan.kept_sizes, plan.kept_strides);
+  const T* in = plan.input->data_as<T>();
+  Out* o = out->data_as<Out>();
   const int device = out->device().index;
-  const int64_t rows = shape_numel(plan.kept_sizes) * chunks;
-  if (plan.columns) run_groups<true>(name, device, rows, chunk, body);
-  else run_groups<false>(name, device, rows, chunk, body);
+  if (plan.columns)
+    run_groups<true>(name, device, outputs * chunks, chunk,
+                     ReduceRows<T, Out, Op, true>{in, o, kept, plan.n, plan.stride, chunk, chunks, outputs, op});
+  else
+    run_groups<false>(name, device, outputs * chunks, chunk,
+                      ReduceRows<T, Out, Op, false>{in, o, kept, plan.n, plan.stride, chunk, chunks, outputs, op});
 }
 
 template <typename T, typename Out, typename Op>
 void run(const char* name, const TensorPtr& out, const ReducePlan& plan, Op op) {
-  run_chunks<T, Out>(name, out, plan, 1, op);
+  run_chunks<T, Out>(name, out, plan, 1, plan.n, op);
 }
 
-// Rows this long, when there are few of them, are cut into chunks of kChunk elements.
+// Few long rows are cut into chunks of kChunk elements: at most kSplitRows rows of at least
+// kSplitLength elements (one group of a block each would leave most of the GPU idle).
 constexpr int64_t kChunk = 8192;
 constexpr int64_t kSplitRows = 64;
 constexpr int64_t kSplitLength = 4 * kChunk;
 
 // As run, for ops that reduce partial results of type P the way they reduce elements (sums,
-// max, min): few long rows are cut into chunks reduced side by side by `partial` into a
-// temporary of `partial_dtype`, whose rows `op` then reduces. The chunks depend only on the
-// sizes, so the result stays deterministic.
+// max, min): few long rows or columns are cut into chunks reduced side by side by `partial`
+// into a temporary [outputs, chunks] of `partial_dtype`, whose rows are then reduced the same
+// way (by `op` in the end). The chunks depend only on the sizes, so the result stays
+// deterministic.
 template <typename T, typename Out, typename P, typename PartialOp, typename Op>
 void run_split(const char* name, const TensorPtr& out, const ReducePlan& plan, DType partial_dtype, PartialOp partial, Op op) {
-  const int64_t rows = shape_numel(plan.kept_sizes);
-  if (plan.columns || rows > kSplitRows || plan.n < kSplitLength) return run<T, Out>(name, out, plan, op);
-  const int64_t chunks = (plan.n + kChunk - 1) / kChunk;
-  TensorPtr parts = empty({rows, chunks}, partial_dtype, out->device());
-  run_chunks<T, P>(name, parts, plan, chunks, partial);
+  const int64_t outputs = shape_numel(plan.kept_sizes);
+  const bool split = plan.columns ? split_columns(outputs, plan.n) : outputs <= kSplitRows && plan.n >= kSplitLength;
+  if (!split) return run<T, Out>(name, out, plan, op);
+  const int64_t length = plan.columns ? kColumnChunk : kChunk, chunks = (plan.n + length - 1) / length;
+  TensorPtr parts = empty({outputs, chunks}, partial_dtype, out->device());
+  run_chunks<T, P>(name, parts, plan, chunks, (plan.n + chunks - 1) / chunks, partial);
   ReducePlan second;
   second.input = parts;
-  second.kept_sizes = {rows};
+  second.kept_sizes = {outputs};
   second.kept_strides = {chunks};
   second.out_strides = {1};
   second.n = chunks;
-  run<P, Out>(name, out, second, op);
+  run_split<P, Out, P>(name, out, second, partial_dtype, partial, op);
 }
 
 // Sum (in A) of a row, finished as Out: divided by `divisor` for a mean.

@@ -12,7 +12,7 @@
 namespace ignis::cuda {
 
 // Row-major positions over up to kMaxDims dims, by value for a kernel: offset(r) is the element
-// offset (strides in elements) of position r.
+// offset (strides in elements) of position r < the number of positions.
 struct RowIndex {
   int ndim = 0;
   int64_t size[kMaxDims];
@@ -20,20 +20,29 @@ struct RowIndex {
 
   __device__ int64_t offset(int64_t r) const {
     int64_t at = 0;
-    for (int d = ndim - 1; d >= 0; d--) {
+    for (int d = ndim - 1; d > 0; d--) {
       at += (r % size[d]) * stride[d];
       r /= size[d];
     }
-    return at;
+    return ndim > 0 ? at + r * stride[0] : 0;  // r < size[0] is left
   }
 };
 
+// The RowIndex of sizes and strides, with size-1 dims dropped and dims merged where the strides
+// allow (a contiguous run of dims needs no division).
 inline RowIndex row_index(const Shape& sizes, const Shape& strides) {
   RowIndex index;
-  index.ndim = int(sizes.size());
-  for (int d = 0; d < index.ndim; d++) {
-    index.size[d] = sizes[d];
-    index.stride[d] = strides[d];
+  for (size_t d = 0; d < sizes.size(); d++) {
+    if (sizes[d] == 1) continue;
+    const int last = index.ndim - 1;
+    if (last >= 0 && index.stride[last] == strides[d] * sizes[d]) {
+      index.size[last] *= sizes[d];
+      index.stride[last] = strides[d];
+    } else {
+      index.size[index.ndim] = sizes[d];
+      index.stride[index.ndim] = strides[d];
+      index.ndim++;
+    }
   }
   return index;
 }
@@ -153,5 +162,13 @@ void run_groups(const char* name, int device, int64_t rows, int64_t n, const Bod
   group_kernel<Columns><<<unsigned(blocks), block, shared, current_stream(device)>>>(rows, body);
   check_launch(name);
 }
+
+// Columns mode leaves most of the GPU idle when there are few columns (32 to a block) and each
+// is long (at most 8 threads to a column): at most kSplitColumns columns of at least
+// 4 * kColumnChunk elements are cut into chunks of kColumnChunk elements, whose partial results
+// are then reduced as rows.
+constexpr int64_t kColumnChunk = 512;
+constexpr int64_t kSplitColumns = 16384;
+inline bool split_columns(int64_t columns, int64_t n) { return columns <= kSplitColumns && n >= 4 * kColumnChunk; }
 
 }  // namespace ignis::cuda

@@ -415,9 +415,9 @@ gpuTest('layerNorm and rmsNorm over the trailing dims, with weight, bias and the
       compareWithGrads(t, rng, ([v, wt, bs]) => ig.layerNorm(v, normalized, wt ?? null, bs ?? null), [x, ...params], `layerNorm ${what}`);
       compareWithGrads(t, rng, ([v, wt]) => ig.rmsNorm(v, normalized, wt ?? null), [x, ...params.slice(0, 1)], `rmsNorm ${what}`);
     }
-    // rows longer than a block, many rows for the weight and bias sums
-    for (const shape of [[4, 2000], [700, 24]]) {
-      const n = [shape[1]];
+    // rows longer than a block, many rows for the weight and bias sums (in chunks past 2048 rows)
+    for (const shape of [[4, 2000], [700, 24], [2, 1100, 40]]) {
+      const n = [shape[shape.length - 1]];
       const [x, w, b] = [pair(rng, shape, dtype, -3, 3, false, 'contiguous'), pair(rng, n, dtype), pair(rng, n, dtype)];
       compareWithGrads(t, rng, ([v, wt, bs]) => ig.layerNorm(v, n, wt, bs), [x, w, b], `layerNorm ${dtype} ${JSON.stringify(shape)}`);
       compareWithGrads(t, rng, ([v, wt]) => ig.rmsNorm(v, n, wt), [x, w], `rmsNorm ${dtype} ${JSON.stringify(shape)}`);
@@ -450,6 +450,116 @@ gpuTest('embedding and gather, forward and backward; indices out of range are ER
   assertCode(t, () => ig.crossEntropy(w, ig.tensor([0, 1, 3, -100, 2], { dtype: 'int64', device })), 'ERR_INDEX', /target 3 is out of range/);
   // the device is still usable
   same(t, ig.sum(w), ig.sum(w.cpu()), 'after the errors', [1e-5, 1e-5]);
+});
+
+gpuTest('reductions down long columns (few outputs side by side), strided and 3-D, in two passes; the same bits run to run', (t) => {
+  const rng = new Rng(14);
+  // [shape, reduced dim, view every other row of a tensor twice as long]
+  const cases: [number[], number, boolean][] = [
+    [[20000, 4], 0, false],
+    [[3000, 2, 3], 0, false],
+    [[2, 9000, 3], 1, false],
+    [[12000, 5], 0, true],
+    [[2500, 40], 0, false],
+  ];
+  for (const [shape, dim, strided] of cases) {
+    for (const dtype of ALL) {
+      const integers = !FLOATS.includes(dtype);
+      const full = strided ? [shape[0] * 2, ...shape.slice(1)] : shape;
+      // positive values: long sums without cancellation keep float32's relative error small
+      const x = pair(rng, full, dtype, integers ? -20 : 0, integers ? 20 : 1, integers, 'contiguous');
+      const [gpu, cpu] = strided ? [x.gpu.slice(0, 0, undefined, 2), x.cpu.slice(0, 0, undefined, 2)] : [x.gpu, x.cpu];
+      for (const [name, op, , ints] of REDUCTIONS) {
+        if (integers && !ints) continue;
+        if (name.startsWith('arg') && (dtype === 'bfloat16' || dtype === 'float16')) continue;  // rounded ties
+        const what = `${name} ${dtype} ${JSON.stringify(shape)} dim ${dim}${strided ? ' (every other row)' : ''}`;
+        same(t, op(gpu, [dim], false), op(cpu, [dim], false), what, integers ? [0, 0] : opTolerance(dtype));
+      }
+    }
+  }
+  // many long columns
+  const wide = ig.rand([2100, 2500]);
+  const wideGpu = wide.to(device);
+  same(t, ig.sum(wideGpu, 0), ig.sum(wide, 0), 'sum [2100, 2500] dim 0', [1e-5, 1e-5]);
+  same(t, ig.argmax(wideGpu, 0), ig.argmax(wide, 0), 'argmax [2100, 2500] dim 0', [0, 0]);
+  const wideInts = ig.mul(wide, 1000).to('int32');
+  same(t, ig.max(wideInts.to(device), 0), ig.max(wideInts, 0), 'max int32 [2100, 2500] dim 0', [0, 0]);
+  const long = pair(rng, [200000, 4], 'float32', -1, 1, false, 'contiguous');
+  same(t, ig.sum(long.gpu, 0), ig.sum(long.gpu, 0).cpu(), 'sum [200000, 4] twice', [0, 0]);
+  same(t, ig.max(long.gpu, 0), ig.max(long.gpu, 0).cpu(), 'max [200000, 4] twice', [0, 0]);
+  // partial results long enough to be cut again
+  const huge = ig.rand([(1 << 23) + 3, 2]);
+  const hugeGpu = huge.to(device);
+  same(t, ig.sum(hugeGpu, 0), ig.sum(huge, 0), 'sum [2^23 + 3, 2] dim 0', [1e-5, 1e-5]);
+  same(t, ig.min(hugeGpu, 0), ig.min(huge, 0), 'min [2^23 + 3, 2] dim 0', [0, 0]);
+  hugeGpu.dispose();
+  huge.dispose();
+});
+
+gpuTest('zero-size inputs and long rows: reductions, softmax, norms, crossEntropy, embedding', (t) => {
+  const rng = new Rng(15);
+  // reductions of nothing: sum 0, mean and var NaN, logsumexp -inf; outputs with no elements
+  for (const shape of [[3, 0], [0, 4], [2, 0, 3]]) {
+    const x = pair(rng, shape, 'float32', -1, 1, false, 'contiguous');
+    for (const [name, op] of REDUCTIONS.slice(0, 5)) {
+      for (const dims of [[0], [shape.length - 1], undefined]) {
+        same(t, op(x.gpu, dims, false), op(x.cpu, dims, false), `${name} ${JSON.stringify(shape)} dims ${JSON.stringify(dims)}`, [0, 0]);
+      }
+    }
+    same(t, ig.softmax(x.gpu, -1), ig.softmax(x.cpu, -1), `softmax ${JSON.stringify(shape)}`, [0, 0]);
+    same(t, ig.logSoftmax(x.gpu, 0), ig.logSoftmax(x.cpu, 0), `logSoftmax ${JSON.stringify(shape)} dim 0`, [0, 0]);
+  }
+  for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+    const rows = pair(rng, [0, 8], dtype, -1, 1, false, 'contiguous');
+    const [w, b] = [pair(rng, [8], dtype), pair(rng, [8], dtype)];
+    compareWithGrads(t, rng, ([v, wt, bs]) => ig.layerNorm(v, [8], wt, bs), [rows, w, b], `layerNorm ${dtype} of no rows`);
+    compareWithGrads(t, rng, ([v, wt]) => ig.rmsNorm(v, [8], wt), [rows, w], `rmsNorm ${dtype} of no rows`);
+    const logits = pair(rng, [0, 5], dtype);
+    const none = [ig.zeros([0], { dtype: 'int64', device }), ig.zeros([0], { dtype: 'int64' })];
+    for (const reduction of ['mean', 'sum', 'none'] as const) {
+      compareWithGrads(t, rng, ([v], side) => ig.crossEntropy(v, none[side], { reduction }), [logits], `crossEntropy ${dtype} of no rows, ${reduction}`);
+    }
+    const weight = pair(rng, [7, 3], dtype);
+    compareWithGrads(t, rng, ([v], side) => ig.embedding(none[side], v), [weight], `embedding ${dtype} of no indices`);
+  }
+  // rows far longer than a block of threads
+  for (const dtype of FLOATS) {
+    const x = pair(rng, [2, 40000], dtype, -4, 4, false, 'contiguous');
+    for (const op of [ig.softmax, ig.logSoftmax]) compareWithGrads(t, rng, ([v]) => op(v, 1), [x], `${op.name} ${dtype} [2, 40000]`);
+    same(t, ig.logsumexp(x.gpu, [1]), ig.logsumexp(x.cpu, [1]), `logsumexp ${dtype} [2, 40000]`, opTolerance(dtype));
+    same(t, ig.var(x.gpu, [1]), ig.var(x.cpu, [1]), `var ${dtype} [2, 40000]`, opTolerance(dtype));
+    const [w, b] = [pair(rng, [40000], dtype, 0.5, 1.5), pair(rng, [40000], dtype)];
+    compareWithGrads(t, rng, ([v, wt, bs]) => ig.layerNorm(v, [40000], wt, bs), [x, w, b], `layerNorm ${dtype} [2, 40000]`);
+    compareWithGrads(t, rng, ([v, wt]) => ig.rmsNorm(v, [40000], wt), [x, w], `rmsNorm ${dtype} [2, 40000]`);
+    // a large vocabulary, some targets ignored
+    const logits = pair(rng, [6, 32000], dtype, -5, 5, false, 'contiguous');
+    const labelRef = refFromFn([6], (i) => (i === 2 ? -100 : rng.int(0, 31999)));
+    const labels = [makeTensor(labelRef, 'int64', 'contiguous', device).t, makeTensor(labelRef, 'int64', 'contiguous').t];
+    for (const labelSmoothing of [0, 0.1]) {
+      compareWithGrads(t, rng, ([v], side) => ig.crossEntropy(v, labels[side], { labelSmoothing }), [logits], `crossEntropy ${dtype} [6, 32000] smoothing ${labelSmoothing}`);
+    }
+  }
+});
+
+gpuTest('embedding backward: repeated rows add their terms in index order, to the bit as on the CPU', (t) => {
+  const rng = new Rng(16);
+  // [rows, dim, indices]: tiles taller than the weight, several column tiles, a large vocabulary
+  for (const [rows, dim, n] of [[9, 5, 40], [300, 300, 2000], [40000, 40, 3000]]) {
+    for (const dtype of FLOATS) {
+      const indexDtype = rng.pick(['int32', 'int64'] as DType[]);
+      // a third of the indices on row 0, as padding would be
+      const values = refFromFn([n], () => (rng.next() < 0.3 ? 0 : rng.int(0, rows - 1)));
+      const indices = [makeTensor(values, indexDtype, 'contiguous', device).t, makeTensor(values, indexDtype, 'contiguous').t];
+      const weight = pair(rng, [rows, dim], dtype, -1, 1, false, 'contiguous');
+      const g = pair(rng, [n, dim], dtype, -1, 1, false, 'contiguous');
+      const grads = [0, 1].map((side) => {
+        const leaf = (side === 0 ? weight.gpu : weight.cpu).detach().requiresGrad_();
+        ig.embedding(indices[side], leaf).backward(side === 0 ? g.gpu : g.cpu);
+        return leaf.grad!;
+      });
+      same(t, grads[0], grads[1], `embedding backward ${dtype} ${indexDtype} [${rows}, ${dim}] ${n} indices`, [0, 0]);
+    }
+  }
 });
 
 gpuTest('crossEntropy (ignoreIndex, labelSmoothing, reductions) and mseLoss, with gradients', (t) => {
