@@ -7,7 +7,8 @@
 // through its launcher, PyTorch (torch.distributed, gloo backend) through bench/peers/collectives.py,
 // in the same run, alternating, and the table keeps each side's best of the rounds.
 // --nccl: CUDA tensors through NCCL (rank r on GPU r) against torch.distributed's nccl backend;
-// the ops of the timed loop are queued back to back and the last one waited for, on both sides.
+// the ops of the timed loop are queued back to back and the last one waited for (and the device
+// synchronised), on both sides.
 // Usage: node bench/collectives.js [--ranks 2,4] [--rounds 2] [--step 4] [--max-mb 64] [--nccl]
 //   (build first: node-gyp build && tsc -p .; --nccl: with IGNIS_ADDON=build-cuda/Release/ignis.node)
 const { parseArgs } = require('util');
@@ -38,7 +39,8 @@ async function worker(a) {
       let x, out, run, wrong;
       const input = () => ig.full([op === 'allgather' ? count / n : count], op === 'allreduce' || op === 'reducescatter' ? r + 1 : r, { device });
       x = input();
-      // issue() queues one op; run() waits for it (on NCCL, the last op waited implies the others).
+      // issue() queues one op; run() waits for it (on NCCL, the last op waited implies the others;
+      // there wait() only orders the device's stream, and the device is synchronised to time it).
       let issue;
       if (op === 'allreduce') {
         issue = () => dist.allReduce(x);
@@ -55,7 +57,10 @@ async function worker(a) {
         issue = () => dist.broadcast(x, { src: 0 });
         wrong = () => x.ne(0);
       }
-      run = () => issue().wait();
+      run = () => {
+        issue().wait();
+        if (a.nccl) ig.cuda.synchronize(dist.localRank());
+      };
       const loop = (iters) => {
         if (!a.nccl) for (let i = 0; i < iters; i++) run();
         else {

@@ -5,7 +5,12 @@
 #   3. runs the test suite with CUDA available (the CUDA-vs-CPU tests included), saving the log,
 #   4. runs the GPU benchmarks against PyTorch on the same GPU, saving their JSON,
 #   5. ends with a table: each step, pass or fail, its figure and the ratio to PyTorch.
-# Everything goes under $OUT (default: ./gpu-check-out). It exits non-zero when a step failed.
+# Everything goes under $OUT (default: ./gpu-check-out): gpu-check.log (all of the output),
+# summary.txt (the table, written even when a step failed or the script was interrupted), the
+# logs of the tests and benchmarks, and their JSON. It exits non-zero when a step failed.
+# Every step runs under a time limit taken from one budget (IGNIS_GPU_CHECK_SECONDS, default 480
+# s), so that a step that hangs cannot take the time of the others; a step with no time left is
+# skipped.
 #
 #   scripts/gpu-check.sh            the check on the GPU
 #   scripts/gpu-check.sh --cpu      the same steps with the CPU backend (CI runs it: no GPU there)
@@ -17,8 +22,10 @@
 # What it uses on the GPU machine, in order: the addon named by IGNIS_ADDON, else .gpu/ignis.node.xz,
 # else build-cuda/Release/ignis.node, else a build with `npm run build:cuda` (nvcc, CMake and
 # Node's headers needed) for the GPU's own architecture (IGNIS_CUDA_ARCHITECTURES overrides).
-# Node comes from PATH, else .gpu/node.xz; node_modules and dist/ from .gpu/*.tar.xz when missing.
-# PyTorch is the first of $IGNIS_BENCH_TORCH_PYTHON, python3, /usr/bin/python3 that has it.
+# Node comes from PATH when it is Node 20 or later, else .gpu/node.xz; node_modules and dist/ from
+# .gpu/*.tar.xz when missing. PyTorch is the first of $IGNIS_BENCH_TORCH_PYTHON, python3,
+# /usr/bin/python3 that has it; the folders of its nvidia-* wheels (cuBLAS, NCCL) are handed to the
+# addon's loader through IGNIS_CUDA_LIBS unless that is set.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -57,6 +64,8 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 exec > >(tee "$OUT/gpu-check.log") 2>&1
 
+budget=${IGNIS_GPU_CHECK_SECONDS:-480}
+deadline=$((SECONDS + budget))
 rows=()  # step|status|figure|ratio
 failed=0
 record() {
@@ -64,6 +73,33 @@ record() {
   if [ "$2" = fail ]; then failed=1; fi
 }
 section() { printf '\n=== %s\n' "$1"; }
+# The table: written on every exit, a failed or interrupted step included.
+summary() {
+  section "summary"
+  {
+    printf '%-44s %-6s %-44s %s\n' step status figure "vs PyTorch"
+    for row in "${rows[@]}"; do
+      IFS='|' read -r step status figure ratio <<<"$row"
+      printf '%-44s %-6s %-44s %s\n' "$step" "$status" "$figure" "$ratio"
+    done
+  } | tee "$OUT/summary.txt"
+}
+trap 'summary' EXIT
+trap 'record "gpu-check" fail "interrupted" ""; exit 130' INT TERM
+# limited CAP COMMAND...: runs COMMAND for at most CAP seconds, and never past the budget (a few
+# seconds kept for the summary); 124 when it ran out of time, 125 when none was left to start it.
+limited() {
+  local cap=$1 left=$((deadline - SECONDS - 10))
+  shift
+  [ "$left" -lt "$cap" ] && cap=$left
+  if [ "$cap" -lt 5 ]; then
+    echo "gpu-check: no time left for: $*"
+    return 125
+  fi
+  timeout -k 5 "$cap" "$@"
+}
+# Why a command run by limited() ended early, from its exit status.
+timed_out() { case "$1" in 124 | 137) echo " (timed out)" ;; 125) echo " (not run: no time left)" ;; esac; }
 # "N passed, M failed, K skipped in S s" from an ava log, timed from $2 (SECONDS at the start).
 ava_summary() {
   local passed failures skipped
@@ -77,29 +113,37 @@ section "gpu-check ($mode$([ "$quick" = 1 ] && echo ', quick')) in $root, result
 date -u
 
 # --- Node, node_modules and dist/ (brought along when the machine lacks them) ---------------
-if ! command -v node >/dev/null; then
+# The node on PATH when it is recent enough (package.json: Node 20 or later), else the one brought along.
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if ! command -v node >/dev/null || [ "$(node_major node)" -lt 20 ]; then
   if [ -f .gpu/node.xz ]; then
-    mkdir -p .gpu/bin && xz -dc .gpu/node.xz >.gpu/bin/node && chmod +x .gpu/bin/node
+    mkdir -p .gpu/bin && xz -dc .gpu/node.xz >.gpu/bin/node.tmp && chmod +x .gpu/bin/node.tmp && mv .gpu/bin/node.tmp .gpu/bin/node
     export PATH="$root/.gpu/bin:$PATH"
   fi
 fi
 if ! command -v node >/dev/null; then
   record "node" fail "no node on PATH and no .gpu/node.xz" ""
+elif [ "$(node_major node)" -lt 20 ]; then
+  record "node" fail "$(node --version) is too old (Node 20 or later) and no .gpu/node.xz" ""
 else
   record "node" pass "$(node --version)" ""
 fi
-[ -e node_modules ] || { [ -f .gpu/node_modules.tar.xz ] && tar -xJf .gpu/node_modules.tar.xz; }
-[ -f .gpu/ignis.node ] || { [ -f .gpu/ignis.node.xz ] && xz -dc .gpu/ignis.node.xz >.gpu/ignis.node; }
-[ -f dist/lib/index.js ] || { [ -f .gpu/dist.tar.xz ] && tar -xJf .gpu/dist.tar.xz; }
-if [ ! -f dist/lib/index.js ] && [ -f node_modules/typescript/bin/tsc ]; then tool typescript/bin/tsc -p . || true; fi
+# unpacked through temporary names: an interrupted first run leaves nothing half-written behind
+unpack_tar() { [ -f "$1" ] && rm -rf .gpu/unpack && mkdir -p .gpu/unpack && tar -C .gpu/unpack -xJf "$1" && mv ".gpu/unpack/$2" "$2"; }
+[ -e node_modules ] || unpack_tar .gpu/node_modules.tar.xz node_modules || echo "gpu-check: node_modules missing"
+[ -f dist/lib/index.js ] || { rm -rf dist && unpack_tar .gpu/dist.tar.xz dist; } || echo "gpu-check: dist/ missing"
+if [ ! -f .gpu/ignis.node ] && [ -f .gpu/ignis.node.xz ]; then
+  xz -dc .gpu/ignis.node.xz >.gpu/ignis.node.tmp && mv .gpu/ignis.node.tmp .gpu/ignis.node
+fi
+if [ ! -f dist/lib/index.js ] && [ -f node_modules/typescript/bin/tsc ]; then limited 120 node node_modules/typescript/bin/tsc -p . || true; fi
 
 # --- 1. the machine ----------------------------------------------------------------------
 section "machine"
 uname -a
 if command -v nvidia-smi >/dev/null; then
-  nvidia-smi | tee "$OUT/nvidia-smi.txt"
-  gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
-  capability=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1)
+  limited 30 nvidia-smi | tee "$OUT/nvidia-smi.txt"
+  gpu_name=$(limited 30 nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
+  capability=$(limited 30 nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1)
   record "nvidia-smi" pass "$gpu_name, compute $capability" ""
 elif [ "$mode" = cuda ]; then
   record "nvidia-smi" fail "nvidia-smi not found" ""
@@ -110,13 +154,30 @@ command -v nvcc >/dev/null && nvcc --version | tail -n 2
 
 torch_python=""
 for py in ${IGNIS_BENCH_TORCH_PYTHON:-} python3 /usr/bin/python3; do
-  if "$py" -c 'import torch' 2>/dev/null; then torch_python=$py; break; fi
+  command -v "$py" >/dev/null || continue
+  if limited 60 "$py" -c 'import torch' 2>/dev/null; then torch_python=$(command -v "$py"); break; fi
 done
 if [ -n "$torch_python" ]; then
   export IGNIS_BENCH_TORCH_PYTHON=$torch_python
-  "$torch_python" -c 'import torch; print("PyTorch", torch.__version__, "CUDA", torch.version.cuda, "GPU available:", torch.cuda.is_available())'
+  limited 60 "$torch_python" -c 'import torch; print("PyTorch", torch.__version__, "CUDA", torch.version.cuda, "GPU available:", torch.cuda.is_available())'
 else
   echo "PyTorch: not found (benchmarks run without their peer)"
+fi
+# The nvidia-* wheels beside PyTorch: CUDA 13's gather their libraries in nvidia/cu13/lib, NCCL
+# keeps nvidia/nccl/lib (CUDA 12's: one folder per library).
+if [ -z "${IGNIS_CUDA_LIBS:-}" ] && [ -n "$torch_python" ]; then
+  wheel_libs=$(limited 30 "$torch_python" -c '
+import os
+try:
+    import nvidia
+except ImportError:
+    raise SystemExit(0)
+found = [os.path.join(d, sub, "lib") for d in nvidia.__path__ for sub in ("cu13", "cublas", "nccl")]
+print(":".join(p for p in found if os.path.isdir(p)))' 2>/dev/null)
+  if [ -n "$wheel_libs" ]; then
+    export IGNIS_CUDA_LIBS=$wheel_libs
+    echo "IGNIS_CUDA_LIBS=$IGNIS_CUDA_LIBS (the nvidia-* wheels of $torch_python)"
+  fi
 fi
 
 # --- 2. the addon --------------------------------------------------------------------------
@@ -126,7 +187,7 @@ if [ -n "${IGNIS_ADDON:-}" ]; then
   addon=$IGNIS_ADDON
   echo "using IGNIS_ADDON=$addon"
 elif [ "$mode" = cpu ]; then
-  [ -f build/Release/ignis.node ] || tool node-gyp/bin/node-gyp.js rebuild -j 2
+  [ -f build/Release/ignis.node ] || limited 600 node node_modules/node-gyp/bin/node-gyp.js rebuild -j 2
   addon=build/Release/ignis.node
 elif [ -f .gpu/ignis.node ]; then
   addon=.gpu/ignis.node
@@ -136,8 +197,8 @@ else
   archs=${IGNIS_CUDA_ARCHITECTURES:-$(echo "${capability:-9.0}" | tr -d .)-real}
   echo "building with the CUDA backend for $archs"
   # as `npm run build:cuda`
-  if { IGNIS_CUDA_ARCHITECTURES=$archs tool cmake-js/bin/cmake-js configure --out build-cuda --CDIGNIS_CUDA=ON &&
-    tool cmake-js/bin/cmake-js build --out build-cuda; } >"$OUT/build.log" 2>&1; then
+  if { IGNIS_CUDA_ARCHITECTURES=$archs limited 60 node node_modules/cmake-js/bin/cmake-js configure --out build-cuda --CDIGNIS_CUDA=ON &&
+    limited 360 node node_modules/cmake-js/bin/cmake-js build --out build-cuda; } >"$OUT/build.log" 2>&1; then
     addon=build-cuda/Release/ignis.node
   else
     tail -n 30 "$OUT/build.log"
@@ -147,7 +208,7 @@ export IGNIS_ADDON=${addon:+$(readlink -f "$addon")}
 status_js='const ig = require("."); const s = { built: ig.cuda.isBuilt(), available: ig.cuda.isAvailable(),
   devices: ig.cuda.deviceCount(), reason: ig.cuda.unavailableReason() }; console.log(JSON.stringify(s));'
 ready=0
-if [ -z "$addon" ] || ! status=$(node -e "$status_js"); then
+if [ -z "$addon" ] || ! status=$(limited 60 node -e "$status_js"); then
   record "build / load" fail "${addon:-no addon built}" ""
 else
   echo "$status"
@@ -173,7 +234,7 @@ if [ "$ready" = 1 ]; then
   require("fs").writeFileSync(process.argv[1], JSON.stringify({ ...v, device: props, libraries: libs }, null, 2));
   console.log(`CUDA runtime ${v.runtime}, driver ${v.driver || "none"}`);
   for (const l of libs) console.log(l.loaded ? `${l.name} ${l.version} at ${l.path}` : `${l.name}: ${l.error}`);'
-  if node -e "$versions_js" "$OUT/versions.json"; then
+  if limited 60 node -e "$versions_js" "$OUT/versions.json"; then
     if [ -f "$OUT/versions.json" ]; then
       libs=$(node -e 'const v = require(process.argv[1]); console.log(v.libraries.map((l) => `${l.name} ${l.loaded ? l.version : "missing"}`).join(", "))' "$OUT/versions.json")
       # on the GPU, matmul needs cuBLAS
@@ -191,21 +252,21 @@ if [ "$ready" = 1 ]; then
     test_files=()
   fi
   start=$SECONDS
-  tool ava/entrypoints/cli.mjs "${test_files[@]}" >"$OUT/tests.log" 2>&1
+  limited 170 node node_modules/ava/entrypoints/cli.mjs ${test_files[@]+"${test_files[@]}"} >"$OUT/tests.log" 2>&1
   test_rc=$?
   tail -n 25 "$OUT/tests.log"
   summary=$(ava_summary "$OUT/tests.log" "$start")
-  if [ "$test_rc" = 0 ]; then record "tests" pass "$summary" ""; else record "tests" fail "$summary (exit $test_rc)" ""; fi
+  if [ "$test_rc" = 0 ]; then record "tests" pass "$summary" ""; else record "tests" fail "$summary (exit $test_rc)$(timed_out "$test_rc")" ""; fi
 
   # NCCL: the version found, and its tests on their own (every collective and dtype on one GPU;
   # two ranks, and a killed rank, where there are two GPUs).
   if [ "$mode" = cuda ]; then
-    if nccl_version=$(node -e 'try { console.log(require(".").dist.ncclVersion()) } catch (e) { console.error(e.message); process.exit(1) }' 2>"$OUT/nccl-version.err"); then
+    if nccl_version=$(limited 60 node -e 'try { console.log(require(".").dist.ncclVersion()) } catch (e) { console.error(e.message); process.exit(1) }' 2>"$OUT/nccl-version.err"); then
       start=$SECONDS
-      tool ava/entrypoints/cli.mjs test/cuda/nccl.test.ts >"$OUT/nccl-tests.log" 2>&1
+      limited 50 node node_modules/ava/entrypoints/cli.mjs test/cuda/nccl.test.ts >"$OUT/nccl-tests.log" 2>&1
       nccl_rc=$?
       summary=$(ava_summary "$OUT/nccl-tests.log" "$start")
-      if [ "$nccl_rc" = 0 ]; then record "NCCL $nccl_version" pass "$summary" ""; else record "NCCL $nccl_version" fail "$summary (exit $nccl_rc)" ""; fi
+      if [ "$nccl_rc" = 0 ]; then record "NCCL $nccl_version" pass "$summary" ""; else record "NCCL $nccl_version" fail "$summary (exit $nccl_rc)$(timed_out "$nccl_rc")" ""; fi
     else
       record "NCCL" fail "$(head -c 120 "$OUT/nccl-version.err")" ""
     fi
@@ -218,12 +279,15 @@ if [ "$ready" = 1 ]; then
   bench_args=(--device "$mode")
   [ "$quick" = 1 ] && bench_args+=(--quick)
   [ "$mode" = cpu ] && bench_args+=(--threads 1)
-  # bench_rows SCRIPT RESULT: runs bench/SCRIPT.js and records one row per case of its JSON
-  # bench/results/RESULT.json: the first ignis figure and its ratio to PyTorch.
+  # bench_rows SCRIPT RESULT CAP: runs bench/SCRIPT.js (at most CAP seconds, its output in
+  # $OUT/bench-RESULT.log) and records one row per case of its JSON bench/results/RESULT.json: the
+  # first ignis figure and its ratio to PyTorch.
   bench_rows() {
-    local script=$1 result=bench/results/$2.json
+    local script=$1 result=bench/results/$2.json cap=$3 rc
     rm -f "$result"
-    if node "bench/$script.js" "${bench_args[@]}" && [ -f "$result" ]; then
+    limited "$cap" node "bench/$script.js" "${bench_args[@]}" 2>&1 | tee "$OUT/bench-$2.log"
+    rc=${PIPESTATUS[0]}
+    if [ "$rc" = 0 ] && [ -f "$result" ]; then
       cp "$result" "$OUT/"
       while IFS='|' read -r name figure ratio; do record "$name" pass "$figure" "$ratio"; done < <(node -e '
         const [file, script] = process.argv.slice(1);
@@ -236,29 +300,48 @@ if [ "$ready" = 1 ]; then
           console.log(`${script} ${row.case ?? row.step}|${figure} ${unit}|${ratio === undefined ? "no PyTorch" : ratio.toFixed(2) + "x PyTorch"}`);
         }' "$(readlink -f "$result")" "$script")
     else
-      record "$script benchmark" fail "bench/$script.js ${bench_args[*]} failed" ""
+      record "$script benchmark" fail "bench/$script.js ${bench_args[*]} failed (exit $rc)$(timed_out "$rc")" ""
+    fi
+  }
+  # collective_rows: allreduce and allgather through NCCL at world size 1 (bench/collectives.js
+  # --nccl, against torch.distributed's nccl backend), one row each at the largest size: its
+  # algbw (busbw = algbw * 2(n-1)/n or (n-1)/n is 0 at one rank) and the ratio of PyTorch's time
+  # to ignis's; a wrong result fails the row.
+  collective_rows() {
+    local result=bench/results/collectives-nccl.json rc
+    rm -f "$result"
+    limited 45 node bench/collectives.js --nccl --ranks 1 --rounds 1 --step 16 --max-mb 64 --target-ms 100 2>&1 |
+      tee "$OUT/bench-collectives-nccl.log"
+    rc=${PIPESTATUS[0]}
+    if [ "$rc" = 0 ] && [ -f "$result" ]; then
+      cp "$result" "$OUT/"
+      while IFS='|' read -r name status figure ratio; do record "$name" "$status" "$figure" "$ratio"; done < <(node -e '
+        const r = require(process.argv[1]);
+        for (const op of ["allreduce", "allgather"]) {
+          const rows = r.rows.filter((x) => x.op === op);
+          const row = rows[rows.length - 1];
+          if (!row) continue;
+          const ratio = typeof row["torch us"] === "number" ? (row["torch us"] / row["time us"]).toFixed(2) + "x PyTorch" : "no PyTorch";
+          const status = rows.some((x) => x["#wrong"] > 0) ? "fail" : "pass";
+          console.log(`nccl ${op} ${row.size}|${status}|${row["algbw GB/s"].toFixed(1)} GB/s algbw, ${row["time us"].toFixed(0)} us|${ratio}`);
+        }' "$(readlink -f "$result")")
+    else
+      record "nccl collectives benchmark" fail "bench/collectives.js --nccl failed (exit $rc)$(timed_out "$rc")" ""
     fi
   }
   # matmul (bf16, TF32, float32), the LoRA layer forward + backward, a LoRA fine-tuning step
   # (on the GPU: eager and replayed from a CUDA graph)
   if [ "$mode" = cuda ]; then
-    bench_rows matmul matmul-cuda
-    bench_rows lora lora-cuda
-    bench_rows finetune-cuda finetune-cuda
+    bench_rows matmul matmul-cuda 55
+    bench_rows lora lora-cuda 55
+    bench_rows finetune-cuda finetune-cuda 70
+    collective_rows
   else
-    bench_rows matmul matmul
-    bench_rows lora lora
-    bench_rows finetune finetune
+    bench_rows matmul matmul 55
+    bench_rows lora lora 55
+    bench_rows finetune finetune 70
   fi
 fi
 
-# --- 5. the table --------------------------------------------------------------------------
-section "summary"
-{
-  printf '%-44s %-6s %-44s %s\n' step status figure "vs PyTorch"
-  for row in "${rows[@]}"; do
-    IFS='|' read -r step status figure ratio <<<"$row"
-    printf '%-44s %-6s %-44s %s\n' "$step" "$status" "$figure" "$ratio"
-  done
-} | tee "$OUT/summary.txt"
+# --- 5. the table (written by the exit trap) -----------------------------------------------
 exit "$failed"

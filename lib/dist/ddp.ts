@@ -206,6 +206,7 @@ export class DistributedDataParallel<M extends Module = Module> {
     for (let r = 0; r < reps; r++) {
       const t0 = now();
       for (const b of this.buckets) allReduce(b.flat.buffer, { op: 'avg' }).wait();
+      this.reducedFlags();
       times.push(now() - t0);
     }
     times.sort((a, b) => a - b);
@@ -290,25 +291,26 @@ export class DistributedDataParallel<M extends Module = Module> {
     const round = this.round as Round;
     const walkEnd = now();
     let waitMs = 0;
+    let had: Float64Array[];
     try {
       while (round.launched < this.buckets.length) this.launch(round);
       const t0 = now();
       for (const w of round.works) w.wait();
+      had = this.reducedFlags();
       waitMs = now() - t0;
     } finally {
       this.round = null;
     }
     let bytes = 0;
-    for (const { params, flat } of this.buckets) {
+    this.buckets.forEach(({ params, flat }, b) => {
       bytes += flat.bytes;
-      const had = tidy(() => flat.tail.to('float64').data() as Float64Array);
       params.forEach((p, i) => {
-        if (had[i] === 0) return; // no rank had a gradient
+        if (had[b][i] === 0) return; // no rank had a gradient
         const averaged = flat.views[i];
         if (p.grad === null || p.grad.isDisposed) p.grad = keep(clone(averaged));
         else core.copyInto(p.grad.handle(OP), averaged.handle(OP));
       });
-    }
+    });
     const commMs = this.commMs;
     this.lastSyncStats = {
       buckets: this.buckets.length,
@@ -319,6 +321,15 @@ export class DistributedDataParallel<M extends Module = Module> {
       commMs,
       hiddenShare: commMs > 0 ? Math.min(1, Math.max(0, 1 - waitMs / commMs)) : 0,
     };
+  }
+
+  /**
+   * Each bucket's reduced flags (non-zero where some rank had the param's gradient), read on the
+   * host once the reductions waited for are done: on CUDA tensors `wait()` only orders the
+   * device's stream, and this read is where the host waits for them.
+   */
+  private reducedFlags(): Float64Array[] {
+    return this.buckets.map((b) => tidy(() => b.flat.tail.to('float64').data() as Float64Array));
   }
 
   /**

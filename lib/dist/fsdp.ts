@@ -55,7 +55,7 @@ export interface ShardStats {
   gathers: number;
   /** Bytes those gathers produced. */
   gatheredBytes: number;
-  /** Milliseconds the JS thread spent waiting for gathers to finish (with prefetch, the part the compute did not hide). */
+  /** Milliseconds the JS thread spent waiting for gathers to finish (with prefetch, the part the compute did not hide); on CUDA tensors the device's stream waits instead, and this stays near 0. */
   waitMs: number;
 }
 

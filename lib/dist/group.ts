@@ -26,8 +26,8 @@ export class Channel implements WorkOwner {
   constructor(make: new (options: GroupOptions, onDone: (id: number, error: Error | null) => void) => NativeGroup, options: GroupOptions) {
     this.native = new make(options, this.onDone);
   }
-  waitNative(id: number): void {
-    this.native.wait(id);
+  waitNative(id: number): boolean {
+    return this.native.wait(id);
   }
   /** Called on the JS thread when the native group finished a work. */
   private onDone = (id: number, error: Error | null): void => {

@@ -45,8 +45,11 @@ export interface NativeGroup {
   barrier(timeoutMs: number): number;
   send(t: NativeHandle, dst: number, tag: number, timeoutMs: number): number;
   recv(t: NativeHandle, src: number, tag: number, timeoutMs: number): number;
-  /** Blocks until the work is done and throws its error; returns at once for a reported work. */
-  wait(id: number): void;
+  /**
+   * Blocks until the work is done and throws its error (true); returns at once for a reported
+   * work (true). NCCL: makes the device's current stream wait for the work instead (false).
+   */
+  wait(id: number): boolean;
   destroy(): void;
 }
 

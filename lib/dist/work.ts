@@ -2,16 +2,25 @@
 export interface WorkOwner {
   /** Works issued and not settled yet, by id. */
   readonly pending: Map<number, Work<unknown>>;
-  /** Blocks until the native work is done; throws its error. */
-  waitNative(id: number): void;
+  /**
+   * Blocks until the native work is done and throws its error (true), or makes the device's
+   * current stream wait for it (false: its outcome is reported later).
+   */
+  waitNative(id: number): boolean;
 }
 
 /**
- * A distributed operation queued on the process group's comm thread. `await work` (a Work is a
- * thenable) or `work.wait()` (blocks the JS thread) gives its result, or throws its error:
+ * A distributed operation queued on the process group's comm thread (Gloo) or comm stream (NCCL).
+ * `await work` (a Work is a thenable) gives its result once it finished, or throws its error:
  * ERR_TIMEOUT / ERR_DIST naming the operation, its sequence number and the ranks that did not
- * arrive. A failure that nobody waits for is not reported as an unhandled rejection; the next
- * operation then fails because the group is unusable.
+ * arrive. `work.wait()` gives the result for use by the ops that follow: on CPU tensors (Gloo) it
+ * blocks the JS thread until the operation finished and throws its error; on CUDA tensors (NCCL)
+ * it makes the device's current stream wait for the collective and returns at once, as
+ * PyTorch's `work.wait()` does, so the ops issued between the collective and `wait()` overlap
+ * the communication (a failure found later is raised by `await work`, if awaited, and by the next
+ * operation on the group, which is then unusable). A barrier's `wait()` always blocks. A failure
+ * that nobody waits for is not reported as an unhandled rejection; the next operation then fails
+ * because the group is unusable.
  */
 export class Work<T> implements PromiseLike<T> {
   private settled = false;
@@ -34,12 +43,14 @@ export class Work<T> implements PromiseLike<T> {
     return this.settled;
   }
 
-  /** Blocks until the operation finished; returns its result or throws its error. */
+  /**
+   * The result, for the ops issued from now on: blocks until the operation finished (Gloo, and
+   * barriers) and throws its error, or orders the device's current stream after it (NCCL).
+   */
   wait(): T {
     if (!this.settled) {
       try {
-        this.owner.waitNative(this.id);
-        this._settle(null);
+        if (this.owner.waitNative(this.id)) this._settle(null);
       } catch (e) {
         this._settle(e as Error);
       }

@@ -6,9 +6,12 @@
 //
 // Operations are issued on the calling thread, in order, on the group's comm stream: it first
 // waits for an event recorded on the device's current stream (what was computed before the call
-// is ready), then runs the NCCL call; the current stream then waits for the comm stream, so later
-// ops see the result, and an event recorded after that is the work's completion. A non-contiguous
-// tensor goes through a contiguous copy made and copied back on the current stream.
+// is ready), then runs the NCCL call, and an event recorded after it is the work's completion.
+// The current stream does not wait for it, so what is computed meanwhile overlaps the
+// communication: Work.wait() makes the stream current then wait for that event (without blocking
+// the host), as PyTorch's async collectives do; a barrier's wait blocks the host. A
+// non-contiguous tensor goes through a contiguous copy made on the current stream and copied back
+// on the comm stream.
 //
 // A watchdog thread polls each pending work's completion event and the communicator's error
 // state. On an NCCL error, or when a work passes its deadline (a peer died or never called), it
@@ -28,6 +31,7 @@
 #include <thread>
 #include <pthread.h>
 #include "cuda/copy.h"
+#include "cuda/graph.h"
 #include "cuda/loader.h"
 #include "cuda/nccl_api.h"
 #include "cuda/runtime.h"
@@ -102,10 +106,10 @@ const Api& api() {
 std::string describe_result(nccl::Result r, nccl::Comm comm) {
   static const char* const names[] = {"ncclSuccess",      "ncclUnhandledCudaError", "ncclSystemError",
                                       "ncclInternalError", "ncclInvalidArgument",   "ncclInvalidUsage",
-                                      "ncclRemoteError",   "ncclInProgress"};
+                                      "ncclRemoteError",   "ncclInProgress",        "ncclTimeout"};
   const Api& a = api();
   std::string s = a.get_error_string(r);
-  s += " (" + (r >= 0 && r <= nccl::InProgress ? std::string(names[r]) : "code " + std::to_string(int(r))) + ")";
+  s += " (" + (r >= 0 && r <= nccl::Timeout ? std::string(names[r]) : "code " + std::to_string(int(r))) + ")";
   const char* last = a.get_last_error ? a.get_last_error(comm) : nullptr;
   if (last && *last) s += std::string(": ") + last;
   return s;
@@ -147,12 +151,27 @@ struct Pending {
   std::string what;  // "allReduce #3 (float32 [4], sum)"
   Millis timeout;
   Clock::time_point deadline;
-  cudaEvent_t done = nullptr;    // recorded on the current stream after the result is in place
+  cudaEvent_t done = nullptr;    // recorded on the comm stream after the result is in place
+  bool host_wait = false;       // waited for on the host (a barrier), not by ordering a stream
   std::vector<TensorPtr> keep;  // every tensor the operation touches
 };
 
-// A contiguous tensor to run NCCL on: t itself, or a copy made (copy_in) and copied back
-// (copy_out) on the current stream.
+// Makes `stream` the current stream of `device` for the ops called in this scope (the copies
+// back of staged tensors, onto the comm stream).
+class StreamScope {
+ public:
+  StreamScope(int device, cudaStream_t stream) : device_(device), previous_(exchange_current_stream(device, stream)) {}
+  ~StreamScope() { exchange_current_stream(device_, previous_); }
+  StreamScope(const StreamScope&) = delete;
+  StreamScope& operator=(const StreamScope&) = delete;
+
+ private:
+  const int device_;
+  const cudaStream_t previous_;
+};
+
+// A contiguous tensor to run NCCL on: t itself, or a copy made on the current stream (copy_in)
+// and copied back by finish() (copy_out; run() calls it with the comm stream current).
 struct Staged {
   TensorPtr user, buffer;
   bool copy_out = false;
@@ -211,6 +230,7 @@ class NcclGroup : public dist::ProcessGroup {
   std::shared_ptr<Work> barrier(Millis timeout) override;
   std::shared_ptr<Work> send(const TensorPtr& t, int dst, int64_t tag, Millis timeout) override;
   std::shared_ptr<Work> recv(const TensorPtr& t, int src, int64_t tag, Millis timeout) override;
+  bool order_after(const std::shared_ptr<Work>& work) override;
   void shutdown() override;
 
   // Shared with the watchdog thread.
@@ -226,8 +246,8 @@ class NcclGroup : public dist::ProcessGroup {
     nccl::Comm comm = nullptr;
     bool aborted = false;  // under comm_mutex
     cudaStream_t comm_stream = nullptr;
-    cudaEvent_t ready = nullptr, comm_done = nullptr;  // issuing thread only
-    TensorPtr barrier_buffer;                          // issuing thread only
+    cudaEvent_t ready = nullptr;  // issuing thread only
+    TensorPtr barrier_buffer;     // issuing thread only
 
     std::mutex mutex;  // guards what follows
     std::condition_variable cv;
@@ -262,13 +282,14 @@ class NcclGroup : public dist::ProcessGroup {
     std::string what;
     Millis timeout;
     cudaStream_t compute;
+    bool host_wait = false;
   };
   Issue begin(const char* op, const std::string& details, bool collective, Millis timeout);
   void check_tensor(const char* op, const TensorPtr& t);
   void check_reducible(const char* op, const TensorPtr& t, ReduceOp r);
-  // Runs `call` on the comm stream between the two events (not at all for 0 elements: NCCL
-  // calls on empty buffers are left out on every rank alike), then queues the work for the
-  // watchdog.
+  // Runs `call` on the comm stream after the current stream's work so far (not at all for 0
+  // elements: NCCL calls on empty buffers are left out on every rank alike), then `after` with
+  // the comm stream current, and queues the work for the watchdog.
   std::shared_ptr<Work> run(Issue& issue, size_t count, const std::function<nccl::Result(nccl::Comm, cudaStream_t)>& call,
                             const std::function<void()>& after, std::vector<TensorPtr> keep);
 
@@ -354,7 +375,7 @@ void NcclGroup::State::connect_comm(Clock::time_point deadline) {
     std::memcpy(id.internal, value.data(), sizeof id.internal);
   }
   use_device(device.index);
-  nccl::Config config{sizeof(nccl::Config), nccl::kConfigMagic, nccl::kConfigVersion, 0, nccl::kUnsetInt,
+  nccl::Config config{nccl::kConfigSize, nccl::kConfigMagic, nccl::kConfigVersion, 0, nccl::kUnsetInt,
                       nccl::kUnsetInt,      nccl::kUnsetInt,    nullptr,              nccl::kUnsetInt};
   nccl::Result r;
   {
@@ -511,7 +532,6 @@ void NcclGroup::State::fail_all(const char* code, const std::string& message) {
 
 NcclGroup::State::~State() {
   if (ready) cudaEventDestroy(ready);
-  if (comm_done) cudaEventDestroy(comm_done);
   if (comm_stream) cudaStreamDestroy(comm_stream);
 }
 
@@ -539,7 +559,6 @@ NcclGroup::NcclGroup(GroupOptions options, OnDone on_done) : state_(std::make_sh
   // Non-blocking: the comm stream does not wait for the legacy default stream (events order it).
   check(cudaStreamCreateWithFlags(&s.comm_stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
   check(cudaEventCreateWithFlags(&s.ready, cudaEventDisableTiming), "cudaEventCreateWithFlags");
-  check(cudaEventCreateWithFlags(&s.comm_done, cudaEventDisableTiming), "cudaEventCreateWithFlags");
   stopped_ = s.finished.get_future();
   s.watchdog = std::thread([state = state_] {
     pthread_setname_np(pthread_self(), "ignis-nccl");
@@ -598,6 +617,8 @@ void NcclGroup::shutdown() {
 NcclGroup::Issue NcclGroup::begin(const char* op, const std::string& details, bool collective, Millis timeout) {
   State& s = *state_;
   std::string name = std::string(op);
+  // A captured collective would leave the watchdog an event it cannot query.
+  require_not_capturing(s.device.index, op);
   // The communicator is made on the watchdog thread; the first operations wait for it.
   s.connect->wait();
   if (s.connect->code()) fail(s.connect->code(), op, ": no NCCL communicator (", s.connect->message(), ")");
@@ -659,9 +680,10 @@ std::shared_ptr<Work> NcclGroup::run(Issue& issue, size_t count,
     s.fail_all(code, message);
     fail(code, message);
   }
-  check(cudaEventRecord(s.comm_done, s.comm_stream), "cudaEventRecord");
-  check(cudaStreamWaitEvent(issue.compute, s.comm_done, 0), "cudaStreamWaitEvent");
-  if (after) after();
+  if (after) {
+    StreamScope on_comm_stream(s.device.index, s.comm_stream);
+    after();
+  }
   Pending p;
   {
     std::lock_guard<std::mutex> lock(s.mutex);
@@ -671,7 +693,8 @@ std::shared_ptr<Work> NcclGroup::run(Issue& issue, size_t count,
     }
   }
   if (!p.done) check(cudaEventCreateWithFlags(&p.done, cudaEventDisableTiming), "cudaEventCreateWithFlags");
-  check(cudaEventRecord(p.done, issue.compute), "cudaEventRecord");
+  check(cudaEventRecord(p.done, s.comm_stream), "cudaEventRecord");
+  p.host_wait = issue.host_wait;
   p.work = issue.work;
   p.what = issue.what;
   p.timeout = issue.timeout;
@@ -780,6 +803,7 @@ std::shared_ptr<Work> NcclGroup::broadcast(const TensorPtr& t, int root, Millis 
 
 std::shared_ptr<Work> NcclGroup::barrier(Millis timeout) {
   Issue issue = begin("barrier", "", true, timeout);
+  issue.host_wait = true;
   State& s = *state_;
   if (!s.barrier_buffer) s.barrier_buffer = empty({1}, DType::Float32, s.device);
   TensorPtr b = s.barrier_buffer;
@@ -819,6 +843,22 @@ std::shared_ptr<Work> NcclGroup::recv(const TensorPtr& t, int src, int64_t tag, 
       issue, st.count(),
       [&](nccl::Comm comm, cudaStream_t stream) { return api().recv(st.data(), st.count(), type, src, comm, stream); },
       [&] { st.finish(); }, {t, st.buffer});
+}
+
+bool NcclGroup::order_after(const std::shared_ptr<Work>& work) {
+  State& s = *state_;
+  // Under the lock the work stays pending: its event is not handed to a later work meanwhile.
+  std::lock_guard<std::mutex> lock(s.mutex);
+  for (const Pending& p : s.pending) {
+    if (p.work != work) continue;
+    // while a graph is captured the host waits instead: a captured stream cannot wait for an
+    // event recorded outside the capture
+    if (p.host_wait || capturing(s.device.index)) return false;
+    use_device(s.device.index);
+    check(cudaStreamWaitEvent(current_stream(s.device.index), p.done, 0), "cudaStreamWaitEvent");
+    return true;
+  }
+  return false;  // done (or failed): the caller's wait returns at once
 }
 
 class Backend : public dist::NcclBackend {

@@ -17,6 +17,7 @@ enum Result : int {
   InvalidUsage = 5,
   RemoteError = 6,
   InProgress = 7,
+  Timeout = 8,  // NCCL 2.28 and later
 };
 
 enum DataType : int {
@@ -41,8 +42,10 @@ struct UniqueId {
   char internal[128];
 };
 
-// ncclConfig_t up to its splitShare field. NCCL reads as many bytes as `size` says and takes the
-// fields a config of `version` has; the fields after ours keep their defaults.
+// ncclConfig_t up to its splitShare field. NCCL starts from its own NCCL_CONFIG_INITIALIZER
+// (every field unset), copies min(size, its sizeof) bytes over it, then resets the fields newer
+// than `version` to unset: `size` must therefore end at split_share (kConfigSize), not at the
+// struct's padding, whose 4 bytes would land on trafficClass.
 struct Config {
   size_t size;
   unsigned int magic;
@@ -54,6 +57,8 @@ struct Config {
   const char* net_name;
   int split_share;
 };
+constexpr size_t kConfigSize = offsetof(Config, split_share) + sizeof(int);
+static_assert(kConfigSize == 44, "ncclConfig_t's fields up to splitShare span 44 bytes on LP64");
 constexpr unsigned int kConfigMagic = 0xcafebeef;
 constexpr unsigned int kConfigVersion = 21800;  // NCCL 2.18.0: the first with every field above
 constexpr int kUnsetInt = INT_MIN;              // a field left to NCCL's default

@@ -73,6 +73,10 @@ class ProcessGroup {
   virtual std::shared_ptr<Work> barrier(Millis timeout) = 0;
   virtual std::shared_ptr<Work> send(const TensorPtr& t, int dst, int64_t tag, Millis timeout) = 0;
   virtual std::shared_ptr<Work> recv(const TensorPtr& t, int src, int64_t tag, Millis timeout) = 0;
+  // Makes the work of the calling thread's current stream wait for `work` without blocking the
+  // host; false when the group cannot (its works run on the host: the caller waits for `work`).
+  // True only while `work` is still running: its outcome is then reported when it finishes.
+  virtual bool order_after(const std::shared_ptr<Work>&) { return false; }
   // Fails queued work and aborts the running one (ERR_DIST); idempotent; unusable afterwards.
   virtual void shutdown() = 0;
 };

@@ -362,18 +362,21 @@ class GroupWrap : public Napi::ObjectWrap<GroupWrap<make>> {
       return issue(info.Env(), group().recv(tensor_arg(info, 0), rank_arg(info, 1), int_arg(info, 2), millis_arg(info, 3)));
     });
   }
-  // wait(id): blocks until the work is done; throws its error. A work already reported to JS
-  // (or unknown) returns at once.
+  // wait(id): true once the work is done (throws its error), after blocking until it is; false
+  // when the device's current stream was made to wait for it instead (NCCL: its outcome is
+  // reported later). A work already reported to JS (or unknown) returns true at once.
   Napi::Value Wait(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
+      Napi::Boolean done = Napi::Boolean::New(info.Env(), true);
       auto it = completion_->pending.find(uint64_t(int_arg(info, 0)));
-      if (it == completion_->pending.end()) return info.Env().Undefined();
+      if (it == completion_->pending.end()) return done;
       std::shared_ptr<dist::Work> work = it->second;
+      if (group_ && !destroyed_ && group_->order_after(work)) return Napi::Boolean::New(info.Env(), false);
       work->claimed = true;
       work->wait();
       completion_->remove(info.Env(), work->id);
       if (work->code()) throw Error(work->code(), work->message());
-      return info.Env().Undefined();
+      return done;
     });
   }
   Napi::Value Destroy(const Napi::CallbackInfo& info) {

@@ -3,7 +3,8 @@
  * every build: where CUDA or NCCL cannot be used, init({backend: 'nccl'}) and a collective on a
  * CUDA device fail with ERR_DEVICE saying why. On a GPU with NCCL: the collectives test world
  * (test/dist/workers/collectives.ts: every collective, dtype and size against results computed
- * from what each rank holds) on one GPU, and on two ranks with a dead peer when there are two GPUs.
+ * from what each rank holds) on one GPU, and on two ranks with a dead peer when there are two GPUs;
+ * in this process, that compute issued between a collective and its wait() overlaps it.
  */
 import test from 'ava';
 import * as ig from '../../lib';
@@ -86,10 +87,15 @@ gpuTest('a world of one on one GPU: every collective and dtype against local res
 gpuTest('in this process: collectives on cuda:0 are ordered with the ops around them; bad tensors are refused', async (t) => {
   await dist.init({ backend: 'nccl', timeoutMs: 20000 });
   const x = ig.tensor([0, 1, 2, 3, 4, 5]).cuda(0);
-  // Not awaited: the ops queued after it on the device's stream run after it.
-  dist.allReduce(x, { op: 'avg' });
+  // wait() orders the device's stream after the collective without blocking: the ops queued
+  // after it see its result.
+  dist.allReduce(x, { op: 'avg' }).wait();
   const y = ig.mul(x, 2);
   t.deepEqual(y.cpu().toArray(), [0, 2, 4, 6, 8, 10]);
+  // A non-contiguous tensor goes through a copy, copied back on the comm stream before the work ends.
+  const m = ig.tensor([[1, 2], [3, 4]]).cuda(0).transpose(0, 1);
+  dist.allReduce(m).wait();
+  t.deepEqual(ig.mul(m, 1).cpu().toArray(), [[1, 3], [2, 4]]);
   t.deepEqual((await dist.allGather(x, { into: 'cat' })).device, 'cuda:0');
   await dist.barrier();
   assertCode(t, () => dist.allReduce(ig.ones([2], { dtype: 'bool', device: 'cuda:0' })), 'ERR_DTYPE');
@@ -97,6 +103,42 @@ gpuTest('in this process: collectives on cuda:0 are ordered with the ops around 
   if (ig.cuda.deviceCount() > 1) assertCode(t, () => dist.allReduce(ig.ones([2], { device: 'cuda:1' })), 'ERR_DEVICE', /nccl process group of this rank is on cuda:0/);
   dist.destroy();
   t.false(dist.isInitialized());
+});
+
+gpuTest('in this process: compute issued between a collective and its wait() overlaps it; the results and the inputs kept alive are right', async (t) => {
+  await dist.init({ backend: 'nccl', timeoutMs: 20000 });
+  const n = 1 << 22;
+  const data = Float32Array.from({ length: n }, (_, i) => (i % 1000) / 7);
+  const x = ig.tensor(data).cuda(0);
+  // An input no longer referenced once issued: the work keeps its memory until it completes, so
+  // the tensors made meanwhile on the current stream cannot take it.
+  const src = ig.tensor(data).cuda(0);
+  const gathered = ig.empty([n], { device: 'cuda:0' });
+  const reduce = dist.allReduce(x, { op: 'sum' });
+  const gather = dist.allGather(src, { out: gathered });
+  src.dispose();
+  // Compute queued while the collectives run on the comm stream.
+  const a = ig.randn([1024, 1024], { device: 'cuda:0' });
+  const b = ig.randn([1024, 1024], { device: 'cuda:0' });
+  let c = ig.matmul(a, b);
+  const fillers = Array.from({ length: 8 }, () => ig.full([n], -1, { device: 'cuda:0' }));
+  for (let i = 0; i < 8; i++) c = ig.tanh(ig.matmul(c, b));
+  reduce.wait();
+  gather.wait();
+  const expected = c.cpu();
+  t.deepEqual(Array.from(x.cpu().data() as Float32Array), Array.from(data));
+  t.deepEqual(Array.from(gathered.cpu().data() as Float32Array), Array.from(data));
+  // the compute's own result, against the same ops after the collectives finished
+  let again = ig.matmul(a, b);
+  for (let i = 0; i < 8; i++) again = ig.tanh(ig.matmul(again, b));
+  const want = expected.data() as Float32Array;
+  const got = again.cpu().data() as Float32Array;
+  t.true(want.every((v, i) => Math.abs(v - got[i]) <= 1e-4 * (1 + Math.abs(v))), 'the compute issued during the collectives');
+  await reduce;
+  await gather;
+  t.true(reduce.isCompleted && gather.isCompleted);
+  for (const f of fillers) f.dispose();
+  dist.destroy();
 });
 
 twoGpuTest('two ranks on two GPUs: every collective and dtype, NCCL made at the first CUDA collective (auto)', async (t) => {

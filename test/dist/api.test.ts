@@ -1,5 +1,6 @@
 import test from 'ava';
 import * as ig from '../../lib';
+import { Work } from '../../lib/dist/work';
 import { assertCode } from '../helpers';
 
 const { dist } = ig;
@@ -84,4 +85,32 @@ test.serial('init after destroy joins a fresh group', async (t) => {
     dist.destroy();
   }
   t.pass();
+});
+
+test('Work: a wait() that only ordered the device (NCCL) leaves the work pending; its outcome settles it later', async (t) => {
+  // A stand-in for a process group: waitNative answers as the NCCL group does for a running work.
+  let calls = 0;
+  const owner = { pending: new Map<number, Work<unknown>>(), waitNative: () => (calls++, false) };
+  const ok = new Work(owner, 1, 'result');
+  t.is(ok.wait(), 'result');
+  t.false(ok.isCompleted);
+  t.true(owner.pending.has(1));
+  ok._settle(null);
+  t.true(ok.isCompleted);
+  t.is(await ok, 'result');
+  t.is(ok.wait(), 'result');
+  t.is(calls, 1, 'a settled work does not ask its group again');
+
+  const failing = new Work(owner, 2, 'result');
+  t.is(failing.wait(), 'result');
+  const failure = new ig.IgnisError('allReduce #2: timed out', 'ERR_TIMEOUT');
+  failing._settle(failure);
+  await t.throwsAsync(failing.asPromise(), { code: 'ERR_TIMEOUT' });
+  assertCode(t, () => failing.wait(), 'ERR_TIMEOUT');
+  t.false(owner.pending.has(2));
+
+  // Gloo: waitNative blocks and answers true, which settles the work.
+  const blocking = new Work({ pending: new Map<number, Work<unknown>>(), waitNative: () => true }, 3, 7);
+  t.is(blocking.wait(), 7);
+  t.true(blocking.isCompleted);
 });
