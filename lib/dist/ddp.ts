@@ -139,6 +139,7 @@ export class DistributedDataParallel<M extends Module = Module> {
       const flat = new FlatBuffer(
         members.map((p) => p.shape),
         members[0].dtype,
+        members[0].device,
         members.length,
       );
       core.fill(flat.buffer.handle(OP), 0);
@@ -275,7 +276,7 @@ export class DistributedDataParallel<M extends Module = Module> {
     flat.pack(grads, OP);
     const flags = tensor(
       grads.map((g) => (g === null ? 0 : 1)),
-      { dtype: flat.dtype },
+      { dtype: flat.dtype, device: flat.device },
     );
     try {
       core.copyInto(flat.tail.handle(OP), flags.handle(OP));

@@ -1,7 +1,8 @@
 /**
- * Flat buffers: tensors of one dtype laid end to end in one contiguous tensor, so that one
- * collective moves many small tensors (gradient buckets, parameter broadcasts).
+ * Flat buffers: tensors of one dtype and device laid end to end in one contiguous tensor, so
+ * that one collective moves many small tensors (gradient buckets, parameter broadcasts).
  */
+import { Device } from '../device';
 import { DType, dtypeSize } from '../dtype';
 import { keep } from '../memory';
 import { core } from '../native';
@@ -21,11 +22,12 @@ export class FlatBuffer {
   constructor(
     shapes: readonly (readonly number[])[],
     readonly dtype: DType,
+    readonly device: Device,
     extra = 0,
   ) {
     const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
     const total = sizes.reduce((a, b) => a + b, 0);
-    this.buffer = keep(empty([total + extra], { dtype }));
+    this.buffer = keep(empty([total + extra], { dtype, device }));
     let offset = 0;
     this.views = shapes.map((shape, i) => {
       const view = keep(this.buffer.narrow(0, offset, sizes[i]).view(shape.slice()));
@@ -61,20 +63,21 @@ export class FlatBuffer {
 }
 
 /**
- * Splits `tensors` into groups of one dtype each, in order, each of at most `capBytes` (a tensor
- * larger than that is a group of its own): a group is closed when the next tensor of its dtype
- * would overflow it, so tensors of several dtypes may interleave.
+ * Splits `tensors` into groups of one dtype and device each, in order, each of at most
+ * `capBytes` (a tensor larger than that is a group of its own): a group is closed when the next
+ * tensor of its kind would overflow it, so tensors of several kinds may interleave.
  */
 export function groupBySize(tensors: readonly Tensor[], capBytes: number): Tensor[][] {
   const groups: Tensor[][] = [];
-  const open = new Map<DType, { members: Tensor[]; bytes: number }>();
+  const open = new Map<string, { members: Tensor[]; bytes: number }>();
   for (const t of tensors) {
     const bytes = t.numel * dtypeSize(t.dtype);
-    let current = open.get(t.dtype);
+    const kind = `${t.dtype} ${t.device}`;
+    let current = open.get(kind);
     if (current !== undefined && current.bytes + bytes > capBytes && current.members.length > 0) current = undefined;
     if (current === undefined) {
       current = { members: [], bytes: 0 };
-      open.set(t.dtype, current);
+      open.set(kind, current);
       groups.push(current.members);
     }
     current.members.push(t);
@@ -92,6 +95,7 @@ export function broadcastTensors(tensors: readonly Tensor[], src: number, capByt
     const flat = new FlatBuffer(
       members.map((t) => t.shape),
       members[0].dtype,
+      members[0].device,
     );
     try {
       const isSource = rank() === src;

@@ -143,7 +143,8 @@ function flatShard(list: ShardedTensor[], n: number, rank: number): FlatGroup {
   });
   const size = Math.ceil(total / n);
   const [lo, hi] = [rank * size, (rank + 1) * size];
-  const shard = keep(zeros([size], { dtype: list[0].dtype }));
+  const device = weightOf(list[0]).device;
+  const shard = keep(zeros([size], { dtype: list[0].dtype, device }));
   tidy(() => {
     for (const { tensor, offset } of pieces) {
       const [from, to] = [Math.max(offset, lo), Math.min(offset + tensor.numel, hi)];
@@ -204,7 +205,9 @@ export class ShardedWeights {
     });
     for (const unit of this.#units) {
       const mine = tensors.filter((t) => t.owners.some(([m]) => unitOf.get(m) === unit));
-      for (const dtype of [...new Set(mine.map((t) => t.dtype))]) unit.groups.push(flatShard(mine.filter((t) => t.dtype === dtype), n, rank));
+      // one flat shard per dtype and device
+      const kindOf = (t: ShardedTensor) => `${t.dtype} ${weightOf(t).device}`;
+      for (const kind of new Set(mine.map(kindOf))) unit.groups.push(flatShard(mine.filter((t) => kindOf(t) === kind), n, rank));
     }
     // the full weights go; each owner's property reads the gathered weight of its own unit
     for (const tensor of tensors) {
@@ -311,7 +314,7 @@ export class ShardedWeights {
   #gather(unit: Unit): void {
     if (isGathered(unit)) return;
     for (const g of unit.groups) {
-      g.full = keep(empty([g.shard.numel * this.#worldSize], { dtype: g.dtype }));
+      g.full = keep(empty([g.shard.numel * this.#worldSize], { dtype: g.dtype, device: g.shard.device }));
       g.work = allGather(g.shard, { out: g.full });
       this.#gathers++;
       this.#gatheredBytes += g.full.numel * dtypeSize(g.dtype);
