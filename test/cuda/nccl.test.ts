@@ -12,6 +12,7 @@ import { group } from '../../lib/dist/group';
 import { native } from '../../lib/dist/native';
 import { assertCode } from '../helpers';
 import { alive, launch, worker, world } from '../dist/helpers';
+import { tinyModel } from '../train/fixtures';
 
 const { dist } = ig;
 
@@ -27,7 +28,8 @@ function ncclUnavailable(): string {
 const reason = ncclUnavailable();
 const gpus = reason === '' ? ig.cuda.deviceCount() : 0;
 if (reason !== '') console.log(`test/cuda/nccl: GPU tests skipped (${reason})`);
-const gpuTest = reason === '' ? test : test.skip;
+// serial: the tests in this process init and destroy the one process group in turn
+const gpuTest = reason === '' ? test.serial : test.skip;
 const twoGpuTest = gpus >= 2 ? test : test.skip;
 if (reason === '' && gpus < 2) console.log('test/cuda/nccl: 2-rank tests skipped (one GPU)');
 
@@ -138,6 +140,27 @@ gpuTest('in this process: compute issued between a collective and its wait() ove
   await gather;
   t.true(reduce.isCompleted && gather.isCompleted);
   for (const f of fillers) f.dispose();
+  dist.destroy();
+});
+
+gpuTest('in this process: DDP of a CUDA model keeps its buckets on the GPU and gives the gradients of the model alone', async (t) => {
+  await dist.init({ backend: 'nccl', timeoutMs: 20000 });
+  const ids = ig.tensor(BigInt64Array.from([3, 7, 1, 19, 4, 4, 0, 12], BigInt), { shape: [2, 4] }).cuda(0);
+  const gradsOf = (wrap: boolean) => {
+    const model = tinyModel('float32', true, 0).to('cuda:0');
+    const ddp = wrap ? new dist.DistributedDataParallel(model, { bucketCapMB: 0.001 }) : null;
+    ig.tidy(() => model.forward(ids, { labels: ids }).loss!.backward());
+    const grads = model.parameters().filter((p) => p.requiresGrad).map((p) => p.grad!.cpu());
+    t.true(model.parameters().every((p) => p.device === 'cuda:0'));
+    ddp?.dispose();
+    model.dispose();
+    return grads;
+  };
+  const [alone, wrapped] = [gradsOf(false), gradsOf(true)];
+  t.is(wrapped.length, alone.length);
+  wrapped.forEach((g, i) => t.deepEqual(Array.from(g.data() as Float32Array), Array.from(alone[i].data() as Float32Array), `grad ${i}`));
+  t.is(dist.backend(), 'nccl');
+  ids.dispose();
   dist.destroy();
 });
 
