@@ -1,8 +1,9 @@
 /**
- * The CUDA kernels against the CPU on fresh random inputs: copies and conversions, the
- * elementwise family (broadcast and strided views made on the device) with their gradients, and
+ * The CUDA kernels against the CPU on fresh random inputs: copies and conversions (also into
+ * views, and overlapping ones), the elementwise family (broadcast and strided views made on the
+ * device, zero-size and 0-dim tensors, six-dim permuted views) with their gradients, and
  * matmul/linear through cuBLAS, float32 (also on TF32) / bfloat16 / float16 / float64, with
- * transposed operands passed without copies; reductions, softmax, norms, indexing and losses,
+ * transposed, batch-permuted, batch-repeated and wide-leading-dim operands passed without copies; reductions, softmax, norms, indexing and losses,
  * forward and backward, on random shapes and layouts; random numbers (the same on every device
  * for a seed); joins and splits. Mixed devices raise ERR_DEVICE, bad indices ERR_INDEX.
  * Skipped without a GPU. IGNIS_TEST_DEVICE=cpu runs the same comparisons CPU against CPU, which

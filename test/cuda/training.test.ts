@@ -1,7 +1,8 @@
 /**
  * The training kernels on CUDA against the CPU on fresh random inputs: AdamW and SGD
  * (multi-tensor, 16-bit params with float32 state), gradient clipping, the fused LoRA layer
- * forward and backward (bfloat16 base weight, dropout mask, merge/unmerge), attention forward
+ * forward and backward (bfloat16 base weight, dropout mask, merge/unmerge; float64, a permuted
+ * input, r = 1, an empty batch, the dropout mask drawn on the device), attention forward
  * and backward (causal, mask, grouped-query heads); a CUDA graph of a small LoRA model's training
  * step replayed against the same steps run eagerly; memory back to its baseline after a
  * training loop. Skipped without a GPU; IGNIS_TEST_DEVICE=cpu runs the comparisons CPU against
