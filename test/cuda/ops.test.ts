@@ -396,6 +396,12 @@ gpuTest('matmul through cuBLAS: batched transposed operands, batch dims that do 
     }
   }
   ig.cuda.setMatmulPrecision('highest');
+  // gradients of a broadcast batched product with transposed operands (summed over the batch they repeat in)
+  for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+    const a = pair(rng, [3, 1, 5, 8], dtype, -1, 1, false, 'contiguous');
+    const b = pair(rng, [4, 6, 5], dtype, -1, 1, false, 'contiguous');
+    compareWithGrads(t, rng, ([x, y]) => ig.matmul(x.mT, y.mT), [a, b], `matmul gradients ${dtype}, broadcast batch, transposed operands`);
+  }
   // linear on a permuted input (its batch does not fold into rows), with a bias the GEMM adds onto
   for (const dtype of FLOATS) {
     const x = pair(rng, [10, 6, 32], dtype, -1, 1, false, 'contiguous');
