@@ -107,8 +107,11 @@ bool all_finite(const TensorPtr& t) {
 void add_into(const TensorPtr& w, const TensorPtr& delta) {
   dispatch_float(w->dtype, "add_into", [&](auto w_tag) {
     using W = decltype(w_tag);
-    if (delta->dtype == DType::Float64) map<W, W, double>("loraMerge", w, {w, delta}, AddInto<W, double>{});
-    else map<W, W, float>("loraMerge", w, {w, delta}, AddInto<W, float>{});
+    switch (delta->dtype) {
+      case DType::Float32: return map<W, W, float>("loraMerge", w, {w, delta}, AddInto<W, float>{});
+      case DType::Float64: return map<W, W, double>("loraMerge", w, {w, delta}, AddInto<W, double>{});
+      default: fail(ERR_INTERNAL, "add_into: the delta is ", dtype_name(delta->dtype), ", not float32 or float64");
+    }
   });
 }
 
