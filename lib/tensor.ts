@@ -161,8 +161,10 @@ export class Tensor {
   /**
    * Copies `src` (broadcast to this tensor's shape, converted to its dtype, on the same device)
    * into this tensor's memory, in place, and returns this: how new inputs reach the tensors a
-   * captured CUDA graph reads. Recorded by no autograd graph, so refused (ERR_GRAD) on a tensor
-   * that requires grad.
+   * captured CUDA graph reads. A source sharing memory with this tensor is read in full before
+   * any element is written; a destination that holds an element more than once (a broadcast
+   * view) is ERR_ARG. Recorded by no autograd graph, so refused (ERR_GRAD) on a tensor that
+   * requires grad.
    */
   copy_(src: Tensor): this {
     if (!(src instanceof Tensor)) fail('ERR_ARG', 'copy_: expected a Tensor to copy from');

@@ -348,6 +348,39 @@ test('data(), toArray() and item() for every dtype, on contiguous and strided te
   assertCode(t, () => ig.zeros([0]).item(), 'ERR_SHAPE');
 });
 
+test('copy_: a source overlapping the destination is read in full first; a broadcast destination is ERR_ARG', (t) => {
+  const rng = new Rng(31);
+  for (const dtype of ['float32', 'int64', 'bfloat16'] as DType[]) {
+    const values = Array.from({ length: 24 }, () => rng.int(-100, 100));
+    const fresh = () => ig.tensor(values, { dtype }).reshape(4, 6);
+    const rows = (data: number[]) => Array.from({ length: 4 }, (_, i) => data.slice(i * 6, i * 6 + 6));
+    const expect = (x: Tensor, f: (i: number, j: number) => number, what: string) =>
+      t.deepEqual(x.toArray(), rows(values).map((row, i) => row.map((_, j) => f(i, j))), `${dtype}: ${what}`);
+    // rows shifted down by one, and up by one
+    let x = fresh();
+    x.slice(0, 1).copy_(x.slice(0, 0, 3));
+    expect(x, (i, j) => values[(i === 0 ? 0 : i - 1) * 6 + j], 'shift down');
+    x = fresh();
+    x.slice(0, 0, 3).copy_(x.slice(0, 1));
+    expect(x, (i, j) => values[(i === 3 ? 3 : i + 1) * 6 + j], 'shift up');
+    // a transpose of the square part into itself, and a row broadcast over the rows it belongs to
+    x = fresh();
+    const square = x.slice(1, 0, 4);
+    square.copy_(square.mT);
+    expect(x, (i, j) => (j < 4 ? values[j * 6 + i] : values[i * 6 + j]), 'transpose in place');
+    x = fresh();
+    x.copy_(x.slice(0, 2, 3));
+    expect(x, (_, j) => values[2 * 6 + j], 'row broadcast over its own tensor');
+    // each element onto itself
+    x = fresh();
+    x.copy_(x);
+    expect(x, (i, j) => values[i * 6 + j], 'onto itself');
+  }
+  const row = ig.zeros([1, 3]);
+  assertCode(t, () => row.expand(4, 3).copy_(ig.ones([4, 3])), 'ERR_ARG', /copy: the destination of shape \[4, 3\]/);
+  t.deepEqual(row.toArray(), [[0, 0, 0]]);
+});
+
 test('tensor properties: ndim, numel, strides, isContiguous, device, newFull', (t) => {
   const x = ig.zeros([2, 3, 4]);
   t.deepEqual([x.ndim, x.numel, x.strides, x.isContiguous(), x.device], [3, 24, [12, 4, 1], true, 'cpu']);

@@ -1,6 +1,7 @@
 #include "core/views.h"
 
 #include <optional>
+#include <utility>
 #include "core/backend.h"
 #include "core/loop.h"
 
@@ -156,9 +157,34 @@ TensorPtr to_dtype(const TensorPtr& t, DType dtype) {
   return out;
 }
 
+// The bytes [first, last) of its storage that t's elements lie in (t not empty).
+static std::pair<int64_t, int64_t> byte_span(const TensorImpl& t) {
+  int64_t first = t.offset, last = t.offset;
+  for (int d = 0; d < t.ndim(); d++) {
+    int64_t reach = t.strides[d] * (t.shape[d] - 1);
+    if (reach < 0) first += reach;
+    else last += reach;
+  }
+  int64_t size = int64_t(t.element_size());
+  return {first * size, (last + 1) * size};
+}
+
 void copy_into(const TensorPtr& dst, const TensorPtr& src) {
   check_same_device("copy", dst, src);
-  kernel(&DeviceBackend::copy, dst->device(), "copy")(dst, src);
+  for (int d = 0; d < dst->ndim(); d++)
+    if (dst->strides[d] == 0 && dst->shape[d] > 1)
+      fail(ERR_ARG, "copy: the destination of shape ", shape_str(dst->shape),
+           " holds some elements more than once (a broadcast view); copy into a tensor that holds each once");
+  // The kernels copy in no set order (on a GPU, all at once): a source sharing memory with the
+  // destination is read in full first, unless each element is read and written in one place.
+  TensorPtr from = src;
+  if (dst->numel() > 0 && src->numel() > 0 && src->storage == dst->storage &&
+      !(src->data() == dst->data() && broadcast_strides(*src, dst->shape, "copy") == dst->strides)) {
+    auto [dst_first, dst_last] = byte_span(*dst);
+    auto [src_first, src_last] = byte_span(*src);
+    if (src_first < dst_last && dst_first < src_last) from = contiguous_copy(src);
+  }
+  kernel(&DeviceBackend::copy, dst->device(), "copy")(dst, from);
 }
 
 void fill(const TensorPtr& dst, double value) {

@@ -14,9 +14,11 @@ namespace ignis::cuda {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = int64_t(1) << 20;
 
-// Blocks of kThreads for a grid-stride loop over `total` items.
+// Blocks of kThreads for a grid-stride loop over `total` items (0 for none: callers launch
+// nothing then, as a grid of 0 blocks is an error).
 inline unsigned grid_for(int64_t total) {
-  return unsigned((total + kThreads - 1) / kThreads < kMaxBlocks ? (total + kThreads - 1) / kThreads : kMaxBlocks);
+  const int64_t blocks = (total + kThreads - 1) / kThreads;
+  return unsigned(blocks < kMaxBlocks ? blocks : kMaxBlocks);
 }
 
 // out = f(inputs...): a per-element function wrapped to read and write the operands in place.
@@ -66,10 +68,8 @@ void launch(const char* name, int device, const StridedLoop<N>& loop, const Op& 
   if (loop.numel == 0) return;
   use_device(device);
   cudaStream_t stream = current_stream(device);
-  int64_t blocks = (loop.numel + kThreads - 1) / kThreads;
-  if (blocks > kMaxBlocks) blocks = kMaxBlocks;
-  if (loop.ndim == 1) elementwise_kernel<N, true><<<unsigned(blocks), kThreads, 0, stream>>>(loop, op);
-  else elementwise_kernel<N, false><<<unsigned(blocks), kThreads, 0, stream>>>(loop, op);
+  if (loop.ndim == 1) elementwise_kernel<N, true><<<grid_for(loop.numel), kThreads, 0, stream>>>(loop, op);
+  else elementwise_kernel<N, false><<<grid_for(loop.numel), kThreads, 0, stream>>>(loop, op);
   check_launch(name);
 }
 

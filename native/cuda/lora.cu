@@ -1,6 +1,5 @@
 #include "cuda/lora.h"
 
-#include <algorithm>
 #include <type_traits>
 #include "core/dtype.h"
 #include "cuda/elementwise.h"
@@ -44,13 +43,13 @@ struct DropoutMask {
   __device__ T operator()(T u) const { return T(dropout_mask_value(acc_t<T>(u), keep, scale)); }
 };
 
-// *flag = 0 when an element is Inf or NaN (the flag starts at 1).
+// *flag = 1 when an element is Inf or NaN (the flag starts at 0).
 template <typename T>
 __global__ void __launch_bounds__(kThreads) finite_kernel(const T* x, int64_t n, int* flag) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   bool bad = false;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) bad |= !isfinite(x[i]);
-  if (bad) *flag = 0;
+  if (bad) *flag = 1;
 }
 
 }  // namespace
@@ -86,30 +85,33 @@ void lora_delta(DType dtype, Device device, int64_t out, int64_t in, int64_t r, 
 bool all_finite(const TensorPtr& t) {
   const int device = t->device().index;
   require_not_capturing(device, "loraMerge (it checks the delta on the host)");
+  if (t->dtype != DType::Float32 && t->dtype != DType::Float64)
+    fail(ERR_INTERNAL, "all_finite: ", dtype_name(t->dtype), " is not float32 or float64");
   use_device(device);
   const cudaStream_t stream = current_stream(device);
   TensorPtr flag = empty({1}, DType::Int32, t->device());
   int* f = static_cast<int*>(flag->data());
-  const int one = 1;
-  check(cudaMemcpyAsync(f, &one, sizeof one, cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync");
+  check(cudaMemsetAsync(f, 0, sizeof *f, stream), "cudaMemsetAsync");
   const int64_t n = t->numel();
-  const int64_t blocks = std::min<int64_t>(kMaxBlocks, (n + kThreads - 1) / kThreads);
   if (n > 0) {
-    if (t->dtype == DType::Float64) finite_kernel<<<unsigned(blocks), kThreads, 0, stream>>>(t->data_as<double>(), n, f);
-    else finite_kernel<<<unsigned(blocks), kThreads, 0, stream>>>(t->data_as<float>(), n, f);
+    if (t->dtype == DType::Float64) finite_kernel<<<grid_for(n), kThreads, 0, stream>>>(t->data_as<double>(), n, f);
+    else finite_kernel<<<grid_for(n), kThreads, 0, stream>>>(t->data_as<float>(), n, f);
     check_launch("loraMerge");
   }
   int result = 0;
   check(cudaMemcpyAsync(&result, f, sizeof result, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
   check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-  return result != 0;
+  return result == 0;
 }
 
 void add_into(const TensorPtr& w, const TensorPtr& delta) {
   dispatch_float(w->dtype, "add_into", [&](auto w_tag) {
     using W = decltype(w_tag);
-    if (delta->dtype == DType::Float64) map<W, W, double>("loraMerge", w, {w, delta}, AddInto<W, double>{});
-    else map<W, W, float>("loraMerge", w, {w, delta}, AddInto<W, float>{});
+    switch (delta->dtype) {
+      case DType::Float32: return map<W, W, float>("loraMerge", w, {w, delta}, AddInto<W, float>{});
+      case DType::Float64: return map<W, W, double>("loraMerge", w, {w, delta}, AddInto<W, double>{});
+      default: fail(ERR_INTERNAL, "add_into: the delta is ", dtype_name(delta->dtype), ", not float32 or float64");
+    }
   });
 }
 

@@ -1,8 +1,9 @@
 /**
- * The CUDA kernels against the CPU on fresh random inputs: copies and conversions, the
- * elementwise family (broadcast and strided views made on the device) with their gradients, and
+ * The CUDA kernels against the CPU on fresh random inputs: copies and conversions (also into
+ * views, and overlapping ones), the elementwise family (broadcast and strided views made on the
+ * device, zero-size and 0-dim tensors, six-dim permuted views) with their gradients, and
  * matmul/linear through cuBLAS, float32 (also on TF32) / bfloat16 / float16 / float64, with
- * transposed operands passed without copies; reductions, softmax, norms, indexing and losses,
+ * transposed, batch-permuted, batch-repeated and wide-leading-dim operands passed without copies; reductions, softmax, norms, indexing and losses,
  * forward and backward, on random shapes and layouts; random numbers (the same on every device
  * for a seed); joins and splits. Mixed devices raise ERR_DEVICE, bad indices ERR_INDEX.
  * Skipped without a GPU. IGNIS_TEST_DEVICE=cpu runs the same comparisons CPU against CPU, which
@@ -279,6 +280,138 @@ gpuTest('matmul gradients on the device', (t) => {
   });
   same(t, grads[0][0], grads[1][0], 'd/da', [1e-5, 1e-5]);
   same(t, grads[0][1], grads[1][1], 'd/db', [1e-5, 1e-5]);
+});
+
+gpuTest('elementwise edge cases: zero-size and 0-dim tensors, six-dim permuted views, copies into strided views', (t) => {
+  const rng = new Rng(14);
+  type Op = [string, (x: ig.Tensor, y: ig.Tensor) => ig.Tensor];
+  const ops: Op[] = [
+    ['add', (x, y) => ig.add(x, y)],
+    ['mul scalar', (x) => ig.mul(x, 3)],
+    ['abs', (x) => ig.abs(x)],
+    ['clamp', (x) => ig.clamp(x, -1, 1)],
+    ['maximum', (x, y) => ig.maximum(x, y)],
+    ['lt', (x, y) => ig.lt(x, y)],
+    ['eq scalar', (x) => ig.eq(x, 1)],
+    ['where', (x, y) => ig.where(ig.gt(x, 0), x, y)],
+    ['to float16', (x) => x.to('float16')],
+    ['to int32', (x) => x.to('int32')],
+  ];
+  // zero-size operands (no kernel may launch with 0 blocks), 0-dim ones, broadcasts into either
+  const shapes: [number[], number[]][] = [
+    [[0, 5], [0, 5]],
+    [[3, 0, 2], [2]],
+    [[0, 1], [1, 4]],
+    [[2, 0], []],
+    [[], []],
+    [[], [3, 4]],
+  ];
+  for (const [sa, sb] of shapes) {
+    for (const dtype of ['float32', 'bfloat16', 'int64'] as DType[]) {
+      const a = pair(rng, sa, dtype, -3, 3, true, 'contiguous');
+      const b = pair(rng, sb, dtype, -3, 3, true, 'contiguous');
+      for (const [name, op] of ops) same(t, op(a.gpu, b.gpu), op(a.cpu, b.cpu), `${name} ${dtype} ${JSON.stringify([sa, sb])}`, [0, 0]);
+      same(t, ig.full(sa, 2, { dtype, device }), ig.full(sa, 2, { dtype }), `full ${dtype} ${JSON.stringify(sa)}`, [0, 0]);
+    }
+    const x = pair(rng, sa, 'float32', -2, 2, false, 'contiguous');
+    compareWithGrads(t, rng, ([v]) => ig.mul(ig.gelu(v), ig.sigmoid(v)), [x], `unary gradients ${JSON.stringify(sa)}`);
+  }
+  // six dims permuted so that no two merge: every operand walks its own strides
+  for (const dtype of ['float32', 'float16', 'int32'] as DType[]) {
+    const base = [2, 3, 2, 3, 2, 3];
+    const a = pair(rng, base, dtype, -4, 4, true, 'contiguous');
+    const b = pair(rng, base, dtype, -4, 4, true, 'contiguous');
+    const pa = (x: ig.Tensor) => x.permute(5, 3, 1, 0, 2, 4);
+    const pb = (x: ig.Tensor) => x.permute(1, 5, 3, 4, 2, 0);
+    for (const [name, op] of ops) same(t, op(pa(a.gpu), pb(b.gpu)), op(pa(a.cpu), pb(b.cpu)), `${name} ${dtype} six permuted dims`, [0, 0]);
+    same(t, pa(a.gpu).contiguous(), pa(a.cpu).contiguous(), `contiguous ${dtype} six permuted dims`, [0, 0]);
+  }
+  // copy_ into views: a transposed destination, every other column, with a conversion and a broadcast source
+  for (const [from, to] of [['float32', 'bfloat16'], ['int64', 'float32'], ['float16', 'float16']] as [DType, DType][]) {
+    const src = pair(rng, [8, 6], from, -9, 9, true);
+    const row = pair(rng, [1, 4], from, -9, 9, true, 'contiguous');
+    const results = [device, 'cpu' as ig.Device].map((d, k) => {
+      const s = k === 0 ? src.gpu : src.cpu;
+      const r = k === 0 ? row.gpu : row.cpu;
+      const dst = ig.zeros([6, 8], { dtype: to, device: d });
+      dst.mT.copy_(s);
+      const wide = ig.zeros([5, 8], { dtype: to, device: d });
+      wide.slice(1, 1, undefined, 2).copy_(r);
+      return [dst, wide];
+    });
+    same(t, results[0][0], results[1][0], `copy_ ${from} -> ${to} into a transposed view`, [0, 0]);
+    same(t, results[0][1], results[1][1], `copy_ ${from} -> ${to} broadcast into every other column`, [0, 0]);
+  }
+  // a source overlapping its destination is read in full before the (unordered) writes
+  for (const dtype of ['float32', 'int64'] as DType[]) {
+    const x = pair(rng, [64, 33], dtype, -9, 9, true, 'contiguous');
+    const [gpu, cpu] = [x.gpu.clone(), x.cpu.clone()];
+    for (const v of [gpu, cpu]) {
+      v.slice(0, 1).copy_(v.slice(0, 0, 63));
+      v.slice(1, 0, 32).copy_(v.slice(1, 1));
+    }
+    same(t, gpu, cpu, `overlapping copy_ ${dtype}`, [0, 0]);
+  }
+});
+
+gpuTest('matmul through cuBLAS: batched transposed operands, batch dims that do not merge, wide leading dims, thin and empty products', (t) => {
+  const rng = new Rng(15);
+  // Each case makes the operands as views of fresh contiguous tensors (none needs a copy).
+  type View = [number[], (x: ig.Tensor) => ig.Tensor];
+  const plain = (s: number[]): View => [s, (x) => x];
+  const cases: [string, View, View][] = [
+    ['batched, both transposed', [[3, 17, 33], (x) => x.mT], [[3, 29, 17], (x) => x.mT]],
+    ['4-D batch, a transposed, b broadcast', [[2, 3, 12, 9], (x) => x.mT], plain([12, 7])],
+    ['batch dims that do not merge', [[4, 5, 8, 6], (x) => x.permute(1, 0, 2, 3)], plain([5, 4, 6, 7])],
+    ['batch that does not merge, b broadcast', [[4, 5, 8, 6], (x) => x.permute(1, 0, 2, 3)], plain([6, 7])],
+    ['a repeated along the batch (stride 0)', [[1, 8, 16], (x) => x.expand(5, 8, 16)], plain([5, 16, 8])],
+    ['b repeated along the batch, transposed', plain([5, 8, 16]), [[1, 8, 16], (x) => x.expand(5, 8, 16).mT]],
+    ['rows wider than the matrix', [[40, 50], (x) => x.slice(1, 0, 32)], [[32, 60], (x) => x.slice(1, 5, 45)]],
+    ['columns wider than the matrix', [[40, 50], (x) => x.slice(1, 3, 35).mT], [[40, 70], (x) => x.slice(1, 1, 41).mT]],
+    ['one row, batched', plain([3, 1, 16]), plain([3, 16, 9])],
+    ['one column, batched', plain([3, 7, 16]), plain([3, 16, 1])],
+    ['inner dim 1', plain([3, 7, 1]), plain([3, 1, 9])],
+    ['batch of one', plain([1, 5, 6]), plain([1, 6, 7])],
+    ['empty batch', plain([0, 3, 4]), plain([4, 5])],
+    ['empty rows, batched', plain([2, 0, 4]), plain([2, 4, 3])],
+    ['empty inner dim, batched', plain([2, 3, 0]), plain([2, 0, 5])],
+  ];
+  for (const precision of ['highest', 'high'] as const) {
+    ig.cuda.setMatmulPrecision(precision);
+    for (const dtype of FLOATS) {
+      const kind = dtype === 'float32' && precision === 'high' ? 'tf32' : dtype;
+      for (const [name, [sa, va], [sb, vb]] of cases) {
+        const a = pair(rng, sa, dtype, -1, 1, false, 'contiguous');
+        const b = pair(rng, sb, dtype, -1, 1, false, 'contiguous');
+        const what = `matmul ${kind}: ${name}`;
+        const before = matmulCopies();
+        const got = ig.matmul(va(a.gpu), vb(b.gpu));
+        t.is(matmulCopies(), before, `${what}: no operand copied`);
+        const expected = ig.matmul(va(a.cpu).to('float64'), vb(b.cpu).to('float64'));
+        t.deepEqual(got.shape, expected.shape, what);
+        t.is(got.dtype, dtype, what);
+        const error = relativeError(refOf(got), refOf(expected));
+        t.true(error <= MATMUL_ERROR[kind], `${what}: relative error ${error}`);
+      }
+    }
+  }
+  ig.cuda.setMatmulPrecision('highest');
+  // gradients of a broadcast batched product with transposed operands (summed over the batch they repeat in)
+  for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+    const a = pair(rng, [3, 1, 5, 8], dtype, -1, 1, false, 'contiguous');
+    const b = pair(rng, [4, 6, 5], dtype, -1, 1, false, 'contiguous');
+    compareWithGrads(t, rng, ([x, y]) => ig.matmul(x.mT, y.mT), [a, b], `matmul gradients ${dtype}, broadcast batch, transposed operands`);
+  }
+  // linear on a permuted input (its batch does not fold into rows), with a bias the GEMM adds onto
+  for (const dtype of FLOATS) {
+    const x = pair(rng, [10, 6, 32], dtype, -1, 1, false, 'contiguous');
+    const w = pair(rng, [24, 32], dtype);
+    const bias = pair(rng, [24], dtype);
+    const got = ig.linear(x.gpu.permute(1, 0, 2), w.gpu, bias.gpu);
+    const expected = ig.linear(x.cpu.permute(1, 0, 2).to('float64'), w.cpu.to('float64'), bias.cpu.to('float64'));
+    const error = relativeError(refOf(got), refOf(expected));
+    t.true(error <= MATMUL_ERROR[dtype], `linear ${dtype} on a permuted input: relative error ${error}`);
+  }
 });
 
 

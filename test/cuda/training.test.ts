@@ -1,8 +1,9 @@
 /**
  * The training kernels on CUDA against the CPU on fresh random inputs: AdamW and SGD
  * (multi-tensor, 16-bit params with float32 state), gradient clipping, the fused LoRA layer
- * forward and backward (bfloat16 base weight, dropout mask, merge/unmerge), attention forward
- * and backward (causal, mask, grouped-query heads; the flash and the materialized kernels, head dims
+ * forward and backward (bfloat16 base weight, dropout mask, merge/unmerge; float64, a permuted
+ * input, r = 1, an empty batch, the dropout mask drawn on the device), attention forward and
+ * backward (causal, mask, grouped-query heads; the flash and the materialized kernels, head dims
  * 32, 64 and 128, lengths off the tiles, and the memory each keeps); a CUDA graph of a small LoRA model's training
  * step replayed against the same steps run eagerly; memory back to its baseline after a
  * training loop. Skipped without a GPU; IGNIS_TEST_DEVICE=cpu runs the comparisons CPU against
@@ -123,6 +124,51 @@ gpuTest('LoRA layer: forward and backward against the CPU, with bias, dropout ma
   same(t, w.gpu, w.cpu, 'a refused merge leaves W untouched');
   const m = ig.loraDropoutMask([1000], 0.25, { dtype: 'float32' });
   t.true(refOf(m).data.every((v) => v === 0 || Math.abs(v - 1 / 0.75) < 1e-6));
+});
+
+gpuTest('LoRA layer edge cases: float64, permuted input, full-shape mask, r = 1, empty batch, no input gradient; the dropout mask', (t) => {
+  const rng = new Rng(5);
+  const allowed = (dtype: DType) => (dtype === 'float64' ? 1e-12 : RELATIVE_ERROR[dtype]);
+  const cases: { dtype: DType; lead: number[]; r: number; mask: 'none' | 'row' | 'full'; permuted: boolean; needInputGrad: boolean }[] = [
+    { dtype: 'float64', lead: [3, 8], r: 4, mask: 'row', permuted: false, needInputGrad: true },
+    { dtype: 'float32', lead: [5, 6], r: 1, mask: 'full', permuted: true, needInputGrad: true },
+    { dtype: 'bfloat16', lead: [4, 7], r: 8, mask: 'full', permuted: true, needInputGrad: false },
+    { dtype: 'float16', lead: [0, 5], r: 2, mask: 'none', permuted: false, needInputGrad: true },
+    { dtype: 'float32', lead: [0], r: 3, mask: 'row', permuted: false, needInputGrad: true },
+  ];
+  const [inF, outF] = [20, 18];
+  for (const c of cases) {
+    // a permuted input is x [lead[1], lead[0], in] seen as [lead[0], lead[1], in]
+    const x = pair(rng, c.permuted ? [c.lead[1], c.lead[0], inF] : [...c.lead, inF], c.dtype);
+    const input = (v: Tensor) => (c.permuted ? v.permute(1, 0, 2) : v);
+    const w = pair(rng, [outF, inF], c.dtype);
+    const bias = pair(rng, [outF], c.dtype);
+    const a = pair(rng, [c.r, inF], c.dtype);
+    const b = pair(rng, [outF, c.r], c.dtype);
+    const mask = c.mask === 'none' ? null : pair(rng, c.mask === 'row' ? [inF] : [...c.lead, inF], c.dtype, 0, 2);
+    const dy = pair(rng, [...c.lead, outF], c.dtype);
+    const what = `${c.dtype} lead ${JSON.stringify(c.lead)} r ${c.r}, mask ${c.mask}${c.permuted ? ', permuted x' : ''}`;
+    const run = (side: 'cpu' | 'gpu') => {
+      const opts = { dropoutMask: mask?.[side] };
+      const f = ig.loraLinearForward(input(x[side]), w[side], bias[side], a[side], b[side], 0.5, opts);
+      const g = ig.loraLinearBackward(dy[side], input(x[side]), w[side], a[side], b[side], f.xa, 0.5, { ...opts, needInputGrad: c.needInputGrad });
+      t.is(g.dx === null, !c.needInputGrad, what);
+      return [f.y, f.xa, g.da, g.db, ...(g.dx ? [g.dx] : [])];
+    };
+    const [cpu, gpu] = [run('cpu'), run('gpu')];
+    ['y', 'xa', 'da', 'db', 'dx'].slice(0, cpu.length).forEach((name, i) => same(t, gpu[i], cpu[i], `${name}: ${what}`, allowed(c.dtype)));
+  }
+  // the dropout mask drawn on the device: the CPU's for the same seed (the draws are the same on every device)
+  for (const dtype of ['float32', 'bfloat16', 'float64'] as DType[]) {
+    for (const p of [0, 0.3, 1]) {
+      ig.manualSeed(11);
+      const onDevice = ig.loraDropoutMask([33, 17], p, { dtype, device });
+      ig.manualSeed(11);
+      const onCpu = ig.loraDropoutMask([33, 17], p, { dtype });
+      t.is(onDevice.device, device === 'cuda' ? 'cuda:0' : device);
+      same(t, onDevice, onCpu, `loraDropoutMask ${dtype} p ${p}`, 0);
+    }
+  }
 });
 
 gpuTest('attention: forward, logsumexp and backward against the CPU (causal, mask, grouped-query heads, transposed views)', (t) => {
