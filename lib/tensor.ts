@@ -159,17 +159,27 @@ export class Tensor {
   }
 
   /**
-   * Copies `src` (broadcast to this tensor's shape, converted to its dtype, on the same device)
-   * into this tensor's memory, in place, and returns this: how new inputs reach the tensors a
-   * captured CUDA graph reads. A source sharing memory with this tensor is read in full before
-   * any element is written; a destination that holds an element more than once (a broadcast
-   * view) is ERR_ARG. Recorded by no autograd graph, so refused (ERR_GRAD) on a tensor that
-   * requires grad.
+   * Copies `src` (broadcast to this tensor's shape, converted to its dtype, moved from its
+   * device) into this tensor's memory, in place, and returns this: how new inputs reach the
+   * tensors a captured CUDA graph reads. A source sharing memory with this tensor is read in
+   * full before any element is written; a destination that holds an element more than once (a
+   * broadcast view) is ERR_ARG. Recorded by no autograd graph, so refused (ERR_GRAD) on a tensor
+   * that requires grad.
    */
   copy_(src: Tensor): this {
     if (!(src instanceof Tensor)) fail('ERR_ARG', 'copy_: expected a Tensor to copy from');
     if (this.requiresGrad) fail('ERR_GRAD', 'copy_: the tensor requires grad; copy into a tensor without autograd history (detach() it first)');
-    core.copyInto(this.handle('copy_'), src.handle('copy_'));
+    if (src.device === this.device) {
+      core.copyInto(this.handle('copy_'), src.handle('copy_'));
+      return this;
+    }
+    this.handle('copy_');
+    const moved = src.to(this.device);
+    try {
+      core.copyInto(this.handle('copy_'), moved.handle('copy_'));
+    } finally {
+      moved.dispose();
+    }
     return this;
   }
 

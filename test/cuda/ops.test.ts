@@ -342,6 +342,18 @@ gpuTest('elementwise edge cases: zero-size and 0-dim tensors, six-dim permuted v
     same(t, results[0][0], results[1][0], `copy_ ${from} -> ${to} into a transposed view`, [0, 0]);
     same(t, results[0][1], results[1][1], `copy_ ${from} -> ${to} broadcast into every other column`, [0, 0]);
   }
+  // copy_ across devices: a host source into a transposed device view, and back
+  {
+    const src = pair(rng, [8, 6], 'float32', -9, 9, true);
+    const onDevice = ig.zeros([6, 8], { dtype: 'bfloat16', device });
+    onDevice.mT.copy_(src.cpu);
+    const expected = ig.zeros([6, 8], { dtype: 'bfloat16' });
+    expected.mT.copy_(src.cpu);
+    same(t, onDevice, expected, 'copy_ from the host into a transposed device view', [0, 0]);
+    const back = ig.zeros([8, 6]);
+    back.copy_(src.gpu);
+    assertClose(t, back, refOf(src.cpu), [0, 0], 'copy_ from the device into host memory');
+  }
   // a source overlapping its destination is read in full before the (unordered) writes
   for (const dtype of ['float32', 'int64'] as DType[]) {
     const x = pair(rng, [64, 33], dtype, -9, 9, true, 'contiguous');

@@ -4,7 +4,8 @@
  * forward and backward (bfloat16 base weight, dropout mask, merge/unmerge; float64, a permuted
  * input, r = 1, an empty batch, the dropout mask drawn on the device), attention forward and
  * backward (causal, mask, grouped-query heads; the flash and the materialized kernels, head dims
- * 32, 64 and 128, lengths off the tiles, and the memory each keeps); a CUDA graph of a small LoRA model's training
+ * 32, 64 and 128, lengths off the tiles, strided views, and the memory each keeps); a CUDA graph
+ * of a small LoRA model's training
  * step replayed against the same steps run eagerly; memory back to its baseline after a
  * training loop. Skipped without a GPU; IGNIS_TEST_DEVICE=cpu runs the comparisons CPU against
  * CPU (the graph tests need a GPU).
@@ -214,21 +215,30 @@ function withAttention<T>(choice: 'flash' | 'materialized', fn: () => T): T {
   }
 }
 
-/** An additive mask [b, 1, lq, lk] in [-2, 0) with about a fifth of it -Infinity and query row 2 hidden entirely. */
-function hidingMask(rng: Rng, b: number, lq: number, lk: number, dtype: DType) {
-  const data = Float64Array.from({ length: b * lq * lk }, (_, i) =>
-    Math.floor(i / lk) % lq === 2 || rng.next() < 0.2 ? -Infinity : rng.uniform(-2, 0),
-  );
-  const wide = ig.tensor(data, { shape: [b, 1, lq, lk] });
-  const out = { cpu: wide.to(dtype), gpu: wide.to(dtype).to(device) };
+/**
+ * An additive mask [b, 1, lq, lk] in [-2, 0) with about a fifth of it -Infinity and query row 2
+ * hidden entirely; with `transposed`, a transpose(2, 3) view of a [b, 1, lk, lq] tensor.
+ */
+function hidingMask(rng: Rng, b: number, lq: number, lk: number, dtype: DType, transposed = false) {
+  const [rows, cols] = transposed ? [lk, lq] : [lq, lk];
+  const data = Float64Array.from({ length: b * lq * lk }, (_, i) => {
+    const query = transposed ? i % lq : Math.floor(i / lk) % lq;
+    return query === 2 || rng.next() < 0.2 ? -Infinity : rng.uniform(-2, 0);
+  });
+  const wide = ig.tensor(data, { shape: [b, 1, rows, cols] });
+  const view = (t: Tensor) => (transposed ? t.transpose(2, 3) : t);
+  const out = { cpu: view(wide.to(dtype)), gpu: view(wide.to(dtype).to(device)) };
   wide.dispose();
   return out;
 }
 
-gpuTest('attention: flash and materialized kernels against the CPU (head dims 32, 64, 128, Lq != Lk, lengths off the tiles)', (t) => {
+gpuTest('attention: flash and materialized kernels against the CPU (head dims 32, 64, 128, Lq != Lk, lengths off the tiles, strided views)', (t) => {
   const rng = new Rng(7);
-  const cases: { b: number; h: number; hkv: number; lq: number; lk: number; d: number; causal: boolean; mask: boolean }[] = [
+  const cases: { b: number; h: number; hkv: number; lq: number; lk: number; d: number; causal: boolean; mask: boolean; views?: boolean }[] = [
     { b: 1, h: 2, hkv: 2, lq: 70, lk: 70, d: 32, causal: true, mask: false },
+    // whole tiles of queries that see no key; column-major k and v, a transposed mask
+    { b: 2, h: 4, hkv: 2, lq: 200, lk: 37, d: 32, causal: true, mask: true, views: true },
+    { b: 1, h: 2, hkv: 1, lq: 45, lk: 90, d: 128, causal: true, mask: true, views: true },
     { b: 1, h: 1, hkv: 1, lq: 20, lk: 50, d: 32, causal: false, mask: false },
     { b: 2, h: 4, hkv: 2, lq: 33, lk: 100, d: 64, causal: true, mask: false }, // a KV cache: queries at the end
     { b: 1, h: 2, hkv: 1, lq: 100, lk: 37, d: 64, causal: true, mask: true }, // the first queries see no key
@@ -236,18 +246,19 @@ gpuTest('attention: flash and materialized kernels against the CPU (head dims 32
     { b: 2, h: 2, hkv: 1, lq: 1, lk: 77, d: 128, causal: true, mask: false }, // one decoded token
     { b: 1, h: 2, hkv: 2, lq: 129, lk: 129, d: 128, causal: true, mask: true },
   ];
-  for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+  for (const dtype of FLOATS) {
     for (const c of cases) {
-      // q as a transpose(1, 2) view of [B, L, H, D], as attention layers make it
+      // q as a transpose(1, 2) view of [B, L, H, D], as attention layers make it; with `views`,
+      // k and v as transpose(2, 3) views of [B, Hkv, D, Lk] (column-major matrices)
       const qBase = pair(rng, [c.b, c.lq, c.h, c.d], dtype);
-      const k = pair(rng, [c.b, c.hkv, c.lk, c.d], dtype);
-      const v = pair(rng, [c.b, c.hkv, c.lk, c.d], dtype);
-      const mask = c.mask ? hidingMask(rng, c.b, c.lq, c.lk, dtype) : null;
+      const k = pair(rng, c.views ? [c.b, c.hkv, c.d, c.lk] : [c.b, c.hkv, c.lk, c.d], dtype);
+      const v = pair(rng, c.views ? [c.b, c.hkv, c.d, c.lk] : [c.b, c.hkv, c.lk, c.d], dtype);
+      const mask = c.mask ? hidingMask(rng, c.b, c.lq, c.lk, dtype, c.views) : null;
       const dout = pair(rng, [c.b, c.h, c.lq, c.d], dtype);
       const run = (side: 'cpu' | 'gpu') => {
         const q = qBase[side].transpose(1, 2).detach().requiresGrad_();
-        const kk = k[side].clone().requiresGrad_();
-        const vv = v[side].clone().requiresGrad_();
+        const kk = (c.views ? k[side].transpose(2, 3).detach() : k[side].clone()).requiresGrad_();
+        const vv = (c.views ? v[side].transpose(2, 3).detach() : v[side].clone()).requiresGrad_();
         const out = ig.scaledDotProductAttention(q, kk, vv, { causal: c.causal, mask: mask?.[side] });
         out.backward(dout[side]);
         return [out, q.grad!, kk.grad!, vv.grad!];
