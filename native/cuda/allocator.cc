@@ -15,11 +15,7 @@ class CudaMemory : public RawDeviceMemory {
   void* malloc(size_t nbytes) override {
     use_device(device_);
     void* data = nullptr;
-    // cudaMalloc is refused while this thread captures a graph, unless relaxed for the call
-    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
-    cudaThreadExchangeStreamCaptureMode(&mode);
-    cudaError_t status = cudaMalloc(&data, nbytes);
-    cudaThreadExchangeStreamCaptureMode(&mode);
+    const cudaError_t status = relaxed_capture([&] { return cudaMalloc(&data, nbytes); });
     if (status == cudaErrorMemoryAllocation) {
       cudaGetLastError();  // not sticky: clear it, the caller retries or reports
       return nullptr;

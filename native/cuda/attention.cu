@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <set>
 #include <type_traits>
+#include <utility>
 #include "core/dtype.h"
 #include "cuda/copy.h"
 #include "cuda/loop.cuh"
@@ -619,13 +622,24 @@ __global__ void __launch_bounds__(kFlashThreads)
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Lets `kernel` use `shared` bytes of dynamic shared memory on `device` (past the 48 KB default),
+// once per kernel and device: the setting stays, and the first call may come during a capture.
+void allow_shared_memory(const void* kernel, size_t shared, int device) {
+  static std::mutex mutex;
+  static std::set<std::pair<const void*, int>> allowed;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (allowed.count({kernel, device})) return;
+  check(relaxed_capture([&] { return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)); }),
+        "cudaFuncSetAttribute");
+  allowed.insert({kernel, device});
+}
+
 // Launches kernel over `blocks` blocks of kFlashThreads with `shared` bytes of dynamic shared
-// memory (allowed past the 48 KB default first) on the current stream of `device`.
+// memory on the current stream of `device`.
 template <typename... Params, typename... Args>
 void flash_launch(void (*kernel)(Params...), int64_t blocks, size_t shared, int device, const char* name, Args&&... args) {
   if (blocks == 0) return;
-  check(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)),
-        "cudaFuncSetAttribute");
+  allow_shared_memory(reinterpret_cast<const void*>(kernel), shared, device);
   kernel<<<unsigned(blocks), kFlashThreads, shared, current_stream(device)>>>(std::forward<Args>(args)...);
   check_launch(name);
 }

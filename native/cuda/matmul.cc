@@ -75,16 +75,6 @@ const Cublas& api_locked() {
 constexpr size_t kWorkspaceBytes = size_t(32) << 20;
 std::map<cudaStream_t, void*> g_workspaces[kMaxDevices];
 
-// cublasCreate and cudaMalloc are refused while this thread captures a graph, unless relaxed.
-template <typename F>
-auto relaxed_capture(F&& f) {
-  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
-  cudaThreadExchangeStreamCaptureMode(&mode);
-  auto result = f();
-  cudaThreadExchangeStreamCaptureMode(&mode);
-  return result;
-}
-
 cublasHandle_t handle_locked(const Cublas& api, int device) {
   if (!g_handles[device]) check_cublas(relaxed_capture([&] { return api.create(&g_handles[device]); }), "cublasCreate");
   return g_handles[device];

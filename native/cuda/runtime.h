@@ -30,4 +30,15 @@ cudaStream_t current_stream(int device);
 // the stream numbers of ignis.cuda.currentStream are left as they were).
 cudaStream_t exchange_current_stream(int device, cudaStream_t stream);
 
+// f() with this thread's stream capture mode relaxed: calls such as cudaMalloc, cublasCreate
+// and cudaFuncSetAttribute are refused while the thread captures a graph, unless relaxed.
+template <typename F>
+auto relaxed_capture(F&& f) {
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  cudaThreadExchangeStreamCaptureMode(&mode);
+  auto result = f();
+  cudaThreadExchangeStreamCaptureMode(&mode);
+  return result;
+}
+
 }  // namespace ignis::cuda
