@@ -2,8 +2,9 @@
 # The one-shot GPU check (see GPU.md in the project's notes): on a machine with an NVIDIA GPU it
 #   1. prints nvidia-smi and the CUDA, cuBLAS and NCCL versions found,
 #   2. builds the addon with the CUDA backend, or verifies a given build,
-#   3. runs the test suite with CUDA available (the CUDA-vs-CPU tests included), saving the log,
-#   4. runs the GPU benchmarks against PyTorch on the same GPU, saving their JSON,
+#   3. runs the CUDA-vs-CPU tests (test/cuda), then NCCL's, saving the logs,
+#   4. runs the GPU benchmarks against PyTorch on the same GPU, saving their JSON, then the rest
+#      of the test suite with CUDA available, with the time left,
 #   5. ends with a table: each step, pass or fail, its figure and the ratio to PyTorch.
 # Everything goes under $OUT (default: ./gpu-check-out): gpu-check.log (all of the output),
 # summary.txt (the table, written even when a step failed or the script was interrupted), the
@@ -245,18 +246,28 @@ if [ "$ready" = 1 ]; then
   fi
 
   # --- 3. tests ------------------------------------------------------------------------------
-  section "tests"
-  if [ "$quick" = 1 ]; then
-    test_files=('test/cuda/*.test.ts' test/errors.test.ts test/ops/elementwise.test.ts test/ops/matmul.test.ts)
+  # run_tests NAME CAP LOG FILES...: one ava run (at most CAP seconds), its log under $OUT, a row.
+  run_tests() {
+    local name=$1 cap=$2 log=$3 rc start=$SECONDS
+    shift 3
+    limited "$cap" node node_modules/ava/entrypoints/cli.mjs "$@" >"$OUT/$log" 2>&1
+    rc=$?
+    tail -n 25 "$OUT/$log"
+    local summary
+    summary=$(ava_summary "$OUT/$log" "$start")
+    if [ "$rc" = 0 ]; then record "$name" pass "$summary" ""; else record "$name" fail "$summary (exit $rc)$(timed_out "$rc")" ""; fi
+  }
+  # The CUDA-vs-CPU tests first: what only a GPU can tell (with --cpu they compare the CPU with
+  # itself, which checks the tests). The rest of the suite runs last, with the time left.
+  section "CUDA tests"
+  mapfile -t cuda_tests < <(find test/cuda -name '*.test.ts' ! -name nccl.test.ts | sort)
+  if [ "$mode" = cuda ]; then
+    run_tests "CUDA tests" 150 cuda-tests.log "${cuda_tests[@]}"
   else
-    test_files=()
+    export IGNIS_TEST_DEVICE=cpu
+    run_tests "CUDA tests (CPU against CPU)" 150 cuda-tests.log "${cuda_tests[@]}"
+    unset IGNIS_TEST_DEVICE
   fi
-  start=$SECONDS
-  limited 170 node node_modules/ava/entrypoints/cli.mjs ${test_files[@]+"${test_files[@]}"} >"$OUT/tests.log" 2>&1
-  test_rc=$?
-  tail -n 25 "$OUT/tests.log"
-  summary=$(ava_summary "$OUT/tests.log" "$start")
-  if [ "$test_rc" = 0 ]; then record "tests" pass "$summary" ""; else record "tests" fail "$summary (exit $test_rc)$(timed_out "$test_rc")" ""; fi
 
   # NCCL: the version found, and its tests on their own (every collective and dtype on one GPU;
   # two ranks, and a killed rank, where there are two GPUs).
@@ -341,6 +352,14 @@ if [ "$ready" = 1 ]; then
     bench_rows lora lora 55
     bench_rows finetune finetune 70
   fi
+
+  section "tests"
+  if [ "$quick" = 1 ]; then
+    other_tests=(test/errors.test.ts test/ops/elementwise.test.ts test/ops/matmul.test.ts)
+  else
+    mapfile -t other_tests < <(find test -name '*.test.ts' ! -path 'test/cuda/*' | sort)
+  fi
+  run_tests "tests" 170 tests.log "${other_tests[@]}"
 fi
 
 # --- 5. the table (written by the exit trap) -----------------------------------------------
