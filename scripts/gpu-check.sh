@@ -78,7 +78,7 @@ section() { printf '\n=== %s\n' "$1"; }
 summary() {
   section "summary"
   {
-    printf '%-44s %-6s %-44s %s\n' step status figure "vs PyTorch"
+    printf '%-44s %-6s %-44s %s\n' step status figure "speed vs PyTorch"
     for row in "${rows[@]}"; do
       IFS='|' read -r step status figure ratio <<<"$row"
       printf '%-44s %-6s %-44s %s\n' "$step" "$status" "$figure" "$ratio"
@@ -306,7 +306,8 @@ if [ "$ready" = 1 ]; then
         for (const row of r.rows) {
           const key = Object.keys(row).find((k) => k.startsWith("ignis ") && k !== "ignis/torch");
           const unit = key.replace("ignis ", "");
-          const ratio = row["ignis/torch"];
+          // as a speed ratio (above 1: ignis is faster), whether the figure is a rate or a time
+          const ratio = row["ignis/torch"] === undefined ? undefined : unit === "ms" ? 1 / row["ignis/torch"] : row["ignis/torch"];
           const figure = row[key] >= 100 ? row[key].toFixed(0) : row[key].toFixed(2);
           console.log(`${script} ${row.case ?? row.step}|${figure} ${unit}|${ratio === undefined ? "no PyTorch" : ratio.toFixed(2) + "x PyTorch"}`);
         }' "$(readlink -f "$result")" "$script")
@@ -346,6 +347,7 @@ if [ "$ready" = 1 ]; then
     bench_rows matmul matmul-cuda 55
     bench_rows lora lora-cuda 55
     bench_rows finetune-cuda finetune-cuda 70
+    bench_rows attention attention-cuda 40
     collective_rows
   else
     bench_rows matmul matmul 55
