@@ -49,7 +49,9 @@ export interface RotaryForwardOptions {
  * j + dim / 2 ({@link rotateHalf}). Everything is computed in float32 with HF's roundings, then
  * converted to the requested dtype. The tables are cached per position (non-persistent buffers
  * `cos_cached` and `sin_cached`, grown on demand) on the positions' device: `Module.to` moves
- * them, and positions on another device rebuild them there.
+ * them, and positions on another device rebuild them there. Tables outgrown on a CUDA device are
+ * kept while the module lives (a captured CUDA graph may still read them; the smaller ones add
+ * up to less than the current tables).
  */
 export class RotaryEmbedding extends Module {
   readonly dim: number;
@@ -58,6 +60,8 @@ export class RotaryEmbedding extends Module {
   readonly invFreq: Float32Array;
   /** Rows cached in the tables. */
   #length = 0;
+  /** Tables replaced on a CUDA device: kept, as a captured CUDA graph may still read them. */
+  readonly #replaced: Tensor[] = [];
 
   constructor(dim: number, opts: RotaryOptions = {}) {
     super();
@@ -114,7 +118,10 @@ export class RotaryEmbedding extends Module {
     const old = [holder.cos_cached, holder.sin_cached];
     this.registerBuffer('cos_cached', tensor(cosData, { shape: [rows, dim], device }), { persistent: false });
     this.registerBuffer('sin_cached', tensor(sinData, { shape: [rows, dim], device }), { persistent: false });
-    for (const t of old) t?.dispose();
+    for (const t of old) {
+      if (t !== null && t.device !== 'cpu') this.#replaced.push(t);
+      else t?.dispose();
+    }
     this.#length = rows;
   }
 
