@@ -403,7 +403,8 @@ export class CudaGraph<T = unknown> {
  * allocator warm up then). Each replay reads the optimizers' current learning rate (so an
  * schedule stepped between replays applies), AdamW's bias corrections advance with
  * each replay, and random ops (dropout) draw fresh numbers from the global generator at each
- * replay, exactly as the eager step would from the same generator state; other optimizer
+ * replay, exactly as the eager step would from the same generator state (the capture itself
+ * draws nothing and leaves the generator as it was); other optimizer
  * options are fixed at capture. Anything that waits for the device
  * or moves data to or from the host (`.data()`, `.item()`, `.to('cpu')`, clipGradNorm's norm,
  * synchronize) raises ERR_CUDA naming the op during the capture (clip with

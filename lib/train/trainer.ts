@@ -316,8 +316,9 @@ export class Trainer {
 
   /**
    * A step of fixed shapes (cudaGraph): the micro-batches are copied into the static inputs,
-   * then the step runs eagerly, is captured, or is replayed. A micro-batch without examples
-   * gets a two-token batch weighted 0 (an all-ignored batch would make the mean loss 0/0).
+   * then the step runs eagerly, is captured, or is replayed. A micro-batch without learned
+   * tokens (no examples, or only ignored labels) gets a two-token batch weighted 0: its own mean
+   * loss would be 0/0, whose NaN a weight of 0 does not cancel (the eager step skips it).
    */
   #staticStep(batches: Example[][]): Omit<StepResult, 'step' | 'lr'> {
     const s = (this.#static ??= this.#makeStaticStep());
@@ -325,18 +326,27 @@ export class Trainer {
     const counts: number[] = [];
     batches.forEach((examples, k) => {
       const shape = { rows: this.batchSize, length: this.#staticLength };
-      const batch = collate(examples.length ? examples : [this.#idleExample()], this.#padId, shape);
+      let batch = collate(examples.length ? examples : [this.#idleExample()], this.#padId, shape);
+      const learned = examples.length ? batch.tokens : 0;
       try {
+        if (learned === 0 && examples.length) {
+          batch.inputIds.dispose();
+          batch.labels.dispose();
+          batch = collate([this.#idleExample()], this.#padId, shape);
+        }
         s.inputIds[k].copy_(batch.inputIds);
         s.labels[k].copy_(batch.labels);
       } finally {
         batch.inputIds.dispose();
         batch.labels.dispose();
       }
-      counts.push(examples.length ? batch.tokens : 0);
-      tokens += counts[k];
+      counts.push(learned);
+      tokens += learned;
     });
-    tidy(() => s.weights.copy_(tensor(counts.map((n) => (tokens ? n / tokens : 0)), { dtype: s.weights.dtype })));
+    const inputTokens = this.gradAccum * this.batchSize * this.#staticLength;
+    // nothing to learn: no update, as the eager step (whose params then have no grad)
+    if (tokens === 0) return { loss: NaN, tokens, inputTokens, gradNorm: Number.isFinite(this.#maxGradNorm) ? 0 : NaN };
+    tidy(() => s.weights.copy_(tensor(counts.map((n) => n / tokens), { dtype: s.weights.dtype })));
     let output: StaticStepOutput;
     if (!s.warm) {
       output = this.#forwardBackwardStep(s);
@@ -346,13 +356,13 @@ export class Trainer {
       s.graph.replay();
       output = s.graph.output;
     }
-    const loss = tokens ? output.loss.item() : NaN;
+    const loss = output.loss.item();
     const gradNorm = output.gradNorm?.item() ?? NaN;
     if (s.graph === null) {
       output.loss.dispose();
       output.gradNorm?.dispose();
     }
-    return { loss, tokens, inputTokens: this.gradAccum * this.batchSize * this.#staticLength, gradNorm };
+    return { loss, tokens, inputTokens, gradNorm };
   }
 
   /** The captured work: every micro-batch's weighted forward and backward, clipping, the update. */

@@ -28,7 +28,6 @@ struct Graph {
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
   cudaGraphNode_t first = nullptr;  // begin_replay's node
-  cudaKernelNodeParams first_params{};
 };
 
 // The graph each device is capturing, if any.
@@ -65,6 +64,14 @@ void stop_capture(Graph* g) noexcept {
   if (g_capturing[g->device].load() != g) return;
   g_capturing[g->device].store(nullptr);
   exchange_current_stream(g->device, g->previous);
+}
+
+// The generator put back where the capture found it: the captured random ops drew nothing (the
+// replays take their blocks), so that the first replay draws what the eager step would have
+// drawn in place of the capture. Left alone when reseeded during the capture.
+void rewind_rng(const Graph* g) noexcept {
+  const RngState rng = rng_state();
+  if (rng.seed == g->rng_start.seed && rng.offset >= g->rng_start.offset) set_rng_state(g->rng_start);
 }
 
 // Everything a graph owns, released (safe on a partly built one).
@@ -173,6 +180,7 @@ void graph_end(void* handle) {
   const RngState rng = rng_state();
   const bool reseeded = rng.seed != g->rng_start.seed || rng.offset < g->rng_start.offset;
   g->rng_blocks = rng.offset - g->rng_start.offset;
+  rewind_rng(g);
   cudaError_t status = cudaStreamEndCapture(g->stream, &g->graph);
   if (status == cudaSuccess) status = cudaGraphInstantiate(&g->exec, g->graph, 0);
   if (status != cudaSuccess) {
@@ -181,7 +189,6 @@ void graph_end(void* handle) {
          "); an op in the function cannot be captured");
   }
   g->first = first_node(g->graph);
-  check(cudaGraphKernelNodeGetParams(g->first, &g->first_params), "cudaGraphKernelNodeGetParams");
   if (reseeded)
     fail(ERR_CUDA, "cuda.graph: the random generator was reseeded during the capture (the captured random ops would not "
          "know which state to draw from); seed before capturing");
@@ -189,6 +196,7 @@ void graph_end(void* handle) {
 
 void graph_abort(void* handle) noexcept {
   Graph* g = static_cast<Graph*>(handle);
+  if (g_capturing[g->device].load() == g) rewind_rng(g);
   stop_capture(g);
   cudaGraph_t partial = nullptr;
   cudaStreamCaptureStatus state = cudaStreamCaptureStatusNone;
@@ -211,7 +219,13 @@ void graph_replay(void* handle, const std::vector<double>& scalars) {
   values.rng[1] = rng.offset;
   std::copy(scalars.begin(), scalars.end(), values.scalars);
   void* arguments[] = {&g->replays, &g->inputs, &values};
-  cudaKernelNodeParams params = g->first_params;
+  // the node's launch as begin_replay was captured, with these arguments (not read back from the
+  // node: cudaGraphKernelNodeGetParams may give a func the runtime does not take back)
+  cudaKernelNodeParams params{};
+  params.func = reinterpret_cast<void*>(begin_replay);
+  params.gridDim = dim3(1);
+  params.blockDim = dim3(1);
+  params.sharedMemBytes = 0;
   params.kernelParams = arguments;
   params.extra = nullptr;
   check(cudaGraphExecKernelNodeSetParams(g->exec, g->first, &params), "cudaGraphExecKernelNodeSetParams");

@@ -22,7 +22,8 @@ const int64_t* replay_counter(int device);
 // global generator as it is when the replay is launched (which the launch then advances by the
 // blocks the capture took, as the eager ops would), and a captured op that took its blocks at generator offset o draws from the state's
 // offset + (o - start). Each replay thus draws fresh numbers, the same as the eager step would
-// from the same generator state. Else {nullptr, 0}.
+// from the same generator state. The capture itself leaves the generator as it found it (its ops
+// draw nothing). Else {nullptr, 0}.
 struct CapturedRng {
   const uint64_t* state;
   uint64_t start;

@@ -272,6 +272,7 @@ class NcclGroup : public dist::ProcessGroup {
     void fail_all(const char* code, const std::string& message);
     std::string gone_ranks();
     void release(Pending& p);
+    void hold_until_done(std::vector<TensorPtr> keep) noexcept;
     ~State();
   };
 
@@ -434,6 +435,31 @@ void NcclGroup::State::release(Pending& p) {
   p.keep.clear();
   std::lock_guard<std::mutex> lock(mutex);
   free_events.push_back(p.done);
+}
+
+// Keeps `keep` referenced until what the comm stream has queued so far is done (the watchdog then
+// lets the tensors go, as for a failed work), or for good when that cannot be known.
+void NcclGroup::State::hold_until_done(std::vector<TensorPtr> keep) noexcept {
+  Pending p;
+  p.keep = std::move(keep);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!free_events.empty()) {
+      p.done = free_events.back();
+      free_events.pop_back();
+    }
+  }
+  if (!p.done && cudaEventCreateWithFlags(&p.done, cudaEventDisableTiming) != cudaSuccess) p.done = nullptr;
+  if (!p.done || cudaEventRecord(p.done, comm_stream) != cudaSuccess) {
+    cudaGetLastError();
+    new std::vector<TensorPtr>(std::move(p.keep));  // kept on purpose
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    aborted_works.push_back(std::move(p));
+  }
+  cv.notify_one();
 }
 
 void NcclGroup::State::check_pending() {
@@ -678,6 +704,9 @@ std::shared_ptr<Work> NcclGroup::run(Issue& issue, size_t count,
     message += s.who;
     s.abort_comm();
     s.fail_all(code, message);
+    // NCCL may have queued part of the operation before it failed: its tensors stay until the
+    // comm stream is past it (the aborted kernels stop), not handed back to the allocator now
+    s.hold_until_done(std::move(keep));
     fail(code, message);
   }
   if (after) {

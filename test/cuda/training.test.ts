@@ -354,6 +354,12 @@ graphTest('a captured training step replayed equals the same steps run eagerly',
 graphTest('random ops in a graph draw from the generator as it is at each replay', (t) => {
   ig.manualSeed(3);
   const g = ig.cuda.graph(() => ig.rand([1000], { device }));
+  t.is(ig.getRngState().offset, 0n, 'the capture draws nothing: the generator is as it was');
+  assertCode(t, () => ig.cuda.graph(() => {
+    ig.rand([1000], { device });
+    ig.cuda.synchronize();
+  }), 'ERR_CUDA', /captured/);
+  t.is(ig.getRngState().offset, 0n, 'nor does a capture that failed');
   const eager = (draws: number) => {
     ig.manualSeed(5);
     let last: number[] = [];
