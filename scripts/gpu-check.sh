@@ -17,8 +17,9 @@
 #   scripts/gpu-check.sh --cpu      the same steps with the CPU backend (CI runs it: no GPU there)
 #   scripts/gpu-check.sh --quick    smaller tests and benchmarks (with --cpu: under a minute)
 #   scripts/gpu-check.sh --pack     prepares .gpu/ here for a GPU machine without Node or network
-#                                   (about 30 MB): node.xz, node_modules.tar.xz, dist.tar.xz and
+#                                   (about 50 MB): node.xz, node_modules.tar.xz, dist.tar.xz,
 #                                   ignis.node.xz (from build-cuda/: `npm run build:cuda` first)
+#                                   and libs.tar.xz (the addon's libraries: OpenBLAS, Gloo, ...)
 #
 # What it uses on the GPU machine, in order: the addon named by IGNIS_ADDON, else .gpu/ignis.node.xz,
 # else build-cuda/Release/ignis.node, else a build with `npm run build:cuda` (nvcc, CMake and
@@ -52,10 +53,18 @@ if [ "$pack" = 1 ]; then
   [ -f build-cuda/Release/ignis.node ] || { echo "gpu-check --pack: build first with npm run build:cuda" >&2; exit 1; }
   [ -f dist/lib/index.js ] || tool typescript/bin/tsc -p .
   xz -T0 -6 -c build-cuda/Release/ignis.node >.gpu/ignis.node.xz.tmp && mv .gpu/ignis.node.xz.tmp .gpu/ignis.node.xz
-  xz -T0 -6 -c "$(command -v node)" >.gpu/node.xz.tmp && mv .gpu/node.xz.tmp .gpu/node.xz
+  # stripped: the symbols are most of Node's binary
+  strip -o .gpu/node.tmp "$(command -v node)" && xz -T0 -6 -c .gpu/node.tmp >.gpu/node.xz.tmp && rm .gpu/node.tmp &&
+    mv .gpu/node.xz.tmp .gpu/node.xz
   tar -C "$(readlink -f node_modules)/.." -cJhf .gpu/node_modules.tar.xz.tmp --exclude=node_modules/typescript node_modules &&
     mv .gpu/node_modules.tar.xz.tmp .gpu/node_modules.tar.xz
   tar -cJf .gpu/dist.tar.xz.tmp dist && mv .gpu/dist.tar.xz.tmp .gpu/dist.tar.xz
+  # the addon's libraries a GPU machine may lack (OpenBLAS, Gloo and theirs); there, only the ones
+  # it lacks are put on LD_LIBRARY_PATH
+  rm -rf .gpu/libs.tmp && mkdir -p .gpu/libs.tmp
+  ldd build-cuda/Release/ignis.node | awk '$2 == "=>" && $3 ~ /^\// {print $3}' |
+    grep -Ev '/lib(c|m|dl|rt|pthread|stdc\+\+|gcc_s)\.so' | xargs -r cp -L -t .gpu/libs.tmp
+  tar -C .gpu/libs.tmp -cJf .gpu/libs.tar.xz.tmp . && mv .gpu/libs.tar.xz.tmp .gpu/libs.tar.xz && rm -rf .gpu/libs.tmp
   du -ch .gpu/* | tail -n 1
   exit 0
 fi
@@ -204,6 +213,19 @@ else
   else
     tail -n 30 "$OUT/build.log"
   fi
+fi
+# the libraries the addon needs and this machine lacks, from .gpu/libs.tar.xz (only those: the
+# others stay the system's)
+if [ -n "$addon" ] && [ -f .gpu/libs.tar.xz ] && ldd "$addon" | grep -q 'not found'; then
+  rm -rf .gpu/libs .gpu/lib && mkdir -p .gpu/libs .gpu/lib && tar -C .gpu/libs -xJf .gpu/libs.tar.xz
+  export LD_LIBRARY_PATH="$root/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  for _ in 1 2 3 4 5; do
+    missing=$(ldd "$addon" | awk '/not found/ {print $1}' | sort -u)
+    [ -z "$missing" ] && break
+    for lib in $missing; do [ -f ".gpu/libs/$lib" ] && cp ".gpu/libs/$lib" .gpu/lib/; done
+  done
+  echo "libraries brought along: $(ls .gpu/lib | tr '\n' ' ')"
+  ldd "$addon" | grep 'not found' || true
 fi
 export IGNIS_ADDON=${addon:+$(readlink -f "$addon")}
 status_js='const ig = require("."); const s = { built: ig.cuda.isBuilt(), available: ig.cuda.isAvailable(),
