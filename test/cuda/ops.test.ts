@@ -790,3 +790,32 @@ gpuTest('joins and splits on the device: cat, stack, split, chunk, contiguous co
   assertCode(t, () => ig.embedding(ig.randint(0, 4, [3]), x), 'ERR_DEVICE');
   assertCode(t, () => ig.layerNorm(x, [6], ig.ones([6])), 'ERR_DEVICE');
 });
+
+gpuTest('sizes just below, at and above the chunk and tile boundaries of the reductions, norms and embedding backward', (t) => {
+  const rng = new Rng(17);
+  // few long rows: cut into chunks of 8192 from 32768 elements on
+  for (const n of [32767, 32768, 32769]) {
+    const x = pair(rng, [2, n], 'float32', 0, 1, false, 'contiguous');
+    for (const [name, op] of REDUCTIONS) same(t, op(x.gpu, [1], false), op(x.cpu, [1], false), `${name} [2, ${n}] dim 1`, opTolerance('float32'));
+  }
+  // few long columns: cut into chunks of 512 from 2048 rows on
+  for (const rows of [2047, 2048, 2049]) {
+    const x = pair(rng, [rows, 33], 'float32', 0, 1, false, 'contiguous');
+    for (const [name, op] of REDUCTIONS) same(t, op(x.gpu, [0], false), op(x.cpu, [0], false), `${name} [${rows}, 33] dim 0`, opTolerance('float32'));
+    const [w, b] = [pair(rng, [33], 'float32'), pair(rng, [33], 'float32')];
+    compareWithGrads(t, rng, ([v, wt, bs]) => ig.layerNorm(v, [33], wt, bs), [x, w, b], `layerNorm [${rows}, 33]`);
+  }
+  // embedding backward: one row past a tile (32 rows of 256 float32 columns), one column past a
+  // column tile, one index past a batch of 256
+  for (const [rows, dim, n] of [[33, 257, 257], [32, 256, 256], [17, 33, 255]]) {
+    const values = refFromFn([n], () => rng.int(0, rows - 1));
+    const indices = [makeTensor(values, 'int64', 'contiguous', device).t, makeTensor(values, 'int64', 'contiguous').t];
+    const g = pair(rng, [n, dim], 'float32', -1, 1, false, 'contiguous');
+    const grads = [0, 1].map((side) => {
+      const leaf = (side === 0 ? ig.zeros([rows, dim], { device }) : ig.zeros([rows, dim])).requiresGrad_();
+      ig.embedding(indices[side], leaf).backward(side === 0 ? g.gpu : g.cpu);
+      return leaf.grad!;
+    });
+    same(t, grads[0], grads[1], `embedding backward [${rows}, ${dim}] ${n} indices`, [0, 0]);
+  }
+});
