@@ -32,8 +32,11 @@ function benchCuda() {
     const [q, k, v] = [0, 1, 2].map(() => ig.randn([c.B, c.H, c.L, c.D], opts).requiresGrad_());
     const dout = ig.randn([c.B, c.H, c.L, c.D], opts);
     const step = () => {
-      for (const t of [q, k, v]) t.grad = null;
-      ig.scaledDotProductAttention(q, k, v, { causal: true }).backward(dout);
+      for (const t of [q, k, v]) {
+        t.grad?.dispose();
+        t.grad = null;
+      }
+      ig.tidy(() => ig.scaledDotProductAttention(q, k, v, { causal: true }).backward(dout));
     };
     process.env.IGNIS_CUDA_ATTENTION = choice;
     try {

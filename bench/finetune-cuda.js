@@ -48,7 +48,8 @@ function timeTrainer(cudaGraph) {
     const inputIds = ids();
     return { inputIds, labels: inputIds };
   });
-  const trainer = new Trainer({ model, train, padId: 0, batchSize: batch, totalSteps: reps + 3, lr: 1e-3, cudaGraph });
+  // totalSteps: more than timeCuda runs (warm-up, calibration, samples)
+  const trainer = new Trainer({ model, train, padId: 0, batchSize: batch, totalSteps: 1000, lr: 1e-3, cudaGraph });
   const seconds = timeCuda(ig, () => trainer.trainStep(), { reps, warmup: 3, minSampleMs: 0 }).median;
   trainer.dispose();
   model.dispose();

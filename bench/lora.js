@@ -41,8 +41,11 @@ function benchCuda() {
     const b = ig.mul(ig.randn([c.out, c.r], cuda), 0.01).requiresGrad_();
     const dy = ig.randn([c.n, c.out], { ...cuda, dtype: 'bfloat16' });
     const step = () => {
-      for (const t of [x, a, b]) t.grad = null;
-      ig.autocast('bfloat16', () => ig.loraLinear(x, w, null, a, b, s)).backward(dy);
+      for (const t of [x, a, b]) {
+        t.grad?.dispose();
+        t.grad = null;
+      }
+      ig.tidy(() => ig.autocast('bfloat16', () => ig.loraLinear(x, w, null, a, b, s)).backward(dy));
     };
     const seconds = timeCuda(ig, step).median;
     for (const t of [x, w, a, b, dy]) t.dispose();

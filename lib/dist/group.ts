@@ -222,6 +222,11 @@ export function localRank(): number {
   return group('dist.localRank').env.localRank;
 }
 
+/** The number of processes of the group on this node (`LOCAL_WORLD_SIZE`). */
+export function localWorldSize(): number {
+  return group('dist.localWorldSize').env.localWorldSize;
+}
+
 /**
  * Leaves the process group: operations still queued or running fail with ERR_DIST, the
  * connections close, and on rank 0 the store stops (when rank 0 serves it, the other ranks should

@@ -3,7 +3,7 @@
  * frozen weights.
  * @packageDocumentation
  */
-export { init, destroy, isInitialized, rank, worldSize, localRank, backend, ncclVersion } from './group';
+export { init, destroy, isInitialized, rank, worldSize, localRank, localWorldSize, backend, ncclVersion } from './group';
 export type { Backend, InitOptions } from './group';
 export { allReduce, allGather, reduceScatter, broadcast, barrier, send, recv } from './collectives';
 export type { ReduceOp, CollectiveOptions, AllGatherOptions, ReduceScatterOptions } from './collectives';
