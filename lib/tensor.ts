@@ -173,7 +173,7 @@ export class Tensor {
       core.copyInto(this.handle('copy_'), src.handle('copy_'));
       return this;
     }
-    this.handle('copy_');
+    this.handle('copy_');  // a disposed destination fails before the transfer
     const moved = src.to(this.device);
     try {
       core.copyInto(this.handle('copy_'), moved.handle('copy_'));

@@ -324,16 +324,16 @@ export class Trainer {
     const s = (this.#static ??= this.#makeStaticStep());
     let tokens = 0;
     const counts: number[] = [];
+    const shape = { rows: this.batchSize, length: this.#staticLength };
     batches.forEach((examples, k) => {
-      const shape = { rows: this.batchSize, length: this.#staticLength };
-      let batch = collate(examples.length ? examples : [this.#idleExample()], this.#padId, shape);
-      const learned = examples.length ? batch.tokens : 0;
+      let batch = examples.length ? collate(examples, this.#padId, shape) : null;
+      const learned = batch?.tokens ?? 0;
+      if (batch === null || learned === 0) {
+        batch?.inputIds.dispose();
+        batch?.labels.dispose();
+        batch = collate([this.#idleExample()], this.#padId, shape);
+      }
       try {
-        if (learned === 0 && examples.length) {
-          batch.inputIds.dispose();
-          batch.labels.dispose();
-          batch = collate([this.#idleExample()], this.#padId, shape);
-        }
         s.inputIds[k].copy_(batch.inputIds);
         s.labels[k].copy_(batch.labels);
       } finally {

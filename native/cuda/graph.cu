@@ -68,10 +68,12 @@ void stop_capture(Graph* g) noexcept {
 
 // The generator put back where the capture found it: the captured random ops drew nothing (the
 // replays take their blocks), so that the first replay draws what the eager step would have
-// drawn in place of the capture. Left alone when reseeded during the capture.
-void rewind_rng(const Graph* g) noexcept {
+// drawn in place of the capture. Left alone, and false, when reseeded during the capture.
+bool rewind_rng(const Graph* g) noexcept {
   const RngState rng = rng_state();
-  if (rng.seed == g->rng_start.seed && rng.offset >= g->rng_start.offset) set_rng_state(g->rng_start);
+  const bool same_stream = rng.seed == g->rng_start.seed && rng.offset >= g->rng_start.offset;
+  if (same_stream) set_rng_state(g->rng_start);
+  return same_stream;
 }
 
 // Everything a graph owns, released (safe on a partly built one).
@@ -177,10 +179,8 @@ void* graph_begin(int device) {
 void graph_end(void* handle) {
   Graph* g = static_cast<Graph*>(handle);
   stop_capture(g);
-  const RngState rng = rng_state();
-  const bool reseeded = rng.seed != g->rng_start.seed || rng.offset < g->rng_start.offset;
-  g->rng_blocks = rng.offset - g->rng_start.offset;
-  rewind_rng(g);
+  g->rng_blocks = rng_state().offset - g->rng_start.offset;
+  const bool reseeded = !rewind_rng(g);
   cudaError_t status = cudaStreamEndCapture(g->stream, &g->graph);
   if (status == cudaSuccess) status = cudaGraphInstantiate(&g->exec, g->graph, 0);
   if (status != cudaSuccess) {
