@@ -2,7 +2,7 @@ import test from 'ava';
 import * as ig from '../../lib';
 import { Tensor } from '../../lib';
 import { assertCode } from '../helpers';
-import { alive, launch, linesWith, until, worker, world } from './helpers';
+import { alive, killLastOfThree, launch, linesWith, worker } from './helpers';
 
 const { dist } = ig;
 const DDP = worker('ddp');
@@ -40,13 +40,8 @@ for (const n of [2, 3]) {
 }
 
 test.serial('a rank killed mid-training: the others fail within the timeout naming it, and no process is left', async (t) => {
-  const { ranks, store } = world(3, DDP, ['loop', '100000'], () => ({ TIMEOUT_MS: '8000' }));
-  await until(() => ranks.every((p) => /step 3\n/.test(p.stdout())));
-  const killedAt = Date.now();
-  ranks[2].child.kill('SIGKILL');
-  const [a, b] = await Promise.all([ranks[0].done, ranks[1].done]);
-  store.close();
-  for (const r of [a, b]) {
+  const { survivors, killedAt, ranks } = await killLastOfThree(DDP, /step 3\n/);
+  for (const r of survivors) {
     t.is(r.code, 1, r.stderr);
     t.regex(r.stderr, /error ERR_(TIMEOUT|DIST) allReduce #\d+ \(float64 \[\d+\], avg\): .*rank 2/, r.stderr);
   }

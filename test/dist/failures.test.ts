@@ -1,5 +1,5 @@
 import test from 'ava';
-import { alive, launch, linesWith, start, until, worker, world } from './helpers';
+import { alive, killLastOfThree, launch, linesWith, start, until, worker, world } from './helpers';
 
 const FAULTS = worker('faults');
 
@@ -8,13 +8,8 @@ function pids(stdout: string): number[] {
 }
 
 test('a killed rank: the others fail within the timeout naming it, and no process is left', async (t) => {
-  const { ranks, store } = world(3, FAULTS, ['loop', '100000'], () => ({ TIMEOUT_MS: '8000' }));
-  await until(() => ranks.every((p) => /step 3/.test(p.stdout())));
-  const killedAt = Date.now();
-  ranks[2].child.kill('SIGKILL');
-  const [a, b] = await Promise.all([ranks[0].done, ranks[1].done]);
-  store.close();
-  for (const r of [a, b]) {
+  const { survivors, killedAt, ranks } = await killLastOfThree(FAULTS, /step 3/);
+  for (const r of survivors) {
     t.is(r.code, 1, r.stderr);
     t.regex(r.stderr, /error ERR_(TIMEOUT|DIST) allReduce #\d+ \(float32 \[1024\], sum\): .*rank 2 is gone/, r.stderr);
     t.regex(r.stderr, /next ERR_DIST .*unusable after an earlier failure/);

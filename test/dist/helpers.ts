@@ -77,6 +77,21 @@ export function world(n: number, script: string, scriptArgs: string[] = [], envF
   return { ranks, store };
 }
 
+/**
+ * A world of 3 ranks of `script loop 100000` with an 8 s collective timeout, whose rank 2 is
+ * killed (SIGKILL) once every rank printed `ready`. Resolves when the two others have exited
+ * (the store then closed), with their results, the time of the kill and the ranks.
+ */
+export async function killLastOfThree(script: string, ready: RegExp) {
+  const { ranks, store } = world(3, script, ['loop', '100000'], () => ({ TIMEOUT_MS: '8000' }));
+  await until(() => ranks.every((p) => ready.test(p.stdout())));
+  const killedAt = Date.now();
+  ranks[2].child.kill('SIGKILL');
+  const survivors = await Promise.all([ranks[0].done, ranks[1].done]);
+  store.close();
+  return { survivors, killedAt, ranks };
+}
+
 /** Whether a process with this pid still runs. */
 export function alive(pid: number): boolean {
   try {
