@@ -33,7 +33,10 @@ function benchCuda() {
     ? { name: 'x [2048, 1024], W [1024, 1024] bf16, r 16', n: 2048, in: 1024, out: 1024, r: 16 }
     : { name: 'x [8192, 4096], W [4096, 4096] bf16, r 16', n: 8192, in: 4096, out: 4096, r: 16 };
   const s = ig.loraScaling(alpha, c.r);
-  const timeIgnis = () => {
+  // splitK: IGNIS_CUDA_SPLIT_K for this timing ('off' shows what splitting the adapters' long-k
+  // gradient products along k saves)
+  const timeIgnis = (splitK) => {
+    process.env.IGNIS_CUDA_SPLIT_K = splitK;
     const cuda = { device: 'cuda' };
     const x = ig.randn([c.n, c.in], { ...cuda, dtype: 'bfloat16' }).requiresGrad_();
     const w = ig.mul(ig.randn([c.out, c.in], cuda), 1 / Math.sqrt(c.in)).to('bfloat16');
@@ -49,19 +52,22 @@ function benchCuda() {
     };
     const seconds = timeCuda(ig, step).median;
     for (const t of [x, w, a, b, dy]) t.dispose();
+    delete process.env.IGNIS_CUDA_SPLIT_K;
     return seconds;
   };
   const rounds = quick ? 1 : 3;
-  const seconds = { ignis: [], torch: [] };
+  const seconds = { ignis: [], unsplit: [], torch: [] };
   let torch;
   for (let r = 0; r < rounds; r++) {
-    seconds.ignis.push(timeIgnis());
+    seconds.ignis.push(timeIgnis('auto'));
+    seconds.unsplit.push(timeIgnis('off'));
     torch = runPeer('torch', 'lora', { cases: [c], alpha, device: 'cuda' });
     if (torch.rows) seconds.torch.push(torch.rows[0].seconds);
   }
   const [ours, theirs] = [median(seconds.ignis) * 1e3, seconds.torch.length ? median(seconds.torch) * 1e3 : undefined];
   const gpu = ig.cuda.getDeviceProperties().name;
-  report('lora-cuda', [{ case: c.name, 'ignis ms': ours, 'torch ms': theirs, 'ignis/torch': theirs && ours / theirs }],
+  const unsplit = median(seconds.unsplit) * 1e3;
+  report('lora-cuda', [{ case: c.name, 'ignis ms': ours, 'split-K off ms': unsplit, 'torch ms': theirs, 'ignis/torch': theirs && ours / theirs }],
     { gpu, rounds, alpha, torch: torch.torch ?? torch.skipped });
 }
 

@@ -620,8 +620,6 @@ __global__ void __launch_bounds__(kFlashThreads)
   }
 }
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 // Lets `kernel` use `shared` bytes of dynamic shared memory on `device` (past the 48 KB default),
 // once per kernel and device: the setting stays, and the first call may come during a capture.
 void allow_shared_memory(const void* kernel, size_t shared, int device) {

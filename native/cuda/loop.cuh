@@ -14,10 +14,12 @@ namespace ignis::cuda {
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = int64_t(1) << 20;
 
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 // Blocks of kThreads for a grid-stride loop over `total` items (0 for none: callers launch
 // nothing then, as a grid of 0 blocks is an error).
 inline unsigned grid_for(int64_t total) {
-  const int64_t blocks = (total + kThreads - 1) / kThreads;
+  const int64_t blocks = ceil_div(total, kThreads);
   return unsigned(blocks < kMaxBlocks ? blocks : kMaxBlocks);
 }
 

@@ -56,9 +56,11 @@ __global__ void __launch_bounds__(kThreads) finite_kernel(const T* x, int64_t n,
 
 void lora_forward(DType dtype, const cpu::LoraOperands& p, const GemmOperand& a_t, const GemmOperand& b_t, void* y,
                   bool y_holds_bias, void* xa) {
-  product(dtype, p.device, p.n, p.out, p.in, p.x, transposed(p.w), y, 1, y_holds_bias);
+  // The rank-r product first: adding into y costs the large GEMM (compute-bound) little, while
+  // the rank-r one (memory-bound) would read and write y once more.
   product(dtype, p.device, p.n, p.r, p.in, p.x_drop, a_t, xa, 1, false);
-  product(dtype, p.device, p.n, p.out, p.r, dense(xa, p.r), b_t, y, p.scale, true);
+  product(dtype, p.device, p.n, p.out, p.r, dense(xa, p.r), b_t, y, p.scale, y_holds_bias);
+  product(dtype, p.device, p.n, p.out, p.in, p.x, transposed(p.w), y, 1, true);
 }
 
 void lora_backward(DType dtype, const cpu::LoraOperands& p, const GemmOperand& a, const GemmOperand& b, const GemmOperand& dy,
@@ -67,14 +69,10 @@ void lora_backward(DType dtype, const cpu::LoraOperands& p, const GemmOperand& a
   product(dtype, p.device, p.out, p.r, p.n, transposed(dy), xa, db, p.scale, false);
   product(dtype, p.device, p.r, p.in, p.n, transposed(dense(dy_b, p.r)), p.x_drop, da, p.scale, false);
   if (!dx) return;
-  if (mask) {
-    product(dtype, p.device, p.n, p.in, p.r, dense(dy_b, p.r), a, dx->data(), p.scale, false);
-    binary(BinaryOp::Mul, dx, dx, mask);
-    product(dtype, p.device, p.n, p.in, p.out, dy, p.w, dx->data(), 1, true);
-  } else {
-    product(dtype, p.device, p.n, p.in, p.out, dy, p.w, dx->data(), 1, false);
-    product(dtype, p.device, p.n, p.in, p.r, dense(dy_b, p.r), a, dx->data(), p.scale, true);
-  }
+  // The rank-r part first, as in the forward (and the dropout mask applies to it alone).
+  product(dtype, p.device, p.n, p.in, p.r, dense(dy_b, p.r), a, dx->data(), p.scale, false);
+  if (mask) binary(BinaryOp::Mul, dx, dx, mask);
+  product(dtype, p.device, p.n, p.in, p.out, dy, p.w, dx->data(), 1, true);
 }
 
 void lora_delta(DType dtype, Device device, int64_t out, int64_t in, int64_t r, const GemmOperand& b, const GemmOperand& a,

@@ -2,7 +2,9 @@
 // with the contract of cpu/matmul.h. float32, float64, bfloat16 and float16 run in their own
 // dtype (16-bit operands accumulate in float32); float32 uses TF32 tensor cores when
 // ignis.cuda.setMatmulPrecision('high') allows it. Operands stored transposed go to cuBLAS with
-// the transpose flag, never copied.
+// the transpose flag, never copied. A single product with few output tiles and a long k (an
+// adapter's gradient over many tokens) is split along k into float32 partial products that are
+// summed in a fixed order (IGNIS_CUDA_SPLIT_K=off turns this off).
 #pragma once
 #include "core/matmul.h"
 

@@ -387,6 +387,9 @@ gpuTest('matmul through cuBLAS: batched transposed operands, batch dims that do 
     ['empty batch', plain([0, 3, 4]), plain([4, 5])],
     ['empty rows, batched', plain([2, 0, 4]), plain([2, 4, 3])],
     ['empty inner dim, batched', plain([2, 3, 0]), plain([2, 0, 5])],
+    // few output tiles and a long inner dim: split along it, with a shorter last chunk
+    ['long inner dim (split), a transposed', [[2248, 16], (x) => x.mT], plain([2248, 512])],
+    ['long inner dim (split into several chunks), b transposed', plain([8, 5000]), [[16, 5000], (x) => x.mT]],
   ];
   for (const precision of ['highest', 'high'] as const) {
     ig.cuda.setMatmulPrecision(precision);
@@ -780,6 +783,33 @@ gpuTest('joins and splits on the device: cat, stack, split, chunk, contiguous co
     // the gradient of cat and stack on the device
     compareWithGrads(t, rng, ([x, y]) => ig.cat([x, y], 1), [a, b], `cat gradient ${dtype}`);
   }
+});
+
+(device === 'cpu' ? test.skip : gpuTest)('products split along a long inner dim equal the unsplit ones; IGNIS_CUDA_SPLIT_K is auto or off', (t) => {
+  const rng = new Rng(18);
+  const withSplit = <T>(choice: string, fn: () => T): T => {
+    process.env.IGNIS_CUDA_SPLIT_K = choice;
+    try {
+      return fn();
+    } finally {
+      delete process.env.IGNIS_CUDA_SPLIT_K;
+    }
+  };
+  for (const dtype of ['float32', 'bfloat16'] as DType[]) {
+    // a LoRA adapter's gradient: [r, in] summed over the tokens
+    const a = pair(rng, [4100, 16], dtype, -1, 1, false, 'contiguous').gpu.mT;
+    const b = pair(rng, [4100, 1024], dtype, -1, 1, false, 'contiguous').gpu;
+    const [split, whole] = [withSplit('auto', () => ig.matmul(a, b)), withSplit('off', () => ig.matmul(a, b))];
+    const error = relativeError(refOf(split.to('float64')), refOf(whole.to('float64')));
+    t.true(error <= MATMUL_ERROR[dtype], `${dtype}: split against unsplit, relative error ${error}`);
+    // the split product adds onto what the output holds (a LoRA layer's base GEMM, out features few)
+    const x = pair(rng, [8, 4096], dtype, -1, 1, false, 'contiguous');
+    const [w, la, lb, bias] = [pair(rng, [32, 4096], dtype), pair(rng, [4, 4096], dtype), pair(rng, [32, 4], dtype), pair(rng, [32], dtype)];
+    const got = ig.loraLinearForward(x.gpu, w.gpu, bias.gpu, la.gpu, lb.gpu, 0.5).y;
+    const expected = ig.loraLinearForward(x.cpu, w.cpu, bias.cpu, la.cpu, lb.cpu, 0.5).y;
+    same(t, got, expected, `loraLinearForward ${dtype}, in 4096, out 32`, opTolerance(dtype));
+  }
+  assertCode(t, () => withSplit('always', () => ig.matmul(ig.randn([4, 8], { device }), ig.randn([8, 4], { device }))), 'ERR_ARG', /IGNIS_CUDA_SPLIT_K/);
 });
 
 (device === 'cpu' ? test.skip : gpuTest)('mixed devices are ERR_DEVICE', (t) => {

@@ -2,11 +2,15 @@
 
 #include <library_types.h>
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <vector>
 #include "core/cuda_runtime.h"
+#include "core/dtype.h"
 #include "cuda/loader.h"
+#include "cuda/loop.cuh"
 #include "cuda/runtime.h"
 
 namespace ignis::cuda {
@@ -128,6 +132,95 @@ std::vector<BatchDim> batch_dims(const Gemm& g) {
   return merged;
 }
 
+// Split-K: cuBLAS gives each block one tile of the output, so a product with few tiles and a
+// long k (a LoRA adapter's gradient, [16, 4096] summed over 8192 tokens) keeps most SMs idle.
+// Such a product is cut along k into chunks whose float32 partial products are then summed in
+// a fixed order (deterministic). IGNIS_CUDA_SPLIT_K=off turns it off.
+constexpr int64_t kTile = 128;           // the output tile assumed per block
+constexpr int64_t kMinSplitChunk = 1024;  // no chunk shorter: each partial product stays a real GEMM
+
+int sm_count(int device) {
+  static int counts[kMaxDevices];
+  if (!counts[device]) check(cudaDeviceGetAttribute(&counts[device], cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute");
+  return counts[device];
+}
+
+bool split_k_allowed() {
+  const char* choice = std::getenv("IGNIS_CUDA_SPLIT_K");
+  if (!choice || !*choice || std::strcmp(choice, "auto") == 0) return true;
+  if (std::strcmp(choice, "off") == 0) return false;
+  fail(ERR_ARG, "matmul: IGNIS_CUDA_SPLIT_K must be auto or off, got '", choice, "'");
+}
+
+// The length of g's k chunks (a multiple of kTile), or k itself when g is not split: a single
+// 16/32-bit product whose tiles fill at most a quarter of the SMs, split into at most enough
+// chunks for two blocks per SM.
+int64_t split_k_chunk(DType dtype, const Gemm& g, int64_t products) {
+  if (!split_k_allowed() || dtype == DType::Float64 || products != 1 || g.k < 2 * kMinSplitChunk) return g.k;
+  const int64_t tiles = ceil_div(g.m, kTile) * ceil_div(g.n, kTile), sms = sm_count(g.device.index);
+  if (tiles * 4 > sms) return g.k;
+  int64_t parts = 2;
+  while (parts * tiles < 2 * sms) parts *= 2;
+  parts = std::min(parts, g.k / kMinSplitChunk);
+  return ceil_div(ceil_div(g.k, parts), kTile) * kTile;
+}
+
+// out[i] = sum of the `parts` partial products at i, in order (+ out[i] when `accumulate`).
+template <typename T>
+__global__ void __launch_bounds__(kThreads) sum_partials_kernel(const float* partials, int64_t parts, int64_t count, T* out,
+                                                               bool accumulate) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
+    float sum = 0;
+    for (int64_t p = 0; p < parts; p++) sum += partials[p * count + i];
+    out[i] = T(accumulate ? sum + float(out[i]) : sum);
+  }
+}
+
+// The cuBLAS calls of one gemm(), with its handle held: out^T = b^T a^T column-major (a row-major
+// operand read column-major is already its transpose), `count` products at the given strides.
+struct Launcher {
+  const Cublas& api;
+  cublasHandle_t handle;
+  const Gemm& g;
+  cudaDataType type;
+  int compute;
+  const void* alpha;
+
+  void run(const void* a, int64_t stride_a, const void* b, int64_t stride_b, void* out, cudaDataType out_type, int64_t stride_out,
+           int count, int64_t k, const void* beta) const {
+    check_cublas(api.gemm_strided_batched_ex(handle, g.b.trans ? CUBLAS_OP_T : CUBLAS_OP_N, g.a.trans ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                             int(g.n), int(g.m), int(k), alpha, b, type, int(g.b.ld), stride_b, a, type, int(g.a.ld),
+                                             stride_a, beta, out, out_type, int(g.n), stride_out, count, compute, CUBLAS_GEMM_DEFAULT),
+                 "cublasGemmStridedBatchedEx");
+  }
+};
+
+// g, a single 16/32-bit product, as float32 partial products over k chunks of `chunk` (one
+// batched call, and one more for a shorter last chunk) summed into g.out.
+void split_k_gemm(DType dtype, const Launcher& launch, const TensorPtr& partials, int64_t chunk) {
+  const Gemm& g = launch.g;
+  const int64_t full = g.k / chunk, tail = g.k - full * chunk, area = g.m * g.n;
+  // chunk c of a is its columns [c chunk, (c + 1) chunk), of b the same rows
+  const int64_t step_a = (g.a.trans ? g.a.ld : 1) * chunk, step_b = (g.b.trans ? 1 : g.b.ld) * chunk;
+  const size_t size = dtype_size(dtype);
+  const char* a = static_cast<const char*>(g.a.data);
+  const char* b = static_cast<const char*>(g.b.data);
+  float* out = partials->data_as<float>();
+  const float zero = 0;
+  launch.run(a, step_a, b, step_b, out, CUDA_R_32F, area, int(full), chunk, &zero);
+  if (tail > 0)
+    launch.run(a + full * step_a * int64_t(size), 0, b + full * step_b * int64_t(size), 0, out + full * area, CUDA_R_32F, 0, 1, tail,
+               &zero);
+  const int64_t parts = partials->shape[0];
+  dispatch_float(dtype, "matmul", [&](auto tag) {
+    using T = decltype(tag);
+    sum_partials_kernel<<<grid_for(area), kThreads, 0, current_stream(g.device.index)>>>(out, parts, area, static_cast<T*>(g.out),
+                                                                                        g.accumulate);
+  });
+  check_launch("matmul");
+}
+
 }  // namespace
 
 DType gemm_dtype(DType dtype) { return dtype; }
@@ -151,12 +244,14 @@ void gemm(DType dtype, const Gemm& g) {
   for (size_t d = 0; d + 1 < dims.size(); d++) outer_count *= dims[d].size;
 
   use_device(device);
+  const int64_t chunk = split_k_chunk(dtype, g, outer_count * inner.size);
+  const TensorPtr partials = chunk < g.k ? empty({ceil_div(g.k, chunk), g.m, g.n}, DType::Float32, g.device) : nullptr;
   std::lock_guard<std::mutex> lock(g_mutex);
   const Cublas& api = api_locked();
   cublasHandle_t handle = handle_locked(api, device);
   set_stream_locked(api, handle, device, current_stream(device));
-  // cuBLAS is column-major: the row-major out = a b is computed as out^T = b^T a^T, where a
-  // row-major operand read column-major is already its transpose.
+  const Launcher launch{api, handle, g, type, compute, alpha};
+  if (partials) return split_k_gemm(dtype, launch, partials, chunk);
   for (int64_t o = 0; o < outer_count; o++) {
     int64_t offset_a = 0, offset_b = 0, offset_out = 0;
     for (int64_t d = int64_t(dims.size()) - 2, rest = o; d >= 0; d--) {
@@ -171,11 +266,7 @@ void gemm(DType dtype, const Gemm& g) {
       const char* a = static_cast<const char*>(g.a.data) + (offset_a + done * inner.a) * int64_t(size);
       const char* b = static_cast<const char*>(g.b.data) + (offset_b + done * inner.b) * int64_t(size);
       char* out = static_cast<char*>(g.out) + (offset_out + done * inner.out) * int64_t(size);
-      check_cublas(api.gemm_strided_batched_ex(handle, g.b.trans ? CUBLAS_OP_T : CUBLAS_OP_N, g.a.trans ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                               int(g.n), int(g.m), int(g.k), alpha, b, type, int(g.b.ld), inner.b, a, type,
-                                               int(g.a.ld), inner.a, beta, out, type, int(g.n), inner.out, count, compute,
-                                               CUBLAS_GEMM_DEFAULT),
-                   "cublasGemmStridedBatchedEx");
+      launch.run(a, inner.a, b, inner.b, out, type, inner.out, count, g.k, beta);
     }
   }
 }
