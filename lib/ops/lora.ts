@@ -94,10 +94,12 @@ function checkFloat(op: string, name: string, t: Tensor): void {
   if (!isFloat(t.dtype)) fail('ERR_DTYPE', `${op}: ${name} must be a floating-point tensor, got ${t.dtype}`);
 }
 
-/** `t` must have the input's dtype (shared by the adapters, the mask, dy and xa). */
+/** `t` must have the input's dtype (shared by the mask, dy and xa). */
 function checkInputDtype(op: string, name: string, t: Tensor, x: Tensor): void {
   if (t.dtype !== x.dtype) fail('ERR_DTYPE', `${op}: ${name} must have the input's dtype ${x.dtype}, got ${t.dtype}`);
 }
+
+const isHalf = (dtype: DType) => dtype === 'bfloat16' || dtype === 'float16';
 
 function checkScale(op: string, scale: unknown): number {
   const s = checkNumber(scale, op, 'scale');
@@ -134,7 +136,10 @@ function checkLayer(op: string, x: Tensor, w: Tensor, a: Tensor, bMat: Tensor, m
   if (hasMask) checkTensor(mask, op, 'dropout mask');
   checkSameDevice(op, x, w, ...(hasMask ? [mask] : []));
   checkFloat(op, 'input', x);
-  checkInputDtype(op, 'A', a, x);
+  // A and B have x's dtype, or float32 with a 16-bit x
+  if (a.dtype !== x.dtype && !(a.dtype === 'float32' && isHalf(x.dtype))) {
+    fail('ERR_DTYPE', `${op}: A must have the input's dtype ${x.dtype}${isHalf(x.dtype) ? ' or float32' : ''}, got ${a.dtype}`);
+  }
   if (hasMask) checkInputDtype(op, 'dropout mask', mask, x);
   if (x.ndim === 0) fail('ERR_SHAPE', `${op}: input must have at least 1 dim, got shape []`);
   if (x.shape[x.ndim - 1] !== sizes.inFeatures) {
@@ -154,13 +159,16 @@ function checkLayer(op: string, x: Tensor, w: Tensor, a: Tensor, bMat: Tensor, m
  * `y = x W^T (+ bias) + scale * dropout(x) A^T B^T`.
  *
  * x `[..., in]` (any leading dims, any strides), W `[out, in]` frozen, bias `[out]` or null,
- * A `[r, in]`, bMat (B) `[out, r]`. x, A, B (and the dropout mask) share one float dtype, which
- * the results have; float64 is computed in float64, the rest in float32. W and bias may have any
+ * A `[r, in]`, bMat (B) `[out, r]`. x and the dropout mask share one float dtype, which the
+ * results have; A and B have it too, or are float32 with a bfloat16/float16 x (converted for the
+ * products; their gradients are then float32). float64 is computed in float64; on the CPU the
+ * rest in float32, on CUDA 16-bit products run in their dtype with float32 accumulation, and
+ * the adapters' gradients are summed in float32 either way. W and bias may have any
  * float dtype: a bfloat16 base weight with float32 adapters works, at the cost of converting W to
  * float32 on each call (one pass over W and a float32 temporary of out * in elements).
  *
- * Three GEMMs: y = x W^T (onto the bias), xa = dropout(x) A^T, then y += scale * xa B^T into the
- * same output. Returns y and xa, which {@link loraLinearBackward} takes.
+ * Three GEMMs: xa = dropout(x) A^T, then x W^T and scale * xa B^T into one output (onto the
+ * bias), the second added by its GEMM. Returns y and xa, which {@link loraLinearBackward} takes.
  */
 export function loraLinearForward(
   x: Tensor,
@@ -201,8 +209,8 @@ export function loraLinearForward(
  * forward's x, xa and dropout mask (m; all ones without one):
  * `G = dy B` (computed once, `[..., r]`), `dB = scale * dy^T xa`, `dA = scale * G^T (x * m)`,
  * `dx = dy W + scale * (G A) * m` (dropout's backward multiplies the LoRA term by the mask).
- * Without a mask, the LoRA term is added into dx by its GEMM (beta = 1); with one, it is computed
- * first, multiplied by m in place, and the GEMM for `dy W` accumulates onto it. No gradient for W.
+ * The two terms of dx go into one output, the second added by its GEMM (beta = 1); with a mask,
+ * the LoRA term comes first, multiplied by m in place. No gradient for W.
  * dy and xa have the input's dtype; the gradients have x's and the adapters' dtype.
  */
 export function loraLinearBackward(
@@ -346,10 +354,13 @@ export function loraLinear(
   const hasBias = bias !== undefined && bias !== null;
   const mask = opts.dropoutMask ?? null;
   if ([x, w, a, bMat, ...(hasBias ? [bias] : []), ...(mask ? [mask] : [])].every((t) => t instanceof Tensor)) {
-    const originals = [x, w, bias, a, bMat, mask];
-    const cast = castForProduct(to, ...originals);
+    const originals = [x, w, bias, mask, a, bMat];
+    // float32 adapters stay float32: the layer takes them with a 16-bit input and returns their
+    // gradients summed in float32, without two casts and their backward
+    const cast = castForProduct(to, ...originals.slice(0, a.dtype === 'float32' ? 4 : 6));
     if (cast.some((t, i) => t !== originals[i])) {
-      return withCasts(cast, originals, () => loraLinear(cast[0]!, cast[1]!, cast[2], cast[3]!, cast[4]!, scale, { dropoutMask: cast[5] }));
+      const [cx, cw, cbias, cmask, ca = a, cb = bMat] = cast;
+      return withCasts(cast, originals, () => loraLinear(cx!, cw!, cbias, ca!, cb!, scale, { dropoutMask: cmask }));
     }
   }
   const recording = needsGrad(x, a, bMat) || (hasBias && needsGrad(bias));

@@ -19,11 +19,20 @@ void check_float(const char* op, const char* name, const TensorPtr& t) {
   if (!is_float(t->dtype)) fail(ERR_DTYPE, op, ": ", name, " must be a floating-point tensor, got ", dtype_name(t->dtype));
 }
 
-// t must have the dtype and device of x (the input, whose dtype the adapters share).
+// t must have the dtype and device of x (the input).
 void check_like_input(const char* op, const char* name, const TensorPtr& t, const TensorPtr& x) {
   check_same_device(op, x, t);
   if (t->dtype != x->dtype)
     fail(ERR_DTYPE, op, ": ", name, " must have the input's dtype ", dtype_name(x->dtype), ", got ", dtype_name(t->dtype));
+}
+
+// The adapter a must be on x's device, of x's dtype or float32 for a 16-bit x.
+void check_adapter_like_input(const char* op, const TensorPtr& a, const TensorPtr& x) {
+  check_same_device(op, x, a);
+  const bool half = x->dtype == DType::BFloat16 || x->dtype == DType::Float16;
+  if (a->dtype != x->dtype && !(half && a->dtype == DType::Float32))
+    fail(ERR_DTYPE, op, ": A must have the input's dtype ", dtype_name(x->dtype), half ? " or float32" : "", ", got ",
+         dtype_name(a->dtype));
 }
 
 void check_scale(const char* op, double scale) {
@@ -53,7 +62,7 @@ void check_layer(const char* op, const TensorPtr& w, const TensorPtr& a, const T
 // x [..., in] against the layer; returns the leading dims.
 Shape check_input(const char* op, const TensorPtr& x, const TensorPtr& w, const TensorPtr& a, const TensorPtr& mask) {
   check_float(op, "input", x);
-  check_like_input(op, "A", a, x);
+  check_adapter_like_input(op, a, x);
   check_same_device(op, x, w);
   if (x->ndim() == 0) fail(ERR_SHAPE, op, ": input must have at least 1 dim, got shape []");
   if (x->shape.back() != w->shape[1])
@@ -157,7 +166,8 @@ LoraGrads lora_linear_backward(const TensorPtr& dy, const TensorPtr& x, const Te
   TensorPtr am = blas_operand(a, compute), bm = blas_operand(b, compute);
   TensorPtr dym = as_matrix(dy, n, compute), xam = as_matrix(xa, n, compute);
   Device device = x->device();
-  TensorPtr dy_b = empty({n, r}, compute, device), da = empty({r, in}, compute, device), db = empty({out, r}, compute, device);
+  const DType grads = accumulation_dtype(compute);
+  TensorPtr dy_b = empty({n, r}, compute, device), da = empty({r, in}, grads, device), db = empty({out, r}, grads, device);
   TensorPtr dx = need_input_grad ? empty(x->shape, compute, device) : nullptr;
   kernel(&DeviceBackend::lora_backward, device, op)(compute, p, operand(am), operand(bm), operand(dym), operand(xam), dy_b->data(), dx,
                      mask ? to_dtype(mask, compute) : nullptr, da->data(), db->data());

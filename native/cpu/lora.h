@@ -20,18 +20,19 @@ struct LoraOperands {
   Device device = {};  // where the operands live
 };
 
-// With a_t = A^T [in, r] and b_t = B^T [r, out]: y [n, out] = x w^T (=), or += when
-// y_holds_bias (y then holds the bias, broadcast); xa [n, r] = x_drop a_t (=); then
-// y += scale * xa b_t (accumulated by the GEMM).
+// With a_t = A^T [in, r] and b_t = B^T [r, out]: y [n, out] = x w^T + scale * xa b_t (=), or +=
+// when y_holds_bias (y then holds the bias, broadcast), where xa [n, r] = x_drop a_t (=); one
+// product is written and the other accumulated onto it by its GEMM (the order is the backend's).
 void lora_forward(DType dtype, const LoraOperands& p, const GemmOperand& a_t, const GemmOperand& b_t, void* y, bool y_holds_bias,
                   void* xa);
 
 // With a = A [r, in], b = B [out, r], dy [n, out] and the forward's xa [n, r]: dy_b [n, r] = dy b
-// (=, computed once), db [out, r] = scale * dy^T xa (=), da [r, in] = scale * dy_b^T x_drop (=).
-// When dx (contiguous, x's shape) is not null: without a mask, dx = dy w (=) then
-// += scale * dy_b a (accumulated by the GEMM); with a mask (broadcasting to dx), the dropout's
-// backward multiplies the LoRA term, so dx = scale * dy_b a (=), dx *= mask (in place), then
-// dx += dy w (accumulated by the GEMM). No gradient for w.
+// (=, computed once), db [out, r] = scale * dy^T xa (=), da [r, in] = scale * dy_b^T x_drop (=);
+// da and db are in accumulation_dtype(dtype) (float32 for 16-bit dtypes: the adapters' updates
+// are not rounded to 16 bits). When dx (contiguous, x's shape) is not null: dx = dy w +
+// scale * dy_b a, one product written and the other accumulated onto it by its GEMM; with a mask
+// (broadcasting to dx), the dropout's backward multiplies the LoRA term, so dx = scale * dy_b a
+// (=), dx *= mask (in place), then dx += dy w. No gradient for w.
 void lora_backward(DType dtype, const LoraOperands& p, const GemmOperand& a, const GemmOperand& b, const GemmOperand& dy,
                    const GemmOperand& xa, void* dy_b, const TensorPtr& dx, const TensorPtr& mask, void* da, void* db);
 

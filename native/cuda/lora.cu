@@ -14,19 +14,24 @@ namespace {
 GemmOperand transposed(const GemmOperand& m) { return GemmOperand{m.data, !m.trans, m.ld, {}}; }
 GemmOperand dense(const void* data, int64_t cols) { return GemmOperand{data, false, cols > 1 ? cols : 1, {}}; }
 
-// out [m, n] = alpha * a b (=), or += when `accumulate`; an empty k leaves zeros (cuBLAS takes
-// m, n, k > 0).
-void product(DType dtype, Device device, int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b, void* out,
-             double alpha, bool accumulate) {
+// out [m, n] (in out_dtype) = alpha * a b (=), or += when `accumulate`; an empty k leaves zeros
+// (cuBLAS takes m, n, k > 0).
+void product_to(DType dtype, DType out_dtype, Device device, int64_t m, int64_t n, int64_t k, const GemmOperand& a,
+                const GemmOperand& b, void* out, double alpha, bool accumulate) {
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (!accumulate) {
       use_device(device.index);
-      check(cudaMemsetAsync(out, 0, size_t(m * n) * dtype_size(dtype), current_stream(device.index)), "cudaMemsetAsync");
+      check(cudaMemsetAsync(out, 0, size_t(m * n) * dtype_size(out_dtype), current_stream(device.index)), "cudaMemsetAsync");
     }
     return;
   }
-  gemm(dtype, Gemm{m, n, k, {}, a, b, out, accumulate, alpha, device});
+  gemm_to(dtype, out_dtype, Gemm{m, n, k, {}, a, b, out, accumulate, alpha, device});
+}
+
+void product(DType dtype, Device device, int64_t m, int64_t n, int64_t k, const GemmOperand& a, const GemmOperand& b, void* out,
+             double alpha, bool accumulate) {
+  product_to(dtype, dtype, device, m, n, k, a, b, out, alpha, accumulate);
 }
 
 template <typename W, typename D>
@@ -66,8 +71,9 @@ void lora_forward(DType dtype, const cpu::LoraOperands& p, const GemmOperand& a_
 void lora_backward(DType dtype, const cpu::LoraOperands& p, const GemmOperand& a, const GemmOperand& b, const GemmOperand& dy,
                    const GemmOperand& xa, void* dy_b, const TensorPtr& dx, const TensorPtr& mask, void* da, void* db) {
   product(dtype, p.device, p.n, p.r, p.out, dy, b, dy_b, 1, false);
-  product(dtype, p.device, p.out, p.r, p.n, transposed(dy), xa, db, p.scale, false);
-  product(dtype, p.device, p.r, p.in, p.n, transposed(dense(dy_b, p.r)), p.x_drop, da, p.scale, false);
+  const DType grads = accumulation_dtype(dtype);
+  product_to(dtype, grads, p.device, p.out, p.r, p.n, transposed(dy), xa, db, p.scale, false);
+  product_to(dtype, grads, p.device, p.r, p.in, p.n, transposed(dense(dy_b, p.r)), p.x_drop, da, p.scale, false);
   if (!dx) return;
   // The rank-r part first, as in the forward (and the dropout mask applies to it alone).
   product(dtype, p.device, p.n, p.in, p.r, dense(dy_b, p.r), a, dx->data(), p.scale, false);

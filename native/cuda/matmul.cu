@@ -183,22 +183,24 @@ struct Launcher {
   const Cublas& api;
   cublasHandle_t handle;
   const Gemm& g;
-  cudaDataType type;
+  cudaDataType type, out_type;
   int compute;
   const void* alpha;
 
-  void run(const void* a, int64_t stride_a, const void* b, int64_t stride_b, void* out, cudaDataType out_type, int64_t stride_out,
-           int count, int64_t k, const void* beta) const {
+  // into float32 partial products when `partial`, else into g's output
+  void run(const void* a, int64_t stride_a, const void* b, int64_t stride_b, void* out, bool partial, int64_t stride_out, int count,
+           int64_t k, const void* beta) const {
     check_cublas(api.gemm_strided_batched_ex(handle, g.b.trans ? CUBLAS_OP_T : CUBLAS_OP_N, g.a.trans ? CUBLAS_OP_T : CUBLAS_OP_N,
                                              int(g.n), int(g.m), int(k), alpha, b, type, int(g.b.ld), stride_b, a, type, int(g.a.ld),
-                                             stride_a, beta, out, out_type, int(g.n), stride_out, count, compute, CUBLAS_GEMM_DEFAULT),
+                                             stride_a, beta, out, partial ? CUDA_R_32F : out_type, int(g.n), stride_out, count, compute,
+                                             CUBLAS_GEMM_DEFAULT),
                  "cublasGemmStridedBatchedEx");
   }
 };
 
 // g, a single 16/32-bit product, as float32 partial products over k chunks of `chunk` (one
 // batched call, and one more for a shorter last chunk) summed into g.out.
-void split_k_gemm(DType dtype, const Launcher& launch, const TensorPtr& partials, int64_t chunk) {
+void split_k_gemm(DType dtype, DType out_dtype, const Launcher& launch, const TensorPtr& partials, int64_t chunk) {
   const Gemm& g = launch.g;
   const int64_t full = g.k / chunk, tail = g.k - full * chunk, area = g.m * g.n;
   // chunk c of a is its columns [c chunk, (c + 1) chunk), of b the same rows
@@ -208,12 +210,11 @@ void split_k_gemm(DType dtype, const Launcher& launch, const TensorPtr& partials
   const char* b = static_cast<const char*>(g.b.data);
   float* out = partials->data_as<float>();
   const float zero = 0;
-  launch.run(a, step_a, b, step_b, out, CUDA_R_32F, area, int(full), chunk, &zero);
+  launch.run(a, step_a, b, step_b, out, true, area, int(full), chunk, &zero);
   if (tail > 0)
-    launch.run(a + full * step_a * int64_t(size), 0, b + full * step_b * int64_t(size), 0, out + full * area, CUDA_R_32F, 0, 1, tail,
-               &zero);
+    launch.run(a + full * step_a * int64_t(size), 0, b + full * step_b * int64_t(size), 0, out + full * area, true, 0, 1, tail, &zero);
   const int64_t parts = partials->shape[0];
-  dispatch_float(dtype, "matmul", [&](auto tag) {
+  dispatch_float(out_dtype, "matmul", [&](auto tag) {
     using T = decltype(tag);
     sum_partials_kernel<<<grid_for(area), kThreads, 0, current_stream(g.device.index)>>>(out, parts, area, static_cast<T*>(g.out),
                                                                                         g.accumulate);
@@ -225,7 +226,11 @@ void split_k_gemm(DType dtype, const Launcher& launch, const TensorPtr& partials
 
 DType gemm_dtype(DType dtype) { return dtype; }
 
-void gemm(DType dtype, const Gemm& g) {
+void gemm(DType dtype, const Gemm& g) { gemm_to(dtype, dtype, g); }
+
+void gemm_to(DType dtype, DType out_dtype, const Gemm& g) {
+  if (out_dtype != dtype && !(out_dtype == DType::Float32 && dtype_size(dtype) == 2))
+    fail(ERR_INTERNAL, "matmul: no ", dtype_name(out_dtype), " output for ", dtype_name(dtype), " operands");
   const int device = g.device.index;
   const cudaDataType type = data_type(dtype);
   const bool f64 = dtype == DType::Float64;
@@ -237,7 +242,7 @@ void gemm(DType dtype, const Gemm& g) {
   const float alpha32 = float(g.alpha), beta32 = float(beta64);
   const void* alpha = f64 ? static_cast<const void*>(&alpha64) : &alpha32;
   const void* beta = f64 ? static_cast<const void*>(&beta64) : &beta32;
-  const size_t size = dtype_size(dtype);
+  const size_t size = dtype_size(dtype), out_size = dtype_size(out_dtype);
   const std::vector<BatchDim> dims = batch_dims(g);
   const BatchDim inner = dims.back();
   int64_t outer_count = 1;
@@ -250,8 +255,8 @@ void gemm(DType dtype, const Gemm& g) {
   const Cublas& api = api_locked();
   cublasHandle_t handle = handle_locked(api, device);
   set_stream_locked(api, handle, device, current_stream(device));
-  const Launcher launch{api, handle, g, type, compute, alpha};
-  if (partials) return split_k_gemm(dtype, launch, partials, chunk);
+  const Launcher launch{api, handle, g, type, data_type(out_dtype), compute, alpha};
+  if (partials) return split_k_gemm(dtype, out_dtype, launch, partials, chunk);
   for (int64_t o = 0; o < outer_count; o++) {
     int64_t offset_a = 0, offset_b = 0, offset_out = 0;
     for (int64_t d = int64_t(dims.size()) - 2, rest = o; d >= 0; d--) {
@@ -265,8 +270,8 @@ void gemm(DType dtype, const Gemm& g) {
       const int count = int(inner.size - done < INT_MAX ? inner.size - done : INT_MAX);
       const char* a = static_cast<const char*>(g.a.data) + (offset_a + done * inner.a) * int64_t(size);
       const char* b = static_cast<const char*>(g.b.data) + (offset_b + done * inner.b) * int64_t(size);
-      char* out = static_cast<char*>(g.out) + (offset_out + done * inner.out) * int64_t(size);
-      launch.run(a, inner.a, b, inner.b, out, type, inner.out, count, g.k, beta);
+      char* out = static_cast<char*>(g.out) + (offset_out + done * inner.out) * int64_t(out_size);
+      launch.run(a, inner.a, b, inner.b, out, false, inner.out, count, g.k, beta);
     }
   }
 }

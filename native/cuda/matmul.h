@@ -12,5 +12,7 @@ namespace ignis::cuda {
 
 DType gemm_dtype(DType dtype);
 void gemm(DType dtype, const Gemm& g);
+// gemm with out in `out_dtype`: dtype itself or, for 16-bit operands, float32.
+void gemm_to(DType dtype, DType out_dtype, const Gemm& g);
 
 }  // namespace ignis::cuda

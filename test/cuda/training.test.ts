@@ -85,30 +85,34 @@ gpuTest('clipGradNorm: the total norm (2, 1, inf, 3) and the scaled grads', (t) 
   }
 });
 
-gpuTest('LoRA layer: forward and backward against the CPU, with bias, dropout mask and a bfloat16 base weight', (t) => {
+gpuTest('LoRA layer: forward and backward against the CPU, with bias, dropout mask, a bfloat16 base weight and float32 adapters', (t) => {
   const rng = new Rng(3);
-  for (const [dtype, wDtype, withMask] of [
+  for (const [dtype, wDtype, withMask, aDtype = dtype] of [
     ['float32', 'float32', false],
     ['float32', 'bfloat16', true],
     ['bfloat16', 'bfloat16', false],
     ['float16', 'float16', true],
-  ] as [DType, DType, boolean][]) {
+    ['bfloat16', 'bfloat16', true, 'float32'],
+    ['float16', 'float16', false, 'float32'],
+  ] as [DType, DType, boolean, DType?][]) {
     const [n, inF, outF, r] = [24, 40, 36, 4];
     const x = pair(rng, [2, n / 2, inF], dtype);
     const w = pair(rng, [outF, inF], wDtype);
     const bias = pair(rng, [outF], wDtype);
-    const a = pair(rng, [r, inF], dtype);
-    const b = pair(rng, [outF, r], dtype);
+    const a = pair(rng, [r, inF], aDtype);
+    const b = pair(rng, [outF, r], aDtype);
     const mask = withMask ? pair(rng, [inF], dtype, 0, 2) : null;
     const dy = pair(rng, [2, n / 2, outF], dtype);
-    const what = `${dtype} x, ${wDtype} W${withMask ? ', mask' : ''}`;
+    const what = `${dtype} x, ${wDtype} W, ${aDtype} adapters${withMask ? ', mask' : ''}`;
     const run = (side: 'cpu' | 'gpu') => {
       const f = ig.loraLinearForward(x[side], w[side], bias[side], a[side], b[side], 0.75, { dropoutMask: mask?.[side] });
       const g = ig.loraLinearBackward(dy[side], x[side], w[side], a[side], b[side], f.xa, 0.75, { dropoutMask: mask?.[side] });
       return [f.y, f.xa, g.dx!, g.da, g.db];
     };
     const [cpu, gpu] = [run('cpu'), run('gpu')];
-    ['y', 'xa', 'dx', 'da', 'db'].forEach((name, i) => same(t, gpu[i], cpu[i], `${name}: ${what}`));
+    t.is(gpu[3].dtype, aDtype, `dA's dtype: ${what}`);
+    // 16-bit products on the GPU, float32 ones on the CPU: the input's dtype bounds the agreement
+    ['y', 'xa', 'dx', 'da', 'db'].forEach((name, i) => same(t, gpu[i], cpu[i], `${name}: ${what}`, RELATIVE_ERROR[dtype]));
   }
   // merge and unmerge, in place, and the dropout mask
   const w = pair(rng, [12, 10], 'bfloat16');
@@ -130,12 +134,14 @@ gpuTest('LoRA layer: forward and backward against the CPU, with bias, dropout ma
 gpuTest('LoRA layer edge cases: float64, permuted input, full-shape mask, r = 1, empty batch, no input gradient; the dropout mask', (t) => {
   const rng = new Rng(5);
   const allowed = (dtype: DType) => (dtype === 'float64' ? 1e-12 : RELATIVE_ERROR[dtype]);
-  const cases: { dtype: DType; lead: number[]; r: number; mask: 'none' | 'row' | 'full'; permuted: boolean; needInputGrad: boolean }[] = [
+  type Case = { dtype: DType; lead: number[]; r: number; mask: 'none' | 'row' | 'full'; permuted: boolean; needInputGrad: boolean; adapters?: DType };
+  const cases: Case[] = [
     { dtype: 'float64', lead: [3, 8], r: 4, mask: 'row', permuted: false, needInputGrad: true },
     { dtype: 'float32', lead: [5, 6], r: 1, mask: 'full', permuted: true, needInputGrad: true },
     { dtype: 'bfloat16', lead: [4, 7], r: 8, mask: 'full', permuted: true, needInputGrad: false },
     { dtype: 'float16', lead: [0, 5], r: 2, mask: 'none', permuted: false, needInputGrad: true },
     { dtype: 'float32', lead: [0], r: 3, mask: 'row', permuted: false, needInputGrad: true },
+    { dtype: 'bfloat16', lead: [0, 3], r: 2, mask: 'none', permuted: false, needInputGrad: true, adapters: 'float32' },
   ];
   const [inF, outF] = [20, 18];
   for (const c of cases) {
@@ -144,8 +150,8 @@ gpuTest('LoRA layer edge cases: float64, permuted input, full-shape mask, r = 1,
     const input = (v: Tensor) => (c.permuted ? v.permute(1, 0, 2) : v);
     const w = pair(rng, [outF, inF], c.dtype);
     const bias = pair(rng, [outF], c.dtype);
-    const a = pair(rng, [c.r, inF], c.dtype);
-    const b = pair(rng, [outF, c.r], c.dtype);
+    const a = pair(rng, [c.r, inF], c.adapters ?? c.dtype);
+    const b = pair(rng, [outF, c.r], c.adapters ?? c.dtype);
     const mask = c.mask === 'none' ? null : pair(rng, c.mask === 'row' ? [inF] : [...c.lead, inF], c.dtype, 0, 2);
     const dy = pair(rng, [...c.lead, outF], c.dtype);
     const what = `${c.dtype} lead ${JSON.stringify(c.lead)} r ${c.r}, mask ${c.mask}${c.permuted ? ', permuted x' : ''}`;

@@ -117,6 +117,8 @@ interface LayerSpec {
   r: number;
   dtype: DType;
   wDtype?: DType;
+  /** A and B's dtype when not the input's (float32 with a 16-bit input). */
+  aDtype?: DType;
   bias?: boolean;
   maskShape?: number[] | null;
   layouts?: Partial<Record<'x' | 'w' | 'a' | 'b' | 'mask', Layout>>;
@@ -139,8 +141,8 @@ function makeLayer(rng: Rng, spec: LayerSpec): Layer {
     x: randomTensor(rng, [...spec.lead, spec.inF], spec.dtype, lay.x ?? 'contiguous'),
     w: randomTensor(rng, [spec.out, spec.inF], spec.wDtype ?? spec.dtype, lay.w ?? 'contiguous'),
     bias: spec.bias ? randomTensor(rng, [spec.out], spec.wDtype ?? spec.dtype) : null,
-    a: randomTensor(rng, [spec.r, spec.inF], spec.dtype, lay.a ?? 'contiguous'),
-    b: randomTensor(rng, [spec.out, spec.r], spec.dtype, lay.b ?? 'contiguous'),
+    a: randomTensor(rng, [spec.r, spec.inF], spec.aDtype ?? spec.dtype, lay.a ?? 'contiguous'),
+    b: randomTensor(rng, [spec.out, spec.r], spec.aDtype ?? spec.dtype, lay.b ?? 'contiguous'),
     mask,
     scale: spec.scale ?? 0.5,
   };
@@ -179,14 +181,18 @@ function checkLayer(t: ExecutionContext, rng: Rng, spec: LayerSpec, what: string
   // the forward's xa as it came back (rounded to the dtype) is what the backward reads
   const want = refBackward(l, dy.ref, refOf(xa));
   assertClose(t, grads.dx!, want.dx, tol(spec.dtype, mag.dx), `${what} dx`);
-  assertClose(t, grads.da, want.da, tol(spec.dtype, mag.da), `${what} da`);
-  assertClose(t, grads.db, want.db, tol(spec.dtype, mag.db), `${what} db`);
+  // float32 adapters' gradients are float32 sums of the 16-bit inputs (x * mask is rounded to x's dtype)
+  const gradDtype = spec.aDtype ?? spec.dtype;
+  const daTol = tol(spec.maskShape ? spec.dtype : gradDtype, mag.da);
+  assertClose(t, grads.da, want.da, daTol, `${what} da`);
+  assertClose(t, grads.db, want.db, tol(gradDtype, mag.db), `${what} db`);
   t.is(grads.dx!.dtype, spec.dtype);
-  t.is(grads.da.dtype, spec.dtype);
+  t.is(grads.da.dtype, gradDtype);
+  t.is(grads.db.dtype, gradDtype);
 
   const noInput = ig.loraLinearBackward(dy.t, l.x.t, l.w.t, l.a.t, l.b.t, xa, l.scale, { dropoutMask: l.mask?.t, needInputGrad: false });
   t.is(noInput.dx, null);
-  assertClose(t, noInput.da, want.da, tol(spec.dtype, mag.da), `${what} da without dx`);
+  assertClose(t, noInput.da, want.da, daTol, `${what} da without dx`);
   for (const x of [y, xa, dy.t, grads.dx!, grads.da, grads.db, noInput.da, noInput.db]) x.dispose();
   disposeLayer(l);
 }
@@ -234,6 +240,16 @@ test('loraLinear: everything in bfloat16 or float16 (computed in float32)', (t) 
   const rng = new Rng(8);
   for (const dtype of ['bfloat16', 'float16'] as DType[]) {
     for (let trial = 0; trial < 10; trial++) checkLayer(t, rng, { ...randomSpec(rng, dtype), maskShape: null }, `${dtype}`);
+  }
+});
+
+test('loraLinear: bfloat16 and float16 inputs with float32 adapters (their gradients summed and kept in float32)', (t) => {
+  const rng = new Rng(9);
+  for (const dtype of ['bfloat16', 'float16'] as DType[]) {
+    for (let trial = 0; trial < 10; trial++) {
+      const spec = { ...randomSpec(rng, dtype), aDtype: 'float32' as DType };
+      checkLayer(t, rng, spec, `${dtype} input, float32 adapters ${JSON.stringify(spec)}`);
+    }
   }
 });
 
@@ -485,6 +501,9 @@ test('lora ops: bad arguments, each with its code', (t) => {
   assertCode(t, f({ w: ig.zeros([5, 4], { dtype: 'int64' }) }), 'ERR_DTYPE', /weight must be a floating-point/);
   assertCode(t, f({ a: ig.zeros([2, 4], { dtype: 'float64' }), b: ig.zeros([5, 2], { dtype: 'float64' }) }), 'ERR_DTYPE', /A must have the input's dtype float32, got float64/);
   assertCode(t, f({ b: ig.zeros([5, 2], { dtype: 'float64' }) }), 'ERR_DTYPE', /A and B must have one dtype/);
+  const bf16 = ig.zeros([2, 3, 4], { dtype: 'bfloat16' });
+  const f64Adapters = { a: ig.zeros([2, 4], { dtype: 'float64' }), b: ig.zeros([5, 2], { dtype: 'float64' }) };
+  assertCode(t, f({ x: bf16, ...f64Adapters }), 'ERR_DTYPE', /A must have the input's dtype bfloat16 or float32, got float64/);
   assertCode(t, f({ bias: ig.zeros([5], { dtype: 'bool' }) }), 'ERR_DTYPE', /bias must be a floating-point/);
   assertCode(t, f({ mask: ig.zeros([4], { dtype: 'float64' }) }), 'ERR_DTYPE', /dropout mask must have the input's dtype/);
   assertCode(t, g({ dy: ig.zeros([2, 3, 5], { dtype: 'bfloat16' }) }), 'ERR_DTYPE', /output gradient must have the input's dtype/);
@@ -544,6 +563,7 @@ test('lora ops: the native layer validates again', (t) => {
   assertCode(t, () => native.loraLinearForward(h([2, 4]), h([5, 4]), h([4]), h([2, 4]), h([5, 2]), 1, null), 'ERR_SHAPE', /bias/);
   assertCode(t, () => native.loraLinearForward(h([2, 4]), h([5, 4]), null, h([2, 4]), h([5, 2]), 1, h([3, 4])), 'ERR_SHAPE', /dropout mask/);
   assertCode(t, () => native.loraLinearForward(h([2, 4]), h([5, 4]), null, h([2, 4], 'float64'), h([5, 2], 'float64'), 1, null), 'ERR_DTYPE');
+  assertCode(t, () => native.loraLinearForward(h([2, 4], 'float16'), h([5, 4]), null, h([2, 4], 'float64'), h([5, 2], 'float64'), 1, null), 'ERR_DTYPE', /float16 or float32/);
   assertCode(t, () => native.loraLinearForward(h([2, 4]), h([5, 4]), null, h([2, 4]), h([5, 2]), NaN, null), 'ERR_ARG', /scale/);
   assertCode(t, () => native.loraLinearBackward(h([2, 4]), h([2, 4]), h([5, 4]), h([2, 4]), h([5, 2]), h([2, 2]), 1, null, true), 'ERR_SHAPE', /output gradient/);
   assertCode(t, () => native.loraMerge(ig.zeros([4, 5]).mT.handle('t'), h([2, 4]), h([5, 2]), 1), 'ERR_ARG', /contiguous/);
