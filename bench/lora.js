@@ -67,8 +67,40 @@ function benchCuda() {
   const [ours, theirs] = [median(seconds.ignis) * 1e3, seconds.torch.length ? median(seconds.torch) * 1e3 : undefined];
   const gpu = ig.cuda.getDeviceProperties().name;
   const unsplit = median(seconds.unsplit) * 1e3;
-  report('lora-cuda', [{ case: c.name, 'ignis ms': ours, 'split-K off ms': unsplit, 'torch ms': theirs, 'ignis/torch': theirs && ours / theirs }],
+  const rows = [{ case: c.name, 'ignis ms': ours, 'split-K off ms': unsplit, 'torch ms': theirs, 'ignis/torch': theirs && ours / theirs }];
+  report('lora-cuda', [...rows, ...cudaParts(c)],
     { gpu, rounds, alpha, torch: torch.torch ?? torch.skipped });
+}
+
+/**
+ * Where the layer's time goes: each of its GEMMs alone on bfloat16 operands (the adapters' two
+ * gradient products with split-K on and off), one row each.
+ */
+function cudaParts(c) {
+  const bf16 = { device: 'cuda', dtype: 'bfloat16' };
+  const [x, w, dy] = [ig.randn([c.n, c.in], bf16), ig.randn([c.out, c.in], bf16), ig.randn([c.n, c.out], bf16)];
+  const [a, b, xa, dyB] = [ig.randn([c.r, c.in], bf16), ig.randn([c.out, c.r], bf16), ig.randn([c.n, c.r], bf16), ig.randn([c.n, c.r], bf16)];
+  const time = (fn, splitK = 'auto') => {
+    process.env.IGNIS_CUDA_SPLIT_K = splitK;
+    const ms = timeCuda(ig, () => ig.tidy(fn)).median * 1e3;
+    delete process.env.IGNIS_CUDA_SPLIT_K;
+    return ms;
+  };
+  const products = [
+    ['x W^T (base)', () => ig.matmul(x, w.mT)],
+    ['dY W (dx)', () => ig.matmul(dy, w)],
+    ['x A^T (xa)', () => ig.matmul(x, a.mT)],
+    ['dY B', () => ig.matmul(dy, b)],
+    ['dY^T xa (dB)', () => ig.matmul(dy.mT, xa), true],
+    ['(dY B)^T x (dA)', () => ig.matmul(dyB.mT, x), true],
+  ];
+  const rows = products.map(([name, fn, split]) => ({
+    case: `part: ${name}`,
+    'ignis ms': time(fn),
+    ...(split ? { 'split-K off ms': time(fn, 'off') } : {}),
+  }));
+  for (const t of [x, w, dy, a, b, xa, dyB]) t.dispose();
+  return rows;
 }
 
 function layer(c) {
