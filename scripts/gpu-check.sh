@@ -367,7 +367,7 @@ if [ "$ready" = 1 ]; then
   # (on the GPU: eager and replayed from a CUDA graph)
   if [ "$mode" = cuda ]; then
     bench_rows matmul matmul-cuda 55
-    bench_rows lora lora-cuda 55
+    bench_rows lora lora-cuda 75
     bench_rows finetune-cuda finetune-cuda 70
     bench_rows attention attention-cuda 40
     collective_rows
