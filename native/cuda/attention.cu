@@ -364,15 +364,17 @@ __global__ void __launch_bounds__(kFlashThreads)
   }
 }
 
-// delta[row] = sum(dO * O) over the row, one warp per row of [B, H, Lq].
+// delta[row] = sum(dO * O) over the row (operands of type S, float sums), one warp per row of
+// [B, H, Lq].
+template <typename S>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock)
-    attention_delta_kernel(Matrix<float> out, Matrix<float> dout, float* delta, int64_t rows, int64_t heads, int64_t q_len, int64_t dim) {
+    attention_delta_kernel(Matrix<S> out, Matrix<S> dout, float* delta, int64_t rows, int64_t heads, int64_t q_len, int64_t dim) {
   const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (row >= rows) return;  // the whole warp
   const int lane = threadIdx.x % 32;
   const int64_t i = row % q_len, h = (row / q_len) % heads, b = row / (q_len * heads);
   float sum = 0;
-  for (int64_t c = lane; c < dim; c += 32) sum += dout.at(b, h, i, c) * out.at(b, h, i, c);
+  for (int64_t c = lane; c < dim; c += 32) sum += float(dout.at(b, h, i, c)) * float(out.at(b, h, i, c));
   sum = warp_sum(sum);
   if (lane == 0) delta[row] = sum;
 }
@@ -589,7 +591,7 @@ void flash_backward(const cpu::AttentionProblem& p, const GemmOperand& out, cons
   const Device device = dq->device();
   use_device(device.index);
   const FlashSizes s = flash_sizes(p);
-  TensorPtr delta = attention_delta(p, out, dout, device);
+  TensorPtr delta = attention_delta(p, out, dout, DType::Float32, device);
   dispatch_flash(dq->dtype, p.head_dim, [&](auto tag, auto dim) {
     using T = decltype(tag);
     constexpr int D = decltype(dim)::value;
@@ -614,21 +616,31 @@ size_t shared_memory_optin(Device device) {
   return size_t(optin);
 }
 
-TensorPtr attention_delta(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, Device device) {
+TensorPtr attention_delta(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, DType operands, Device device) {
   const int64_t rows = p.batch * p.heads * p.q_len;
   TensorPtr delta = empty({rows}, DType::Float32, device);
-  if (rows > 0) {
-    use_device(device.index);
-    attention_delta_kernel<<<row_blocks(rows), 32 * kWarpsPerBlock, 0, current_stream(device.index)>>>(
-        matrix<float>(out), matrix<float>(dout), delta->data_as<float>(), rows, p.heads, p.q_len, p.value_dim);
-    check_launch("scaledDotProductAttention backward");
-  }
+  if (rows == 0) return delta;
+  use_device(device.index);
+  dispatch_float(operands, "scaledDotProductAttention backward", [&](auto tag) {
+    using S = decltype(tag);
+    if constexpr (std::is_same_v<S, double>) {
+      fail(ERR_INTERNAL, "scaledDotProductAttention backward: no flash kernels for float64");
+    } else {
+      attention_delta_kernel<S><<<row_blocks(rows), 32 * kWarpsPerBlock, 0, current_stream(device.index)>>>(
+          matrix<S>(out), matrix<S>(dout), delta->data_as<float>(), rows, p.heads, p.q_len, p.value_dim);
+      check_launch("scaledDotProductAttention backward");
+    }
+  });
   return delta;
+}
+
+bool attention_reads_storage(const cpu::AttentionProblem& p, DType dtype, Device device) {
+  return attention_choice() == AttentionChoice::TensorCore && mma_attention_applies(p, dtype, device);
 }
 
 void attention_forward(const cpu::AttentionProblem& p, const TensorPtr& out, void* lse) {
   const AttentionChoice choice = attention_choice();
-  if (choice == AttentionChoice::TensorCore && mma_attention_applies(p, out->dtype, out->device()))
+  if (attention_reads_storage(p, out->dtype, out->device()))
     mma_attention_forward(p, out, static_cast<float*>(lse));
   else if (choice != AttentionChoice::Materialized && flash_applies(p, out->dtype, out->device()))
     flash_forward(p, out, static_cast<float*>(lse));
@@ -639,7 +651,7 @@ void attention_forward(const cpu::AttentionProblem& p, const TensorPtr& out, voi
 void attention_backward(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, const void* lse,
                         const TensorPtr& dq, const TensorPtr& dk, const TensorPtr& dv) {
   const AttentionChoice choice = attention_choice();
-  if (choice == AttentionChoice::TensorCore && mma_attention_applies(p, dq->dtype, dq->device()))
+  if (attention_reads_storage(p, dq->dtype, dq->device()))
     mma_attention_backward(p, out, dout, static_cast<const float*>(lse), dq, dk, dv);
   else if (choice != AttentionChoice::Materialized && flash_applies(p, dq->dtype, dq->device()))
     flash_backward(p, out, dout, static_cast<const float*>(lse), dq, dk, dv);

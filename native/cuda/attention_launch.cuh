@@ -58,7 +58,8 @@ void flash_launch(void (*kernel)(Params...), int64_t blocks, unsigned threads, s
 // The most dynamic shared memory a block may opt in to on `device`.
 size_t shared_memory_optin(Device device);
 
-// delta [B * H * Lq] (float) = the sum of dO * O over each row of the output, for the backward.
-TensorPtr attention_delta(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, Device device);
+// delta [B * H * Lq] (float) = the sum of dO * O over each row of the output, for the backward;
+// out and dout are operands of dtype `operands`.
+TensorPtr attention_delta(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, DType operands, Device device);
 
 }  // namespace ignis::cuda

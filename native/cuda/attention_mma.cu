@@ -50,7 +50,7 @@ void mma_attention_forward(const cpu::AttentionProblem& p, const TensorPtr& out,
     constexpr int D = decltype(dim)::value;
     const int64_t q_tiles = ceil_div(p.q_len, kMmaRows);
     flash_launch(mma_forward_kernel<T, D>, q_tiles * p.batch * p.heads, kMmaThreads, mma_forward_shared(D), device,
-                 "scaledDotProductAttention", matrix<float>(p.q), matrix<float>(p.k), matrix<float>(p.v), flash_mask<T>(p),
+                 "scaledDotProductAttention", matrix<T>(p.q), matrix<T>(p.k), matrix<T>(p.v), flash_mask<T>(p),
                  flash_output<T>(out), lse, flash_sizes(p), q_tiles);
   });
 }
@@ -59,12 +59,12 @@ void mma_attention_backward(const cpu::AttentionProblem& p, const GemmOperand& o
                             const TensorPtr& dq, const TensorPtr& dk, const TensorPtr& dv) {
   const Device device = dq->device();
   use_device(device.index);
-  TensorPtr delta = attention_delta(p, out, dout, device);
+  TensorPtr delta = attention_delta(p, out, dout, dq->dtype, device);
   dispatch_mma(dq->dtype, p.head_dim, [&](auto tag, auto dim) {
     using T = decltype(tag);
     constexpr int D = decltype(dim)::value;
     const int64_t q_tiles = ceil_div(p.q_len, kMmaRows), k_tiles = ceil_div(p.k_len, kMmaRows);
-    const Matrix<float> q = matrix<float>(p.q), k = matrix<float>(p.k), v = matrix<float>(p.v), dO = matrix<float>(dout);
+    const Matrix<T> q = matrix<T>(p.q), k = matrix<T>(p.k), v = matrix<T>(p.v), dO = matrix<T>(dout);
     const float* deltas = delta->data_as<float>();
     flash_launch(mma_backward_dq_kernel<T, D>, q_tiles * p.batch * p.heads, kMmaThreads, mma_dq_shared(D), device.index,
                  "scaledDotProductAttention backward", q, k, v, dO, flash_mask<T>(p), flash_output<T>(dq), lse, deltas,

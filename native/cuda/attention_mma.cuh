@@ -1,11 +1,14 @@
 // The tensor-core attention kernels (FlashAttention-2 style, sm_80 and later, bfloat16 or float16
 // storage T, float accumulation and softmax): 4 warps per block, each warp owning 16 rows of the
 // block's 64 (query rows for the forward and dQ, keys for dK and dV) against tiles of the other
-// side staged in shared memory as T. Products run on mma.sync m16n8k16 from ldmatrix fragments;
-// the f32 accumulators of one product (P, dS) are rounded to T in registers and become the A
-// operand of the next, since the accumulator layout of m16n8k16 is its A layout column pair by
-// column pair (see cuda/mma.cuh). In an accumulator fragment acc[n][c] of a warp, lane l holds
-// row l / 4 + 8 (c / 2) and column 8 n + 2 (l % 4) + c % 2.
+// side, read as T and staged in shared memory by cp.async two tiles deep (the next tile loads
+// while the warps work on the current one). Products run on mma.sync m16n8k16 from ldmatrix
+// fragments; the f32 accumulators of one product (P, dS) are rounded to T in registers and
+// become the A operand of the next, since the accumulator layout of m16n8k16 is its A layout
+// column pair by column pair (see cuda/mma.cuh). In an accumulator fragment acc[n][c] of a warp,
+// lane l holds row l / 4 + 8 (c / 2) and column 8 n + 2 (l % 4) + c % 2. Operands whose rows do
+// not start 16-byte aligned (or column-major ones) are read element by element instead of by
+// cp.async: slower, the same results.
 #pragma once
 #include <cstdint>
 #include "cuda/attention_tiles.cuh"
@@ -24,11 +27,35 @@ constexpr int mma_dkv_queries(int d) { return d == 128 ? 32 : 64; }
 // ldmatrix needs) and put the 8 rows of an 8 x 8 matrix in distinct banks.
 constexpr int mma_stride(int d) { return d + 8; }
 
-// Shared memory (bytes) of the kernels below for head dim d.
-constexpr size_t mma_forward_shared(int d) { return sizeof(uint16_t) * size_t((kMmaRows + 2 * kMmaKeys) * mma_stride(d)); }
-constexpr size_t mma_dq_shared(int d) { return sizeof(uint16_t) * size_t((2 * kMmaRows + 2 * kMmaKeys) * mma_stride(d)); }
+// Shared memory (bytes) of the kernels below for head dim d: the block's own rows, and two
+// buffers of the tiles streamed past them.
+constexpr size_t mma_forward_shared(int d) { return sizeof(uint16_t) * size_t((kMmaRows + 4 * kMmaKeys) * mma_stride(d)); }
+constexpr size_t mma_dq_shared(int d) { return sizeof(uint16_t) * size_t((2 * kMmaRows + 4 * kMmaKeys) * mma_stride(d)); }
 constexpr size_t mma_dkv_shared(int d) {
-  return sizeof(uint16_t) * size_t((2 * kMmaRows + 2 * mma_dkv_queries(d)) * mma_stride(d)) + sizeof(float) * 2 * mma_dkv_queries(d);
+  return sizeof(uint16_t) * size_t((2 * kMmaRows + 4 * mma_dkv_queries(d)) * mma_stride(d)) + sizeof(float) * 4 * mma_dkv_queries(d);
+}
+
+// Rows [first, first + R) of matrix (b, h) of m (D columns) into tile [R][Stride]; rows from
+// `end` on are zeros. Where every row starts 16-byte aligned the rows go by cp.async (in shared
+// memory after cp_async_wait_all and a __syncthreads); other layouts element by element.
+template <int R, int D, int Stride, typename T>
+__device__ void load_tile(T* tile, const Matrix<T>& m, int64_t b, int64_t h, int64_t first, int64_t end) {
+  constexpr int kChunk = 16 / sizeof(T);  // elements per 16 bytes
+  static_assert(D % kChunk == 0 && Stride % kChunk == 0, "load_tile: rows of whole 16-byte chunks");
+  if (m.trans || reinterpret_cast<uintptr_t>(m.data) % 16 != 0 || m.ld % kChunk != 0 || m.bs0 % kChunk != 0 || m.bs1 % kChunk != 0) {
+    load_rows<R, D, Stride, kMmaThreads>(tile, m, b, h, first, end);
+    return;
+  }
+  const T* base = m.data + b * m.bs0 + h * m.bs1;
+  for (int e = threadIdx.x; e < R * D / kChunk; e += kMmaThreads) {
+    const int r = e / (D / kChunk), c = e % (D / kChunk) * kChunk;
+    const int64_t i = first + r;
+    T* to = tile + r * Stride + c;
+    if (i < end)
+      cp_async_16(to, base + i * m.ld + c);
+    else
+      *reinterpret_cast<uint4*>(to) = make_uint4(0, 0, 0, 0);
+  }
 }
 
 // The A fragment of rows [0, 16), columns [col, col + 16) of tile [.][Stride] (the warp's rows).
@@ -97,18 +124,28 @@ __device__ inline int fragment_col(int n, int c) { return 8 * n + 2 * (threadIdx
 // the tile are never read.
 template <typename T, int D>
 __global__ void __launch_bounds__(kMmaThreads)
-    mma_forward_kernel(Matrix<float> q, Matrix<float> k, Matrix<float> v, FlashMask<T> mask, FlashOutput<T> out, float* lse,
-                       FlashSizes s, int64_t q_tiles) {
+    mma_forward_kernel(Matrix<T> q, Matrix<T> k, Matrix<T> v, FlashMask<T> mask, FlashOutput<T> out, float* lse, FlashSizes s,
+                       int64_t q_tiles) {
   constexpr int S = mma_stride(D), BQ = kMmaRows, BK = kMmaKeys;
   extern __shared__ __align__(16) unsigned char mma_shared[];
   T* qs = reinterpret_cast<T*>(mma_shared);  // [BQ][S]
-  T* ks = qs + BQ * S;                       // [BK][S]
-  T* vs = ks + BK * S;                       // [BK][S]
+  T* kv = qs + BQ * S;                       // two buffers of [BK][S] keys, then [BK][S] values
   const int warp = threadIdx.x / 32;
   // the last tiles of queries (under causal masking, the longest) first
   const FlashBlock blk = flash_block(s.heads, q_tiles);
   const int64_t b = blk.b, h = blk.h, kh = h / (s.heads / s.kv_heads), q0 = (q_tiles - 1 - blk.tile) * BQ;
-  load_rows<BQ, D, S, kMmaThreads>(qs, q, b, h, q0, s.q_len);
+  const int64_t key_end = flash_visible(s, (q0 + BQ < s.q_len ? q0 + BQ : s.q_len) - 1), tiles = (key_end + BK - 1) / BK;
+  // the keys and values of tile t into buffer t % 2
+  auto stage = [&](int64_t t) {
+    T* ks = kv + (t % 2) * 2 * BK * S;
+    load_tile<BK, D, S>(ks, k, b, kh, t * BK, s.k_len);
+    load_tile<BK, D, S>(ks + BK * S, v, b, kh, t * BK, s.k_len);
+  };
+  if (tiles > 0) {
+    load_tile<BQ, D, S>(qs, q, b, h, q0, s.q_len);
+    stage(0);
+  }
+  cp_async_wait_all();
   __syncthreads();
   uint32_t qf[D / 16][4];
 #pragma unroll
@@ -121,12 +158,15 @@ __global__ void __launch_bounds__(kMmaThreads)
   for (int n = 0; n < D / 8; n++)
 #pragma unroll
     for (int c = 0; c < 4; c++) acc[n][c] = 0;
-  const int64_t key_end = flash_visible(s, (q0 + BQ < s.q_len ? q0 + BQ : s.q_len) - 1);
-  for (int64_t k0 = 0; k0 < key_end; k0 += BK) {
-    __syncthreads();  // every warp is done with the previous tile's keys and values
-    load_rows<BK, D, S, kMmaThreads>(ks, k, b, kh, k0, s.k_len);
-    load_rows<BK, D, S, kMmaThreads>(vs, v, b, kh, k0, s.k_len);
-    __syncthreads();
+  for (int64_t t = 0; t < tiles; t++) {
+    if (t > 0) {
+      cp_async_wait_all();
+      __syncthreads();  // tile t is in place, and every warp is done with tile t - 1, whose buffer stage(t + 1) refills
+    }
+    if (t + 1 < tiles) stage(t + 1);
+    const T* ks = kv + (t % 2) * 2 * BK * S;
+    const T* vs = ks + BK * S;
+    const int64_t k0 = t * BK;
     float sc[BK / 8][4];
     product_rows<T, D, BK, S>(
         sc,
@@ -183,20 +223,29 @@ __global__ void __launch_bounds__(kMmaThreads)
 // forward, dP = dO V^T, dS = P * (dP - delta), dQ += scale dS K.
 template <typename T, int D>
 __global__ void __launch_bounds__(kMmaThreads)
-    mma_backward_dq_kernel(Matrix<float> q, Matrix<float> k, Matrix<float> v, Matrix<float> dout, FlashMask<T> mask, FlashOutput<T> dq,
+    mma_backward_dq_kernel(Matrix<T> q, Matrix<T> k, Matrix<T> v, Matrix<T> dout, FlashMask<T> mask, FlashOutput<T> dq,
                            const float* lse, const float* delta, FlashSizes s, int64_t q_tiles) {
   constexpr int S = mma_stride(D), BQ = kMmaRows, BK = kMmaKeys;
   extern __shared__ __align__(16) unsigned char mma_shared[];
   T* qs = reinterpret_cast<T*>(mma_shared);  // [BQ][S]
   T* dos = qs + BQ * S;                      // [BQ][S]
-  T* ks = dos + BQ * S;                      // [BK][S]
-  T* vs = ks + BK * S;                       // [BK][S]
+  T* kv = dos + BQ * S;                      // two buffers of [BK][S] keys, then [BK][S] values
   const int warp = threadIdx.x / 32;
   const FlashBlock blk = flash_block(s.heads, q_tiles);
   const int64_t b = blk.b, h = blk.h, kh = h / (s.heads / s.kv_heads), q0 = (q_tiles - 1 - blk.tile) * BQ;
   const int64_t rows = (b * s.heads + h) * s.q_len;
-  load_rows<BQ, D, S, kMmaThreads>(qs, q, b, h, q0, s.q_len);
-  load_rows<BQ, D, S, kMmaThreads>(dos, dout, b, h, q0, s.q_len);
+  const int64_t key_end = flash_visible(s, (q0 + BQ < s.q_len ? q0 + BQ : s.q_len) - 1), tiles = (key_end + BK - 1) / BK;
+  // the keys and values of tile t into buffer t % 2
+  auto stage = [&](int64_t t) {
+    T* ks = kv + (t % 2) * 2 * BK * S;
+    load_tile<BK, D, S>(ks, k, b, kh, t * BK, s.k_len);
+    load_tile<BK, D, S>(ks + BK * S, v, b, kh, t * BK, s.k_len);
+  };
+  if (tiles > 0) {
+    load_tile<BQ, D, S>(qs, q, b, h, q0, s.q_len);
+    load_tile<BQ, D, S>(dos, dout, b, h, q0, s.q_len);
+    stage(0);
+  }
   const T* my_q = qs + warp * 16 * S;
   const T* my_do = dos + warp * 16 * S;
   int64_t row[2], visible[2];
@@ -213,12 +262,13 @@ __global__ void __launch_bounds__(kMmaThreads)
   for (int n = 0; n < D / 8; n++)
 #pragma unroll
     for (int c = 0; c < 4; c++) acc[n][c] = 0;
-  const int64_t key_end = flash_visible(s, (q0 + BQ < s.q_len ? q0 + BQ : s.q_len) - 1);
-  for (int64_t k0 = 0; k0 < key_end; k0 += BK) {
-    __syncthreads();  // every warp is done with the previous tile's keys and values
-    load_rows<BK, D, S, kMmaThreads>(ks, k, b, kh, k0, s.k_len);
-    load_rows<BK, D, S, kMmaThreads>(vs, v, b, kh, k0, s.k_len);
-    __syncthreads();
+  for (int64_t t = 0; t < tiles; t++) {
+    cp_async_wait_all();
+    __syncthreads();  // tile t is in place, and every warp is done with tile t - 1, whose buffer stage(t + 1) refills
+    if (t + 1 < tiles) stage(t + 1);
+    const T* ks = kv + (t % 2) * 2 * BK * S;
+    const T* vs = ks + BK * S;
+    const int64_t k0 = t * BK;
     float sc[BK / 8][4], dp[BK / 8][4];
     product_rows<T, D, BK, S>(sc, [&](int kk, uint32_t(&a)[4]) { load_a<S>(a, my_q, kk * 16); }, ks);
     product_rows<T, D, BK, S>(dp, [&](int kk, uint32_t(&a)[4]) { load_a<S>(a, my_do, kk * 16); }, vs);
@@ -253,21 +303,43 @@ __global__ void __launch_bounds__(kMmaThreads)
 // as in mma_backward_dq_kernel, dV += P^T dO, dK += scale dS^T Q.
 template <typename T, int D>
 __global__ void __launch_bounds__(kMmaThreads)
-    mma_backward_dkv_kernel(Matrix<float> q, Matrix<float> k, Matrix<float> v, Matrix<float> dout, FlashMask<T> mask, FlashOutput<T> dk,
+    mma_backward_dkv_kernel(Matrix<T> q, Matrix<T> k, Matrix<T> v, Matrix<T> dout, FlashMask<T> mask, FlashOutput<T> dk,
                             FlashOutput<T> dv, const float* lse, const float* delta, FlashSizes s, int64_t k_tiles) {
   constexpr int S = mma_stride(D), BK = kMmaRows, BQ = mma_dkv_queries(D);
   extern __shared__ __align__(16) unsigned char mma_shared[];
-  T* ks = reinterpret_cast<T*>(mma_shared);                     // [BK][S]
-  T* vs = ks + BK * S;                                          // [BK][S]
-  T* qs = vs + BK * S;                                          // [BQ][S]
-  T* dos = qs + BQ * S;                                         // [BQ][S]
-  float* tile_lse = reinterpret_cast<float*>(dos + BQ * S);     // [BQ]
-  float* tile_delta = tile_lse + BQ;                            // [BQ]
+  T* ks = reinterpret_cast<T*>(mma_shared);  // [BK][S]
+  T* vs = ks + BK * S;                       // [BK][S]
+  T* qdo = vs + BK * S;                      // two buffers of [BQ][S] queries, then [BQ][S] output gradients
+  float* stats = reinterpret_cast<float*>(qdo + 4 * BQ * S);  // two buffers of [BQ] lse, then [BQ] delta
   const int warp = threadIdx.x / 32;
   const FlashBlock blk = flash_block(s.kv_heads, k_tiles);
   const int64_t b = blk.b, kh = blk.h, k0 = blk.tile * BK, group = s.heads / s.kv_heads;
-  load_rows<BK, D, S, kMmaThreads>(ks, k, b, kh, k0, s.k_len);
-  load_rows<BK, D, S, kMmaThreads>(vs, v, b, kh, k0, s.k_len);
+  // under causal masking, query i sees key k0 from i = k0 - (Lk - Lq) on
+  const int64_t first_query = s.causal ? k0 - (s.k_len - s.q_len) : 0;
+  const int64_t q_tiles = (s.q_len + BQ - 1) / BQ, first_tile = first_query > 0 ? first_query / BQ : 0;
+  // steps u = 0, 1, ... go over the query heads g of the group, and for each over its tiles of
+  // queries from first_tile on
+  const int64_t per_head = q_tiles > first_tile ? q_tiles - first_tile : 0, steps = group * per_head;
+  auto head_of = [&](int64_t u) { return kh * group + u / per_head; };
+  auto first_row_of = [&](int64_t u) { return (first_tile + u % per_head) * BQ; };
+  // the queries, output gradients, lse and delta of step u into buffer u % 2
+  auto stage = [&](int64_t u) {
+    const int64_t h = head_of(u), q0 = first_row_of(u);
+    T* qs = qdo + (u % 2) * 2 * BQ * S;
+    load_tile<BQ, D, S>(qs, q, b, h, q0, s.q_len);
+    load_tile<BQ, D, S>(qs + BQ * S, dout, b, h, q0, s.q_len);
+    if (threadIdx.x < BQ) {
+      const int64_t i = q0 + threadIdx.x, rows = (b * s.heads + h) * s.q_len;
+      float* tile_stats = stats + (u % 2) * 2 * BQ;
+      tile_stats[threadIdx.x] = i < s.q_len ? lse[rows + i] : 0.0f;
+      tile_stats[BQ + threadIdx.x] = i < s.q_len ? delta[rows + i] : 0.0f;
+    }
+  };
+  if (steps > 0) {
+    load_tile<BK, D, S>(ks, k, b, kh, k0, s.k_len);
+    load_tile<BK, D, S>(vs, v, b, kh, k0, s.k_len);
+    stage(0);
+  }
   const T* my_k = ks + warp * 16 * S;
   const T* my_v = vs + warp * 16 * S;
   const int64_t key[2] = {fragment_row(k0, 0), fragment_row(k0, 1)};
@@ -276,42 +348,34 @@ __global__ void __launch_bounds__(kMmaThreads)
   for (int n = 0; n < D / 8; n++)
 #pragma unroll
     for (int c = 0; c < 4; c++) dk_acc[n][c] = dv_acc[n][c] = 0;
-  // under causal masking, query i sees key k0 from i = k0 - (Lk - Lq) on
-  const int64_t first_query = s.causal ? k0 - (s.k_len - s.q_len) : 0;
-  const int64_t q_tiles = (s.q_len + BQ - 1) / BQ, first_tile = first_query > 0 ? first_query / BQ : 0;
-  for (int64_t g = 0; g < group; g++) {
-    const int64_t h = kh * group + g, rows = (b * s.heads + h) * s.q_len;
-    for (int64_t qt = first_tile; qt < q_tiles; qt++) {
-      const int64_t q0 = qt * BQ;
-      __syncthreads();  // every warp is done with the previous tile's queries and output gradients
-      load_rows<BQ, D, S, kMmaThreads>(qs, q, b, h, q0, s.q_len);
-      load_rows<BQ, D, S, kMmaThreads>(dos, dout, b, h, q0, s.q_len);
-      if (threadIdx.x < BQ) {
-        const int64_t i = q0 + threadIdx.x;
-        tile_lse[threadIdx.x] = i < s.q_len ? lse[rows + i] : 0.0f;
-        tile_delta[threadIdx.x] = i < s.q_len ? delta[rows + i] : 0.0f;
-      }
-      __syncthreads();
-      float p[BQ / 8][4], ds[BQ / 8][4];
-      product_rows<T, D, BQ, S>(p, [&](int kk, uint32_t(&a)[4]) { load_a<S>(a, my_k, kk * 16); }, qs);
-      product_rows<T, D, BQ, S>(ds, [&](int kk, uint32_t(&a)[4]) { load_a<S>(a, my_v, kk * 16); }, dos);
+  for (int64_t u = 0; u < steps; u++) {
+    cp_async_wait_all();
+    __syncthreads();  // step u is in place, and every warp is done with step u - 1, whose buffer stage(u + 1) refills
+    if (u + 1 < steps) stage(u + 1);
+    const int64_t h = head_of(u), q0 = first_row_of(u);
+    const T* qs = qdo + (u % 2) * 2 * BQ * S;
+    const T* dos = qs + BQ * S;
+    const float* tile_lse = stats + (u % 2) * 2 * BQ;
+    const float* tile_delta = tile_lse + BQ;
+    float p[BQ / 8][4], ds[BQ / 8][4];
+    product_rows<T, D, BQ, S>(p, [&](int kk, uint32_t(&a)[4]) { load_a<S>(a, my_k, kk * 16); }, qs);
+    product_rows<T, D, BQ, S>(ds, [&](int kk, uint32_t(&a)[4]) { load_a<S>(a, my_v, kk * 16); }, dos);
 #pragma unroll
-      for (int n = 0; n < BQ / 8; n++)
+    for (int n = 0; n < BQ / 8; n++)
 #pragma unroll
-        for (int c = 0; c < 4; c++) {
-          const int x = c / 2, qc = fragment_col(n, c);
-          const int64_t i = q0 + qc;
-          float prob = 0, grad = 0;
-          if (key[x] < flash_visible(s, i)) {
-            prob = attention_prob(s.scale * p[n][c] + mask.at(b, h, i, key[x]), tile_lse[qc]);
-            grad = attention_score_grad(prob, ds[n][c], tile_delta[qc]);
-          }
-          p[n][c] = prob;
-          ds[n][c] = grad;
+      for (int c = 0; c < 4; c++) {
+        const int x = c / 2, qc = fragment_col(n, c);
+        const int64_t i = q0 + qc;
+        float prob = 0, grad = 0;
+        if (key[x] < flash_visible(s, i)) {
+          prob = attention_prob(s.scale * p[n][c] + mask.at(b, h, i, key[x]), tile_lse[qc]);
+          grad = attention_score_grad(prob, ds[n][c], tile_delta[qc]);
         }
-      accumulate_cols<T, BQ, D, S>(dv_acc, p, dos);
-      accumulate_cols<T, BQ, D, S>(dk_acc, ds, qs);
-    }
+        p[n][c] = prob;
+        ds[n][c] = grad;
+      }
+    accumulate_cols<T, BQ, D, S>(dv_acc, p, dos);
+    accumulate_cols<T, BQ, D, S>(dk_acc, ds, qs);
   }
 #pragma unroll
   for (int x = 0; x < 2; x++) {

@@ -49,17 +49,17 @@ __device__ inline int64_t flash_visible(const FlashSizes& s, int64_t i) {
   return s.causal ? causal_visible(i, s.q_len, s.k_len, 0, s.k_len) : s.k_len;
 }
 
-// Rows [first, first + R) of matrix (b, h) of m (D columns) into tile [R][Stride] as Dst (a
-// float, or a 16-bit storage type rounding to nearest even), by `Threads` threads; rows from
-// `end` on are zeros. Consecutive threads read consecutive elements: along the rows of a
-// row-major matrix, down the columns of a column-major one.
-template <int R, int D, int Stride, int Threads, typename Dst>
-__device__ void load_rows(Dst* tile, const Matrix<float>& m, int64_t b, int64_t h, int64_t first, int64_t end) {
-  const float* base = m.data + b * m.bs0 + h * m.bs1;
+// Rows [first, first + R) of matrix (b, h) of m (D columns, elements of type Src) into tile
+// [R][Stride] as Dst (a float, or a 16-bit storage type rounding to nearest even), by `Threads`
+// threads; rows from `end` on are zeros. Consecutive threads read consecutive elements: along
+// the rows of a row-major matrix, down the columns of a column-major one.
+template <int R, int D, int Stride, int Threads, typename Src, typename Dst>
+__device__ void load_rows(Dst* tile, const Matrix<Src>& m, int64_t b, int64_t h, int64_t first, int64_t end) {
+  const Src* base = m.data + b * m.bs0 + h * m.bs1;
   for (int e = threadIdx.x; e < R * D; e += Threads) {
     const int r = m.trans ? e % R : e / D, c = m.trans ? e / R : e % D;
     const int64_t i = first + r;
-    tile[r * Stride + c] = Dst(i < end ? base[m.trans ? i + c * m.ld : i * m.ld + c] : 0.0f);
+    tile[r * Stride + c] = Dst(i < end ? float(base[m.trans ? i + c * m.ld : i * m.ld + c]) : 0.0f);
   }
 }
 

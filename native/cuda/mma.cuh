@@ -1,5 +1,6 @@
-// Warp-wide tensor-core instructions of sm_80 and later (PTX mma.sync / ldmatrix), one wrapper
-// per instruction: every lane of the warp calls it together. The register fragment layouts are
+// Tensor-core and asynchronous-copy instructions of sm_80 and later (PTX mma.sync, ldmatrix,
+// cp.async), one wrapper per instruction; every lane of the warp calls mma_16816 and the
+// ldmatrix ones together. The register fragment layouts are
 // the PTX ISA's; with g = lane / 4 and t = lane % 4:
 // - mma_16816, D[16][8] += A[16][16] B[16][8] (f32 accumulators, 16-bit operands, two per 32-bit
 //   register, the lower column/row in the low half): a[0] = A[g][2t..2t+1], a[1] = A[g+8][2t..],
@@ -48,6 +49,14 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "r"(address)
                : "memory");
 }
+
+// 16 bytes from global to shared memory (both 16-byte aligned) by cp.async.cg: they are there for
+// this thread after cp_async_wait_all, for the whole block after that and a __syncthreads.
+__device__ __forceinline__ void cp_async_16(void* shared, const void* global) {
+  const unsigned address = unsigned(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(address), "l"(global) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
 
 // lo and hi rounded to T (to nearest even), lo in the low half: an mma operand register.
 template <typename T>
