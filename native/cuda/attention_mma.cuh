@@ -58,6 +58,15 @@ __device__ void load_tile(T* tile, const Matrix<T>& m, int64_t b, int64_t h, int
   }
 }
 
+// Sets accumulator fragments to zero.
+template <int N>
+__device__ void clear_fragments(float (&acc)[N][4]) {
+#pragma unroll
+  for (int n = 0; n < N; n++)
+#pragma unroll
+    for (int c = 0; c < 4; c++) acc[n][c] = 0;
+}
+
 // The A fragment of rows [0, 16), columns [col, col + 16) of tile [.][Stride] (the warp's rows).
 template <int Stride, typename T>
 __device__ void load_a(uint32_t (&a)[4], const T* rows, int col) {
@@ -70,10 +79,7 @@ __device__ void load_a(uint32_t (&a)[4], const T* rows, int col) {
 template <typename T, int K, int N, int Stride, typename AFragment>
 __device__ void product_rows(float (&acc)[N / 8][4], AFragment a, const T* tile) {
   const int lane = threadIdx.x % 32;
-#pragma unroll
-  for (int n = 0; n < N / 8; n++)
-#pragma unroll
-    for (int c = 0; c < 4; c++) acc[n][c] = 0;
+  clear_fragments(acc);
 #pragma unroll
   for (int kk = 0; kk < K / 16; kk++) {
     uint32_t af[4];
@@ -119,6 +125,49 @@ __device__ inline int64_t fragment_row(int64_t first, int x) { return first + (t
 // The column of element c of fragment n.
 __device__ inline int fragment_col(int n, int c) { return 8 * n + 2 * (threadIdx.x % 4) + c % 2; }
 
+// Writes the warp's accumulator fragments acc (its 16 rows from `first` on, D columns), row x of
+// the lane multiplied by factor[x], to matrix (b, h) of out; rows from `end` on are left alone.
+template <int D, typename T>
+__device__ void store_fragments(const FlashOutput<T>& out, int64_t b, int64_t h, int64_t first, int64_t end, const float (&acc)[D / 8][4],
+                                const float (&factor)[2]) {
+#pragma unroll
+  for (int x = 0; x < 2; x++) {
+    const int64_t row = fragment_row(first, x);
+    if (row >= end) continue;
+#pragma unroll
+    for (int n = 0; n < D / 8; n++)
+#pragma unroll
+      for (int c = 2 * x; c < 2 * x + 2; c++) out.at(b, h, row, fragment_col(n, c)) = T(acc[n][c] * factor[x]);
+  }
+}
+
+// The query rows of a forward or dQ block (the last tiles of queries, under causal masking the
+// longest, first): batch b, head h, key/value head kh, first row q0, and how many tiles of keys
+// those rows see (tiles the causal limit hides from all of them are never read).
+struct QueryTile {
+  int64_t b, h, kh, q0, key_tiles;
+};
+__device__ inline QueryTile query_tile(const FlashSizes& s, int64_t q_tiles) {
+  const FlashBlock blk = flash_block(s.heads, q_tiles);
+  const int64_t q0 = (q_tiles - 1 - blk.tile) * kMmaRows;
+  const int64_t key_end = flash_visible(s, (q0 + kMmaRows < s.q_len ? q0 + kMmaRows : s.q_len) - 1);
+  return {blk.b, blk.h, blk.h / (s.heads / s.kv_heads), q0, (key_end + kMmaKeys - 1) / kMmaKeys};
+}
+
+// Buffer t % 2 of kv (two buffers of [kMmaKeys][Stride] keys, then as many values), and key tile
+// t of key/value head (b, kh) staged into it.
+template <int D, typename T>
+__device__ T* key_buffer(T* kv, int64_t t) {
+  return kv + (t % 2) * 2 * kMmaKeys * mma_stride(D);
+}
+template <int D, typename T>
+__device__ void stage_keys(T* kv, const Matrix<T>& k, const Matrix<T>& v, int64_t b, int64_t kh, int64_t t, int64_t k_len) {
+  constexpr int S = mma_stride(D);
+  T* ks = key_buffer<D>(kv, t);
+  load_tile<kMmaKeys, D, S>(ks, k, b, kh, t * kMmaKeys, k_len);
+  load_tile<kMmaKeys, D, S>(ks + kMmaKeys * S, v, b, kh, t * kMmaKeys, k_len);
+}
+
 // out and lse for one tile of 64 query rows: S = scale Q K^T (+ mask) per tile of 64 keys, the
 // rows' online softmax, O += P V; tiles of keys that the causal limit hides from every row of
 // the tile are never read.
@@ -131,19 +180,11 @@ __global__ void __launch_bounds__(kMmaThreads)
   T* qs = reinterpret_cast<T*>(mma_shared);  // [BQ][S]
   T* kv = qs + BQ * S;                       // two buffers of [BK][S] keys, then [BK][S] values
   const int warp = threadIdx.x / 32;
-  // the last tiles of queries (under causal masking, the longest) first
-  const FlashBlock blk = flash_block(s.heads, q_tiles);
-  const int64_t b = blk.b, h = blk.h, kh = h / (s.heads / s.kv_heads), q0 = (q_tiles - 1 - blk.tile) * BQ;
-  const int64_t key_end = flash_visible(s, (q0 + BQ < s.q_len ? q0 + BQ : s.q_len) - 1), tiles = (key_end + BK - 1) / BK;
-  // the keys and values of tile t into buffer t % 2
-  auto stage = [&](int64_t t) {
-    T* ks = kv + (t % 2) * 2 * BK * S;
-    load_tile<BK, D, S>(ks, k, b, kh, t * BK, s.k_len);
-    load_tile<BK, D, S>(ks + BK * S, v, b, kh, t * BK, s.k_len);
-  };
+  const QueryTile tile = query_tile(s, q_tiles);
+  const int64_t b = tile.b, h = tile.h, kh = tile.kh, q0 = tile.q0, tiles = tile.key_tiles;
   if (tiles > 0) {
     load_tile<BQ, D, S>(qs, q, b, h, q0, s.q_len);
-    stage(0);
+    stage_keys<D>(kv, k, v, b, kh, 0, s.k_len);
   }
   cp_async_wait_all();
   __syncthreads();
@@ -154,17 +195,14 @@ __global__ void __launch_bounds__(kMmaThreads)
   const int64_t visible[2] = {flash_visible(s, row[0]), flash_visible(s, row[1])};
   OnlineSoftmax<float> soft[2];
   float acc[D / 8][4];
-#pragma unroll
-  for (int n = 0; n < D / 8; n++)
-#pragma unroll
-    for (int c = 0; c < 4; c++) acc[n][c] = 0;
+  clear_fragments(acc);
   for (int64_t t = 0; t < tiles; t++) {
     if (t > 0) {
       cp_async_wait_all();
-      __syncthreads();  // tile t is in place, and every warp is done with tile t - 1, whose buffer stage(t + 1) refills
+      __syncthreads();  // tile t is in place, and every warp is done with tile t - 1, whose buffer tile t + 1 takes
     }
-    if (t + 1 < tiles) stage(t + 1);
-    const T* ks = kv + (t % 2) * 2 * BK * S;
+    if (t + 1 < tiles) stage_keys<D>(kv, k, v, b, kh, t + 1, s.k_len);
+    const T* ks = key_buffer<D>(kv, t);
     const T* vs = ks + BK * S;
     const int64_t k0 = t * BK;
     float sc[BK / 8][4];
@@ -207,16 +245,10 @@ __global__ void __launch_bounds__(kMmaThreads)
     }
     accumulate_cols<T, BK, D, S>(acc, sc, vs);
   }
-#pragma unroll
-  for (int x = 0; x < 2; x++) {
-    if (row[x] >= s.q_len) continue;
-    const float norm = soft[x].norm();
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-      for (int c = 2 * x; c < 2 * x + 2; c++) out.at(b, h, row[x], fragment_col(n, c)) = T(acc[n][c] * norm);
-    if (threadIdx.x % 4 == 0) lse[(b * s.heads + h) * s.q_len + row[x]] = soft[x].lse();
-  }
+  const float norm[2] = {soft[0].norm(), soft[1].norm()};
+  store_fragments<D>(out, b, h, q0, s.q_len, acc, norm);
+  for (int x = 0; x < 2; x++)
+    if (row[x] < s.q_len && threadIdx.x % 4 == 0) lse[(b * s.heads + h) * s.q_len + row[x]] = soft[x].lse();
 }
 
 // dQ for one tile of 64 query rows: per tile of 64 keys, P = exp(S - lse) with S as in the
@@ -231,20 +263,13 @@ __global__ void __launch_bounds__(kMmaThreads)
   T* dos = qs + BQ * S;                      // [BQ][S]
   T* kv = dos + BQ * S;                      // two buffers of [BK][S] keys, then [BK][S] values
   const int warp = threadIdx.x / 32;
-  const FlashBlock blk = flash_block(s.heads, q_tiles);
-  const int64_t b = blk.b, h = blk.h, kh = h / (s.heads / s.kv_heads), q0 = (q_tiles - 1 - blk.tile) * BQ;
+  const QueryTile tile = query_tile(s, q_tiles);
+  const int64_t b = tile.b, h = tile.h, kh = tile.kh, q0 = tile.q0, tiles = tile.key_tiles;
   const int64_t rows = (b * s.heads + h) * s.q_len;
-  const int64_t key_end = flash_visible(s, (q0 + BQ < s.q_len ? q0 + BQ : s.q_len) - 1), tiles = (key_end + BK - 1) / BK;
-  // the keys and values of tile t into buffer t % 2
-  auto stage = [&](int64_t t) {
-    T* ks = kv + (t % 2) * 2 * BK * S;
-    load_tile<BK, D, S>(ks, k, b, kh, t * BK, s.k_len);
-    load_tile<BK, D, S>(ks + BK * S, v, b, kh, t * BK, s.k_len);
-  };
   if (tiles > 0) {
     load_tile<BQ, D, S>(qs, q, b, h, q0, s.q_len);
     load_tile<BQ, D, S>(dos, dout, b, h, q0, s.q_len);
-    stage(0);
+    stage_keys<D>(kv, k, v, b, kh, 0, s.k_len);
   }
   const T* my_q = qs + warp * 16 * S;
   const T* my_do = dos + warp * 16 * S;
@@ -258,15 +283,12 @@ __global__ void __launch_bounds__(kMmaThreads)
     row_delta[x] = row[x] < s.q_len ? delta[rows + row[x]] : 0.0f;
   }
   float acc[D / 8][4];
-#pragma unroll
-  for (int n = 0; n < D / 8; n++)
-#pragma unroll
-    for (int c = 0; c < 4; c++) acc[n][c] = 0;
+  clear_fragments(acc);
   for (int64_t t = 0; t < tiles; t++) {
     cp_async_wait_all();
-    __syncthreads();  // tile t is in place, and every warp is done with tile t - 1, whose buffer stage(t + 1) refills
-    if (t + 1 < tiles) stage(t + 1);
-    const T* ks = kv + (t % 2) * 2 * BK * S;
+    __syncthreads();  // tile t is in place, and every warp is done with tile t - 1, whose buffer tile t + 1 takes
+    if (t + 1 < tiles) stage_keys<D>(kv, k, v, b, kh, t + 1, s.k_len);
+    const T* ks = key_buffer<D>(kv, t);
     const T* vs = ks + BK * S;
     const int64_t k0 = t * BK;
     float sc[BK / 8][4], dp[BK / 8][4];
@@ -287,14 +309,8 @@ __global__ void __launch_bounds__(kMmaThreads)
       }
     accumulate_cols<T, BK, D, S>(acc, sc, ks);
   }
-#pragma unroll
-  for (int x = 0; x < 2; x++) {
-    if (row[x] >= s.q_len) continue;
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-      for (int c = 2 * x; c < 2 * x + 2; c++) dq.at(b, h, row[x], fragment_col(n, c)) = T(s.scale * acc[n][c]);
-  }
+  const float scale[2] = {s.scale, s.scale};
+  store_fragments<D>(dq, b, h, q0, s.q_len, acc, scale);
 }
 
 // dK and dV for one tile of 64 keys of a key/value head, summed over the query heads of its
@@ -344,10 +360,8 @@ __global__ void __launch_bounds__(kMmaThreads)
   const T* my_v = vs + warp * 16 * S;
   const int64_t key[2] = {fragment_row(k0, 0), fragment_row(k0, 1)};
   float dk_acc[D / 8][4], dv_acc[D / 8][4];
-#pragma unroll
-  for (int n = 0; n < D / 8; n++)
-#pragma unroll
-    for (int c = 0; c < 4; c++) dk_acc[n][c] = dv_acc[n][c] = 0;
+  clear_fragments(dk_acc);
+  clear_fragments(dv_acc);
   for (int64_t u = 0; u < steps; u++) {
     cp_async_wait_all();
     __syncthreads();  // step u is in place, and every warp is done with step u - 1, whose buffer stage(u + 1) refills
@@ -377,17 +391,9 @@ __global__ void __launch_bounds__(kMmaThreads)
     accumulate_cols<T, BQ, D, S>(dv_acc, p, dos);
     accumulate_cols<T, BQ, D, S>(dk_acc, ds, qs);
   }
-#pragma unroll
-  for (int x = 0; x < 2; x++) {
-    if (key[x] >= s.k_len) continue;
-#pragma unroll
-    for (int n = 0; n < D / 8; n++)
-#pragma unroll
-      for (int c = 2 * x; c < 2 * x + 2; c++) {
-        dk.at(b, kh, key[x], fragment_col(n, c)) = T(s.scale * dk_acc[n][c]);
-        dv.at(b, kh, key[x], fragment_col(n, c)) = T(dv_acc[n][c]);
-      }
-  }
+  const float scale[2] = {s.scale, s.scale}, one[2] = {1.0f, 1.0f};
+  store_fragments<D>(dk, b, kh, k0, s.k_len, dk_acc, scale);
+  store_fragments<D>(dv, b, kh, k0, s.k_len, dv_acc, one);
 }
 
 }  // namespace ignis::cuda
