@@ -6,7 +6,8 @@
 // fragments; the f32 accumulators of one product (P, dS) are rounded to T in registers and
 // become the A operand of the next, since the accumulator layout of m16n8k16 is its A layout
 // column pair by column pair (see cuda/mma.cuh). In an accumulator fragment acc[n][c] of a warp,
-// lane l holds row l / 4 + 8 (c / 2) and column 8 n + 2 (l % 4) + c % 2. Operands whose rows do
+// lane l holds row l / 4 + 8 (c / 2) and column 8 n + 2 (l % 4) + c % 2. Scores are kept in
+// units of log2(e), so that the probabilities take exp2. Operands whose rows do
 // not start 16-byte aligned (or column-major ones) are read element by element instead of by
 // cp.async: slower, the same results.
 #pragma once
@@ -193,7 +194,8 @@ __global__ void __launch_bounds__(kMmaThreads)
   for (int kk = 0; kk < D / 16; kk++) load_a<S>(qf[kk], qs + warp * 16 * S, kk * 16);
   const int64_t row[2] = {fragment_row(q0, 0), fragment_row(q0, 1)};
   const int64_t visible[2] = {flash_visible(s, row[0]), flash_visible(s, row[1])};
-  OnlineSoftmax<float> soft[2];
+  OnlineSoftmax<float, true> soft[2];  // scores in units of log2(e)
+  const float scale2 = s.scale * kLog2e;
   float acc[D / 8][4];
   clear_fragments(acc);
   for (int64_t t = 0; t < tiles; t++) {
@@ -222,7 +224,7 @@ __global__ void __launch_bounds__(kMmaThreads)
         for (int c = 2 * x; c < 2 * x + 2; c++) {
           const int64_t j = k0 + fragment_col(n, c);
           if (j < visible[x]) {
-            sc[n][c] = s.scale * sc[n][c] + mask.at(b, h, row[x], j);
+            sc[n][c] = scale2 * sc[n][c] + kLog2e * mask.at(b, h, row[x], j);
             tile_max = score_max(tile_max, sc[n][c]);
           }
         }
@@ -233,7 +235,7 @@ __global__ void __launch_bounds__(kMmaThreads)
       for (int n = 0; n < BK / 8; n++)
 #pragma unroll
         for (int c = 2 * x; c < 2 * x + 2; c++) {
-          sc[n][c] = k0 + fragment_col(n, c) < visible[x] ? exp_acc(sc[n][c] - shift) : 0.0f;
+          sc[n][c] = k0 + fragment_col(n, c) < visible[x] ? exp_base<true>(sc[n][c] - shift) : 0.0f;
           total += sc[n][c];
         }
       soft[x].add(lanes_sum<4>(total));
@@ -274,12 +276,13 @@ __global__ void __launch_bounds__(kMmaThreads)
   const T* my_q = qs + warp * 16 * S;
   const T* my_do = dos + warp * 16 * S;
   int64_t row[2], visible[2];
-  float row_lse[2], row_delta[2];
+  float row_lse[2], row_delta[2];  // the lse in units of log2(e), as the scores below
+  const float scale2 = s.scale * kLog2e;
 #pragma unroll
   for (int x = 0; x < 2; x++) {
     row[x] = fragment_row(q0, x);
     visible[x] = flash_visible(s, row[x]);
-    row_lse[x] = row[x] < s.q_len ? lse[rows + row[x]] : 0.0f;
+    row_lse[x] = row[x] < s.q_len ? kLog2e * lse[rows + row[x]] : 0.0f;
     row_delta[x] = row[x] < s.q_len ? delta[rows + row[x]] : 0.0f;
   }
   float acc[D / 8][4];
@@ -302,7 +305,7 @@ __global__ void __launch_bounds__(kMmaThreads)
         const int64_t j = k0 + fragment_col(n, c);
         float g = 0;
         if (j < visible[x]) {
-          const float prob = attention_prob(s.scale * sc[n][c] + mask.at(b, h, row[x], j), row_lse[x]);
+          const float prob = attention_prob<true>(scale2 * sc[n][c] + kLog2e * mask.at(b, h, row[x], j), row_lse[x]);
           g = attention_score_grad(prob, dp[n][c], row_delta[x]);
         }
         sc[n][c] = g;
@@ -330,6 +333,7 @@ __global__ void __launch_bounds__(kMmaThreads)
   const int warp = threadIdx.x / 32;
   const FlashBlock blk = flash_block(s.kv_heads, k_tiles);
   const int64_t b = blk.b, kh = blk.h, k0 = blk.tile * BK, group = s.heads / s.kv_heads;
+  const float scale2 = s.scale * kLog2e;
   // under causal masking, query i sees key k0 from i = k0 - (Lk - Lq) on
   const int64_t first_query = s.causal ? k0 - (s.k_len - s.q_len) : 0;
   const int64_t q_tiles = (s.q_len + BQ - 1) / BQ, first_tile = first_query > 0 ? first_query / BQ : 0;
@@ -347,7 +351,7 @@ __global__ void __launch_bounds__(kMmaThreads)
     if (threadIdx.x < BQ) {
       const int64_t i = q0 + threadIdx.x, rows = (b * s.heads + h) * s.q_len;
       float* tile_stats = stats + (u % 2) * 2 * BQ;
-      tile_stats[threadIdx.x] = i < s.q_len ? lse[rows + i] : 0.0f;
+      tile_stats[threadIdx.x] = i < s.q_len ? kLog2e * lse[rows + i] : 0.0f;  // in units of log2(e), as the scores
       tile_stats[BQ + threadIdx.x] = i < s.q_len ? delta[rows + i] : 0.0f;
     }
   };
@@ -382,7 +386,7 @@ __global__ void __launch_bounds__(kMmaThreads)
         const int64_t i = q0 + qc;
         float prob = 0, grad = 0;
         if (key[x] < flash_visible(s, i)) {
-          prob = attention_prob(s.scale * p[n][c] + mask.at(b, h, i, key[x]), tile_lse[qc]);
+          prob = attention_prob<true>(scale2 * p[n][c] + kLog2e * mask.at(b, h, i, key[x]), tile_lse[qc]);
           grad = attention_score_grad(prob, ds[n][c], tile_delta[qc]);
         }
         p[n][c] = prob;
