@@ -8,8 +8,9 @@
 // Usage: IGNIS_NUM_THREADS=1 node bench/attention.js [--quick]   (build first: node-gyp build && tsc -p .)
 // The peer runs on as many threads as ignis.
 // --device cuda: bfloat16, causal, forward + backward on the GPU: the flash kernels, the
-// materialized ones (IGNIS_CUDA_ATTENTION=materialized) and PyTorch's
-// F.scaled_dot_product_attention on the same GPU (build with npm run build:cuda).
+// tensor-core ones (IGNIS_CUDA_ATTENTION=tensor-core), the materialized ones
+// (IGNIS_CUDA_ATTENTION=materialized) and PyTorch's F.scaled_dot_product_attention on the same
+// GPU (build with npm run build:cuda).
 const ig = require('..');
 const { median, timeit, timeCuda, runPeer, report } = require('./common');
 
@@ -20,7 +21,7 @@ if (deviceFlag > 0 && process.argv[deviceFlag + 1] === 'cuda') {
   process.exit(0);
 }
 
-/** Causal bfloat16 attention forward + backward on the GPU: flash, materialized and PyTorch. */
+/** Causal bfloat16 attention forward + backward on the GPU: flash, tensor-core, materialized and PyTorch. */
 function benchCuda() {
   if (!ig.cuda.isAvailable()) throw new Error(`bench/attention --device cuda: ${ig.cuda.unavailableReason()}`);
   const gpuCases = [
@@ -50,10 +51,25 @@ function benchCuda() {
   let torch;
   for (const c of gpuCases) {
     const flash = timeStep(c, 'flash') * 1e3;
+    // opt-in kernels: a failure leaves their column empty rather than the flash figures unreported
+    let tensorCore;
+    try {
+      tensorCore = timeStep(c, 'tensor-core') * 1e3;
+    } catch (e) {
+      console.log(`tensor-core kernels failed on ${c.name}: ${e.message}`);
+    }
     const materialized = timeStep(c, 'materialized') * 1e3;
     torch = runPeer('torch', 'attention', { cases: [c], device: 'cuda' });
     const theirs = torch.rows ? torch.rows[0].step * 1e3 : undefined;
-    rows.push({ case: `${c.name} fwd+bwd`, 'ignis ms': flash, 'materialized ms': materialized, 'torch ms': theirs, 'ignis/torch': theirs && flash / theirs });
+    rows.push({
+      case: `${c.name} fwd+bwd`,
+      'ignis ms': flash,
+      'tensor-core ms': tensorCore,
+      'materialized ms': materialized,
+      'torch ms': theirs,
+      'ignis/torch': theirs && flash / theirs,
+      'tensor-core/torch': theirs && tensorCore && tensorCore / theirs,
+    });
   }
   report('attention-cuda', rows, { gpu: ig.cuda.getDeviceProperties().name, torch: torch.torch ?? torch.skipped, api: torch.api });
 }

@@ -53,18 +53,26 @@ cpu::AttentionProblem check_problem(const TensorPtr& q, const TensorPtr& k, cons
   return p;
 }
 
-// t in the compute dtype with its last two dims in a BLAS form (a copy only when they have none,
-// or to convert a 16-bit t), as an operand indexed by (batch, head); `keep` holds it alive.
-GemmOperand operand(const TensorPtr& t, std::vector<TensorPtr>& keep) {
-  TensorPtr m = blas_operand(t, accumulation_dtype(t->dtype));
+// The dtype the operands reach the device backend in: the compute dtype, or the storage dtype
+// where the backend reads that directly (sparing the converted copies).
+DType operand_dtype(const cpu::AttentionProblem& p, const TensorPtr& q) {
+  const auto reads_storage = backend(q->device()).attention_reads_storage;
+  return reads_storage && reads_storage(p, q->dtype, q->device()) ? q->dtype : accumulation_dtype(q->dtype);
+}
+
+// t in `dtype` with its last two dims in a BLAS form (a copy only when they have none, or to
+// convert t), as an operand indexed by (batch, head); `keep` holds it alive.
+GemmOperand operand(const TensorPtr& t, DType dtype, std::vector<TensorPtr>& keep) {
+  TensorPtr m = blas_operand(t, dtype);
   keep.push_back(m);
   return gemm_operand(m, {m->shape[0], m->shape[1]});
 }
 
-void fill_operands(cpu::AttentionProblem& p, const TensorPtr& q, const TensorPtr& k, const TensorPtr& v, std::vector<TensorPtr>& keep) {
-  p.q = operand(q, keep);
-  p.k = operand(k, keep);
-  p.v = operand(v, keep);
+void fill_operands(cpu::AttentionProblem& p, const TensorPtr& q, const TensorPtr& k, const TensorPtr& v, DType dtype,
+                   std::vector<TensorPtr>& keep) {
+  p.q = operand(q, dtype, keep);
+  p.k = operand(k, dtype, keep);
+  p.v = operand(v, dtype, keep);
 }
 
 // A new tensor of `shape` [batch, heads, length, dim] laid out in memory as `like` is in its
@@ -90,7 +98,7 @@ AttentionForward attention_forward(const TensorPtr& q, const TensorPtr& k, const
                                    double scale) {
   cpu::AttentionProblem p = check_problem(q, k, v, mask, causal, scale);
   std::vector<TensorPtr> keep;
-  fill_operands(p, q, k, v, keep);
+  fill_operands(p, q, k, v, operand_dtype(p, q), keep);
   TensorPtr out = empty_like_heads({p.batch, p.heads, p.q_len, p.value_dim}, q);
   TensorPtr lse = empty({p.batch, p.heads, p.q_len}, accumulation_dtype(q->dtype), q->device());
   kernel(&DeviceBackend::attention_forward, q->device(), kOp)(p, out, lse->data());
@@ -105,8 +113,9 @@ AttentionGrads attention_backward(const TensorPtr& dout, const TensorPtr& q, con
   check_like("the saved output", out, out_shape, q->dtype, q);
   check_like("the saved logsumexp", lse, {p.batch, p.heads, p.q_len}, accumulation_dtype(q->dtype), q);
   std::vector<TensorPtr> keep;
-  fill_operands(p, q, k, v, keep);
-  GemmOperand out_op = operand(out, keep), dout_op = operand(dout, keep);
+  const DType dtype = operand_dtype(p, q);
+  fill_operands(p, q, k, v, dtype, keep);
+  GemmOperand out_op = operand(out, dtype, keep), dout_op = operand(dout, dtype, keep);
   TensorPtr lse_rows = contiguous(lse);
   AttentionGrads g{empty_like_heads(q->shape, q), empty_like_heads(k->shape, k), empty_like_heads(v->shape, v)};
   kernel(&DeviceBackend::attention_backward, q->device(), "scaledDotProductAttention backward")(p, out_op, dout_op, lse_rows->data(), g.dq, g.dk, g.dv);

@@ -98,6 +98,10 @@ struct DeviceBackend {
   bool (*all_finite)(const TensorPtr& t) = nullptr;
   void (*add_into)(const TensorPtr& w, const TensorPtr& delta) = nullptr;
   void (*dropout_mask)(const TensorPtr& out, const TensorPtr& uniform, double p) = nullptr;
+  // Whether attention_forward/backward take p's operands (q, k, v, and the backward's out and
+  // dout) in the storage dtype `dtype` rather than the compute dtype (null: never); p holds the
+  // sizes and options only.
+  bool (*attention_reads_storage)(const cpu::AttentionProblem& p, DType dtype, Device device) = nullptr;
   void (*attention_forward)(const cpu::AttentionProblem& p, const TensorPtr& out, void* lse) = nullptr;
   void (*attention_backward)(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, const void* lse,
                              const TensorPtr& dq, const TensorPtr& dk, const TensorPtr& dv) = nullptr;

@@ -9,7 +9,8 @@
 namespace ignis::cpu {
 
 // One attention call. q [B, H, Lq, D], k [B, Hkv, Lk, D] and v [B, Hkv, Lk, Dv] are in the
-// compute dtype (float32, or float64 for float64), each with its last two dims in a BLAS form
+// compute dtype (float32, or float64 for float64; the storage dtype instead where the device
+// backend's attention_reads_storage asks for it), each with its last two dims in a BLAS form
 // and batch_strides holding the strides of its batch and head dims. Query head h reads
 // key/value head h / (H / Hkv). `mask` (may be null) holds additive values in the storage dtype
 // (that of the outputs), read at mask_strides, broadcast to [B, H, Lq, Lk].

@@ -3,13 +3,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
-#include <set>
 #include <type_traits>
 #include <utility>
 #include "core/dtype.h"
+#include "cuda/attention_launch.cuh"
+#include "cuda/attention_mma.h"
 #include "cuda/copy.h"
-#include "cuda/loop.cuh"
 #include "cuda/matmul.h"
 #include "kernels/attention.h"
 
@@ -86,22 +85,6 @@ __global__ void __launch_bounds__(32 * kWarpsPerBlock) softmax_rows_kernel(A* s,
   const A norm = attention_norm(sum);
   for (int64_t j = lane; j < r.k_len; j += 32) x[j] = j < n ? exp_acc(x[j] - shift) * norm : A(0);
   if (lane == 0) lse[row] = attention_lse(max, sum);
-}
-
-// One operand's matrices: element (i, c) of matrix (b, h) at data + b * bs0 + h * bs1 + offset.
-template <typename A>
-struct Matrix {
-  const A* data;
-  bool trans;
-  int64_t ld, bs0, bs1;
-  __device__ A at(int64_t b, int64_t h, int64_t i, int64_t c) const {
-    return data[b * bs0 + h * bs1 + (trans ? i + c * ld : i * ld + c)];
-  }
-};
-
-template <typename A>
-Matrix<A> matrix(const GemmOperand& m) {
-  return {static_cast<const A*>(m.data), m.trans, m.ld, m.batch_strides[0], m.batch_strides[1]};
 }
 
 // Per row: s holds scale * q k^T and dp holds dO V^T; P = exp(s + mask - lse) over the visible
@@ -256,61 +239,6 @@ constexpr int kFlashSide = 16;  // threads along each side of a tile
 constexpr int flash_backward_tile(int head_dim) { return head_dim == 128 ? 32 : 64; }
 constexpr int kFlashForwardTile = 64;
 
-// The sizes and options the flash kernels need.
-struct FlashSizes {
-  int64_t heads, kv_heads, q_len, k_len;
-  bool causal;
-  float scale;
-};
-
-// The additive mask, in the storage dtype at element strides [b, h, i, j] (data null: none).
-template <typename T>
-struct FlashMask {
-  const T* data;
-  int64_t s0, s1, s2, s3;
-  __device__ float at(int64_t b, int64_t h, int64_t i, int64_t j) const {
-    return data ? float(data[b * s0 + h * s1 + i * s2 + j * s3]) : 0.0f;
-  }
-};
-
-// An output [B, H, L, D] in the storage dtype, any strides.
-template <typename T>
-struct FlashOutput {
-  T* data;
-  int64_t s0, s1, s2, s3;
-  __device__ T& at(int64_t b, int64_t h, int64_t i, int64_t c) const { return data[b * s0 + h * s1 + i * s2 + c * s3]; }
-};
-
-template <typename T>
-FlashOutput<T> flash_output(const TensorPtr& t) {
-  return {t->data_as<T>(), t->strides[0], t->strides[1], t->strides[2], t->strides[3]};
-}
-
-template <typename T>
-FlashMask<T> flash_mask(const cpu::AttentionProblem& p) {
-  if (!p.mask) return {nullptr, 0, 0, 0, 0};
-  return {static_cast<const T*>(p.mask), p.mask_strides[0], p.mask_strides[1], p.mask_strides[2], p.mask_strides[3]};
-}
-
-// How many keys (from the first) query i sees; 0 past the last query.
-__device__ int64_t flash_visible(const FlashSizes& s, int64_t i) {
-  if (i >= s.q_len) return 0;
-  return s.causal ? causal_visible(i, s.q_len, s.k_len, 0, s.k_len) : s.k_len;
-}
-
-// Rows [first, first + R) of matrix (b, h) of m (D columns) into tile [R][D + 1]; rows from
-// `end` on are zeros. Consecutive threads read consecutive elements: along the rows of a
-// row-major matrix, down the columns of a column-major one.
-template <int R, int D>
-__device__ void load_rows(float* tile, const Matrix<float>& m, int64_t b, int64_t h, int64_t first, int64_t end) {
-  const float* base = m.data + b * m.bs0 + h * m.bs1;
-  for (int e = threadIdx.x; e < R * D; e += kFlashThreads) {
-    const int r = m.trans ? e % R : e / D, c = m.trans ? e / R : e % D;
-    const int64_t i = first + r;
-    tile[r * (D + 1) + c] = i < end ? base[m.trans ? i + c * m.ld : i * m.ld + c] : 0.0f;
-  }
-}
-
 // out[r][c] = the dot product of row ty + 16 r of a and row tx + 16 c of b (tiles [.][D + 1]).
 template <int RA, int RB, int D>
 __device__ void dot_rows(float (&out)[RA][RB], const float* a, const float* b, int ty, int tx) {
@@ -349,26 +277,6 @@ __device__ void accumulate_rows(float (&acc)[RA][D / kFlashSide], const float* w
   }
 }
 
-// The max (NaN skipped) and the sum over the 16 threads of a tile row.
-__device__ float tile_row_max(float v) {
-  for (int o = kFlashSide / 2; o > 0; o /= 2) v = score_max(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-__device__ float tile_row_sum(float v) {
-  for (int o = kFlashSide / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// Block x of a grid over (batch, head, tile) with `tiles` tiles per head: its (batch, head) pair
-// and its tile.
-struct FlashBlock {
-  int64_t b, h, tile;
-};
-__device__ FlashBlock flash_block(int64_t heads, int64_t tiles) {
-  const int64_t pair = int64_t(blockIdx.x) / tiles;
-  return {pair / heads, pair % heads, int64_t(blockIdx.x) % tiles};
-}
-
 // Shared memory (bytes) of the kernels below, for head dim D and tile side B.
 constexpr size_t flash_forward_shared(int d) {
   return sizeof(float) * size_t(2 * kFlashForwardTile * (d + 1) + kFlashForwardTile * (kFlashForwardTile + 1));
@@ -394,7 +302,7 @@ __global__ void __launch_bounds__(kFlashThreads)
   // the last tiles of queries (under causal masking, the longest) first
   const FlashBlock blk = flash_block(s.heads, q_tiles);
   const int64_t b = blk.b, h = blk.h, kh = h / (s.heads / s.kv_heads), q0 = (q_tiles - 1 - blk.tile) * BQ;
-  load_rows<BQ, D>(qs, q, b, h, q0, s.q_len);
+  load_rows<BQ, D, D + 1, kFlashThreads>(qs, q, b, h, q0, s.q_len);
   int64_t visible[RQ];
   OnlineSoftmax<float> rows[RQ];
   float acc[RQ][RC];
@@ -407,7 +315,7 @@ __global__ void __launch_bounds__(kFlashThreads)
   const int64_t key_end = flash_visible(s, (q0 + BQ < s.q_len ? q0 + BQ : s.q_len) - 1);
   for (int64_t k0 = 0; k0 < key_end; k0 += BK) {
     __syncthreads();  // the previous tile's probabilities and values are read
-    load_rows<BK, D>(kv, k, b, kh, k0, s.k_len);
+    load_rows<BK, D, D + 1, kFlashThreads>(kv, k, b, kh, k0, s.k_len);
     __syncthreads();
     float p[RQ][RK];
     dot_rows<RQ, RK, D>(p, qs, kv, ty, tx);
@@ -423,7 +331,7 @@ __global__ void __launch_bounds__(kFlashThreads)
           tile_max = score_max(tile_max, p[r][c]);
         }
       }
-      const float rescale = rows[r].merge(tile_row_max(tile_max));
+      const float rescale = rows[r].merge(lanes_max<kFlashSide>(tile_max));
       const float shift = rows[r].shift();
       float total = 0;
 #pragma unroll
@@ -432,7 +340,7 @@ __global__ void __launch_bounds__(kFlashThreads)
         p[r][c] = j < visible[r] ? exp_acc(p[r][c] - shift) : 0.0f;
         total += p[r][c];
       }
-      rows[r].add(tile_row_sum(total));
+      rows[r].add(lanes_sum<kFlashSide>(total));
 #pragma unroll
       for (int c = 0; c < RC; c++) acc[r][c] *= rescale;
     }
@@ -441,7 +349,7 @@ __global__ void __launch_bounds__(kFlashThreads)
     for (int r = 0; r < RQ; r++)
 #pragma unroll
       for (int c = 0; c < RK; c++) probs[(ty + kFlashSide * r) * (BK + 1) + tx + kFlashSide * c] = p[r][c];
-    load_rows<BK, D>(kv, v, b, kh, k0, s.k_len);
+    load_rows<BK, D, D + 1, kFlashThreads>(kv, v, b, kh, k0, s.k_len);
     __syncthreads();
     accumulate_rows<RQ, D, BK>(acc, probs, kv, ty, tx);
   }
@@ -456,15 +364,17 @@ __global__ void __launch_bounds__(kFlashThreads)
   }
 }
 
-// delta[row] = sum(dO * O) over the row, one warp per row of [B, H, Lq].
+// delta[row] = sum(dO * O) over the row (operands of type S, float sums), one warp per row of
+// [B, H, Lq].
+template <typename S>
 __global__ void __launch_bounds__(32 * kWarpsPerBlock)
-    attention_delta_kernel(Matrix<float> out, Matrix<float> dout, float* delta, int64_t rows, int64_t heads, int64_t q_len, int64_t dim) {
+    attention_delta_kernel(Matrix<S> out, Matrix<S> dout, float* delta, int64_t rows, int64_t heads, int64_t q_len, int64_t dim) {
   const int64_t row = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (row >= rows) return;  // the whole warp
   const int lane = threadIdx.x % 32;
   const int64_t i = row % q_len, h = (row / q_len) % heads, b = row / (q_len * heads);
   float sum = 0;
-  for (int64_t c = lane; c < dim; c += 32) sum += dout.at(b, h, i, c) * out.at(b, h, i, c);
+  for (int64_t c = lane; c < dim; c += 32) sum += float(dout.at(b, h, i, c)) * float(out.at(b, h, i, c));
   sum = warp_sum(sum);
   if (lane == 0) delta[row] = sum;
 }
@@ -486,8 +396,8 @@ __global__ void __launch_bounds__(kFlashThreads)
   const FlashBlock blk = flash_block(s.heads, q_tiles);
   const int64_t b = blk.b, h = blk.h, kh = h / (s.heads / s.kv_heads), q0 = (q_tiles - 1 - blk.tile) * B;
   const int64_t rows = (b * s.heads + h) * s.q_len;
-  load_rows<B, D>(qs, q, b, h, q0, s.q_len);
-  load_rows<B, D>(dos, dout, b, h, q0, s.q_len);
+  load_rows<B, D, D + 1, kFlashThreads>(qs, q, b, h, q0, s.q_len);
+  load_rows<B, D, D + 1, kFlashThreads>(dos, dout, b, h, q0, s.q_len);
   int64_t visible[R];
   float row_lse[R], row_delta[R], acc[R][RC];
 #pragma unroll
@@ -502,8 +412,8 @@ __global__ void __launch_bounds__(kFlashThreads)
   const int64_t key_end = flash_visible(s, (q0 + B < s.q_len ? q0 + B : s.q_len) - 1);
   for (int64_t k0 = 0; k0 < key_end; k0 += B) {
     __syncthreads();  // the previous tile's score gradients and keys are read
-    load_rows<B, D>(ks, k, b, kh, k0, s.k_len);
-    load_rows<B, D>(vs, v, b, kh, k0, s.k_len);
+    load_rows<B, D, D + 1, kFlashThreads>(ks, k, b, kh, k0, s.k_len);
+    load_rows<B, D, D + 1, kFlashThreads>(vs, v, b, kh, k0, s.k_len);
     __syncthreads();
     float sc[R][R], dp[R][R];
     dot_rows<R, R, D>(sc, qs, ks, ty, tx);
@@ -555,8 +465,8 @@ __global__ void __launch_bounds__(kFlashThreads)
   const int ty = threadIdx.x / kFlashSide, tx = threadIdx.x % kFlashSide;
   const FlashBlock blk = flash_block(s.kv_heads, k_tiles);
   const int64_t b = blk.b, kh = blk.h, k0 = blk.tile * B, group = s.heads / s.kv_heads;
-  load_rows<B, D>(ks, k, b, kh, k0, s.k_len);
-  load_rows<B, D>(vs, v, b, kh, k0, s.k_len);
+  load_rows<B, D, D + 1, kFlashThreads>(ks, k, b, kh, k0, s.k_len);
+  load_rows<B, D, D + 1, kFlashThreads>(vs, v, b, kh, k0, s.k_len);
   float dk_acc[R][RC], dv_acc[R][RC];
 #pragma unroll
   for (int r = 0; r < R; r++)
@@ -570,8 +480,8 @@ __global__ void __launch_bounds__(kFlashThreads)
     for (int64_t qt = first_tile; qt < q_tiles; qt++) {
       const int64_t q0 = qt * B;
       __syncthreads();  // the previous tile's queries, output gradients and weights are read
-      load_rows<B, D>(qs, q, b, h, q0, s.q_len);
-      load_rows<B, D>(dos, dout, b, h, q0, s.q_len);
+      load_rows<B, D, D + 1, kFlashThreads>(qs, q, b, h, q0, s.q_len);
+      load_rows<B, D, D + 1, kFlashThreads>(dos, dout, b, h, q0, s.q_len);
       if (threadIdx.x < B) {
         const int64_t i = q0 + threadIdx.x;
         tile_lse[threadIdx.x] = i < s.q_len ? lse[rows + i] : 0.0f;
@@ -620,32 +530,6 @@ __global__ void __launch_bounds__(kFlashThreads)
   }
 }
 
-// Lets `kernel` use `shared` bytes of dynamic shared memory on `device` (past the 48 KB default),
-// once per kernel and device: the setting stays, and the first call may come during a capture.
-void allow_shared_memory(const void* kernel, size_t shared, int device) {
-  static std::mutex mutex;
-  static std::set<std::pair<const void*, int>> allowed;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (allowed.count({kernel, device})) return;
-  check(relaxed_capture([&] { return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared)); }),
-        "cudaFuncSetAttribute");
-  allowed.insert({kernel, device});
-}
-
-// Launches kernel over `blocks` blocks of kFlashThreads with `shared` bytes of dynamic shared
-// memory on the current stream of `device`.
-template <typename... Params, typename... Args>
-void flash_launch(void (*kernel)(Params...), int64_t blocks, size_t shared, int device, const char* name, Args&&... args) {
-  if (blocks == 0) return;
-  allow_shared_memory(reinterpret_cast<const void*>(kernel), shared, device);
-  kernel<<<unsigned(blocks), kFlashThreads, shared, current_stream(device)>>>(std::forward<Args>(args)...);
-  check_launch(name);
-}
-
-FlashSizes flash_sizes(const cpu::AttentionProblem& p) {
-  return {p.heads, p.kv_heads, p.q_len, p.k_len, p.causal, float(p.scale)};
-}
-
 // Calls f(T{}, std::integral_constant<int, D>{}) for the storage dtype and head dim of a problem
 // the flash kernels take.
 template <typename F>
@@ -665,25 +549,28 @@ void dispatch_flash(DType dtype, int64_t head_dim, F&& f) {
   });
 }
 
-// Whether the flash kernels take p (of storage dtype `dtype`): float32 or a 16-bit dtype, one
-// head dim of 32, 64 or 128 for queries, keys and values, grids within CUDA's limit, shared
-// memory within the device's, and IGNIS_CUDA_ATTENTION not set to "materialized".
-bool flash_applies(const cpu::AttentionProblem& p, DType dtype, Device device) {
+// The kernels IGNIS_CUDA_ATTENTION (read at each call) selects.
+enum class AttentionChoice { Flash, TensorCore, Materialized };
+
+AttentionChoice attention_choice() {
   const char* choice = std::getenv("IGNIS_CUDA_ATTENTION");
-  if (choice && *choice && std::strcmp(choice, "flash") != 0) {
-    if (std::strcmp(choice, "materialized") == 0) return false;
-    fail(ERR_ARG, "scaledDotProductAttention: IGNIS_CUDA_ATTENTION must be flash or materialized, got '", choice, "'");
-  }
+  if (!choice || !*choice || std::strcmp(choice, "flash") == 0) return AttentionChoice::Flash;
+  if (std::strcmp(choice, "tensor-core") == 0) return AttentionChoice::TensorCore;
+  if (std::strcmp(choice, "materialized") == 0) return AttentionChoice::Materialized;
+  fail(ERR_ARG, "scaledDotProductAttention: IGNIS_CUDA_ATTENTION must be flash, tensor-core or materialized, got '", choice, "'");
+}
+
+// Whether the flash kernels take p (of storage dtype `dtype`): float32 or a 16-bit dtype, one
+// head dim of 32, 64 or 128 for queries, keys and values, grids within CUDA's limit, and shared
+// memory within the device's.
+bool flash_applies(const cpu::AttentionProblem& p, DType dtype, Device device) {
   const int64_t d = p.head_dim;
   if (dtype == DType::Float64 || d != p.value_dim || (d != 32 && d != 64 && d != 128)) return false;
   constexpr int64_t kMaxBlocks = 0x7fffffff;
   const int64_t tile = std::min<int64_t>(kFlashForwardTile, flash_backward_tile(int(d)));
   const int64_t longest = std::max(p.q_len, p.k_len);
   if (ceil_div(longest, tile) > kMaxBlocks / std::max<int64_t>(p.batch * p.heads, 1)) return false;
-  int optin = 0;
-  use_device(device.index);
-  check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device.index), "cudaDeviceGetAttribute");
-  return std::max(flash_forward_shared(int(d)), flash_backward_shared(int(d))) <= size_t(optin);
+  return std::max(flash_forward_shared(int(d)), flash_backward_shared(int(d))) <= shared_memory_optin(device);
 }
 
 void flash_forward(const cpu::AttentionProblem& p, const TensorPtr& out, float* lse) {
@@ -694,7 +581,7 @@ void flash_forward(const cpu::AttentionProblem& p, const TensorPtr& out, float* 
     using T = decltype(tag);
     constexpr int D = decltype(dim)::value;
     const int64_t q_tiles = ceil_div(p.q_len, kFlashForwardTile);
-    flash_launch(flash_forward_kernel<T, D>, q_tiles * p.batch * p.heads, flash_forward_shared(D), device, "scaledDotProductAttention",
+    flash_launch(flash_forward_kernel<T, D>, q_tiles * p.batch * p.heads, kFlashThreads, flash_forward_shared(D), device, "scaledDotProductAttention",
                  matrix<float>(p.q), matrix<float>(p.k), matrix<float>(p.v), flash_mask<T>(p), flash_output<T>(out), lse, s, q_tiles);
   });
 }
@@ -704,23 +591,17 @@ void flash_backward(const cpu::AttentionProblem& p, const GemmOperand& out, cons
   const Device device = dq->device();
   use_device(device.index);
   const FlashSizes s = flash_sizes(p);
-  const int64_t rows = p.batch * p.heads * p.q_len;
-  TensorPtr delta = empty({rows}, DType::Float32, device);
-  if (rows > 0) {
-    attention_delta_kernel<<<row_blocks(rows), 32 * kWarpsPerBlock, 0, current_stream(device.index)>>>(
-        matrix<float>(out), matrix<float>(dout), delta->data_as<float>(), rows, p.heads, p.q_len, p.value_dim);
-    check_launch("scaledDotProductAttention backward");
-  }
+  TensorPtr delta = attention_delta(p, out, dout, DType::Float32, device);
   dispatch_flash(dq->dtype, p.head_dim, [&](auto tag, auto dim) {
     using T = decltype(tag);
     constexpr int D = decltype(dim)::value;
     constexpr int B = flash_backward_tile(D);
     const int64_t q_tiles = ceil_div(p.q_len, B), k_tiles = ceil_div(p.k_len, B);
     const Matrix<float> q = matrix<float>(p.q), k = matrix<float>(p.k), v = matrix<float>(p.v), dO = matrix<float>(dout);
-    flash_launch(flash_backward_dq_kernel<T, D>, q_tiles * p.batch * p.heads, flash_backward_shared(D), device.index,
+    flash_launch(flash_backward_dq_kernel<T, D>, q_tiles * p.batch * p.heads, kFlashThreads, flash_backward_shared(D), device.index,
                  "scaledDotProductAttention backward", q, k, v, dO, flash_mask<T>(p), flash_output<T>(dq), lse,
                  static_cast<const float*>(delta->data_as<float>()), s, q_tiles);
-    flash_launch(flash_backward_dkv_kernel<T, D>, k_tiles * p.batch * p.kv_heads, flash_backward_shared(D), device.index,
+    flash_launch(flash_backward_dkv_kernel<T, D>, k_tiles * p.batch * p.kv_heads, kFlashThreads, flash_backward_shared(D), device.index,
                  "scaledDotProductAttention backward", q, k, v, dO, flash_mask<T>(p), flash_output<T>(dk), flash_output<T>(dv), lse,
                  static_cast<const float*>(delta->data_as<float>()), s, k_tiles);
   });
@@ -728,8 +609,40 @@ void flash_backward(const cpu::AttentionProblem& p, const GemmOperand& out, cons
 
 }  // namespace
 
+size_t shared_memory_optin(Device device) {
+  int optin = 0;
+  use_device(device.index);
+  check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device.index), "cudaDeviceGetAttribute");
+  return size_t(optin);
+}
+
+TensorPtr attention_delta(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, DType operands, Device device) {
+  const int64_t rows = p.batch * p.heads * p.q_len;
+  TensorPtr delta = empty({rows}, DType::Float32, device);
+  if (rows == 0) return delta;
+  use_device(device.index);
+  dispatch_float(operands, "scaledDotProductAttention backward", [&](auto tag) {
+    using S = decltype(tag);
+    if constexpr (std::is_same_v<S, double>) {
+      fail(ERR_INTERNAL, "scaledDotProductAttention backward: no flash kernels for float64");
+    } else {
+      attention_delta_kernel<S><<<row_blocks(rows), 32 * kWarpsPerBlock, 0, current_stream(device.index)>>>(
+          matrix<S>(out), matrix<S>(dout), delta->data_as<float>(), rows, p.heads, p.q_len, p.value_dim);
+      check_launch("scaledDotProductAttention backward");
+    }
+  });
+  return delta;
+}
+
+bool attention_reads_storage(const cpu::AttentionProblem& p, DType dtype, Device device) {
+  return attention_choice() == AttentionChoice::TensorCore && mma_attention_applies(p, dtype, device);
+}
+
 void attention_forward(const cpu::AttentionProblem& p, const TensorPtr& out, void* lse) {
-  if (flash_applies(p, out->dtype, out->device()))
+  const AttentionChoice choice = attention_choice();
+  if (attention_reads_storage(p, out->dtype, out->device()))
+    mma_attention_forward(p, out, static_cast<float*>(lse));
+  else if (choice != AttentionChoice::Materialized && flash_applies(p, out->dtype, out->device()))
     flash_forward(p, out, static_cast<float*>(lse));
   else
     materialized_forward(p, out, lse);
@@ -737,7 +650,10 @@ void attention_forward(const cpu::AttentionProblem& p, const TensorPtr& out, voi
 
 void attention_backward(const cpu::AttentionProblem& p, const GemmOperand& out, const GemmOperand& dout, const void* lse,
                         const TensorPtr& dq, const TensorPtr& dk, const TensorPtr& dv) {
-  if (flash_applies(p, dq->dtype, dq->device()))
+  const AttentionChoice choice = attention_choice();
+  if (attention_reads_storage(p, dq->dtype, dq->device()))
+    mma_attention_backward(p, out, dout, static_cast<const float*>(lse), dq, dk, dv);
+  else if (choice != AttentionChoice::Materialized && flash_applies(p, dq->dtype, dq->device()))
     flash_backward(p, out, dout, static_cast<const float*>(lse), dq, dk, dv);
   else
     materialized_backward(p, out, dout, lse, dq, dk, dv);

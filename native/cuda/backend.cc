@@ -73,6 +73,7 @@ DeviceBackend make_backend() {
   b.all_finite = all_finite;
   b.add_into = add_into;
   b.dropout_mask = dropout_mask;
+  b.attention_reads_storage = attention_reads_storage;
   b.attention_forward = attention_forward;
   b.attention_backward = attention_backward;
   return b;

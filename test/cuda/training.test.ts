@@ -3,8 +3,9 @@
  * (multi-tensor, 16-bit params with float32 state), gradient clipping, the fused LoRA layer
  * forward and backward (bfloat16 base weight, dropout mask, merge/unmerge; float64, a permuted
  * input, r = 1, an empty batch, the dropout mask drawn on the device), attention forward and
- * backward (causal, mask, grouped-query heads; the flash and the materialized kernels, head dims
- * 32, 64 and 128, lengths off the tiles, strided views, and the memory each keeps); a CUDA graph
+ * backward (causal, mask, grouped-query heads; the flash, the tensor-core (16-bit) and the
+ * materialized kernels, head dims 32, 64 and 128, lengths off the tiles, strided views, and the
+ * memory each keeps); a CUDA graph
  * of a small LoRA model's training
  * step replayed against the same steps run eagerly; memory back to its baseline after a
  * training loop. Skipped without a GPU; IGNIS_TEST_DEVICE=cpu runs the comparisons CPU against
@@ -209,8 +210,10 @@ gpuTest('attention: forward, logsumexp and backward against the CPU (causal, mas
   }
 });
 
+type AttentionChoice = 'flash' | 'tensor-core' | 'materialized';
+
 /** fn run with IGNIS_CUDA_ATTENTION set to `choice` (the CUDA attention kernels it selects). */
-function withAttention<T>(choice: 'flash' | 'materialized', fn: () => T): T {
+function withAttention<T>(choice: AttentionChoice, fn: () => T): T {
   const before = process.env.IGNIS_CUDA_ATTENTION;
   process.env.IGNIS_CUDA_ATTENTION = choice;
   try {
@@ -238,7 +241,7 @@ function hidingMask(rng: Rng, b: number, lq: number, lk: number, dtype: DType, t
   return out;
 }
 
-gpuTest('attention: flash and materialized kernels against the CPU (head dims 32, 64, 128, Lq != Lk, lengths off the tiles, strided views)', (t) => {
+gpuTest('attention: flash, tensor-core and materialized kernels against the CPU (head dims 32, 64, 128, Lq != Lk, lengths off the tiles, strided views)', (t) => {
   const rng = new Rng(7);
   const cases: { b: number; h: number; hkv: number; lq: number; lk: number; d: number; causal: boolean; mask: boolean; views?: boolean }[] = [
     { b: 1, h: 2, hkv: 2, lq: 70, lk: 70, d: 32, causal: true, mask: false },
@@ -270,7 +273,9 @@ gpuTest('attention: flash and materialized kernels against the CPU (head dims 32
         return [out, q.grad!, kk.grad!, vv.grad!];
       };
       const cpu = run('cpu');
-      for (const choice of ['flash', 'materialized'] as const) {
+      // the tensor-core kernels take bfloat16 and float16 only
+      const choices: AttentionChoice[] = dtype === 'float32' ? ['flash', 'materialized'] : ['flash', 'tensor-core', 'materialized'];
+      for (const choice of choices) {
         const gpu = withAttention(choice, () => run('gpu'));
         const what = `${choice}, ${dtype} ${JSON.stringify(c)}`;
         ['out', 'dq', 'dk', 'dv'].forEach((name, i) => same(t, gpu[i], cpu[i], `${name}: ${what}`));
@@ -279,26 +284,29 @@ gpuTest('attention: flash and materialized kernels against the CPU (head dims 32
   }
 });
 
-cudaTest('attention: the flash kernels keep no [Lq, Lk] scores; IGNIS_CUDA_ATTENTION=materialized does', (t) => {
+cudaTest('attention: the flash and tensor-core kernels keep no [Lq, Lk] scores; IGNIS_CUDA_ATTENTION=materialized does', (t) => {
   const [h, l, d] = [4, 2048, 32];
   const scores = h * l * l * 4;
   const q = ig.randn([1, h, l, d], { device }).requiresGrad_();
-  const peak = (choice: 'flash' | 'materialized') =>
+  const q16 = ig.tidy(() => q.detach().to('bfloat16')).requiresGrad_();
+  const peak = (choice: AttentionChoice, x: Tensor) =>
     withAttention(choice, () => {
       ig.cuda.resetPeakMemoryStats();
       const base = ig.cuda.memoryStats().allocated;
-      const out = ig.scaledDotProductAttention(q, q, q, { causal: true });
+      const out = ig.scaledDotProductAttention(x, x, x, { causal: true });
       out.backward(ig.onesLike(out));
       const used = ig.cuda.memoryStats().peakAllocated - base;
       out.dispose();
-      q.grad = null;
+      x.grad = null;
       return used;
     });
-  const [flash, materialized] = [peak('flash'), peak('materialized')];
+  const [flash, tensorCore, materialized] = [peak('flash', q), peak('tensor-core', q16), peak('materialized', q)];
   t.true(flash < scores / 4, `flash: ${flash} bytes at most above the inputs (scores: ${scores})`);
+  t.true(tensorCore < scores / 4, `tensor-core: ${tensorCore} bytes at most above the inputs (scores: ${scores})`);
   t.true(materialized >= scores, `materialized: ${materialized} bytes (scores: ${scores})`);
-  assertCode(t, () => withAttention('fused' as 'flash', () => ig.scaledDotProductAttention(q, q, q)), 'ERR_ARG', /IGNIS_CUDA_ATTENTION/);
+  assertCode(t, () => withAttention('fused' as 'flash', () => ig.scaledDotProductAttention(q, q, q)), 'ERR_ARG', /IGNIS_CUDA_ATTENTION must be flash, tensor-core or materialized/);
   q.dispose();
+  q16.dispose();
 });
 
 /** A small LoRA model: two LoRA layers (bfloat16 base weights) around attention, trained with AdamW after clipping. */
