@@ -67,7 +67,14 @@ function benchCuda() {
   const [ours, theirs] = [median(seconds.ignis) * 1e3, seconds.torch.length ? median(seconds.torch) * 1e3 : undefined];
   const gpu = ig.cuda.getDeviceProperties().name;
   const unsplit = median(seconds.unsplit) * 1e3;
-  const rows = [{ case: c.name, 'ignis ms': ours, 'split-K off ms': unsplit, 'torch ms': theirs, 'ignis/torch': theirs && ours / theirs }];
+  const rows = [{
+    case: c.name,
+    'ignis ms': ours,
+    'split-K off ms': unsplit,
+    'torch ms': theirs,
+    'ignis/torch': theirs && ours / theirs,
+    'split-K off/torch': theirs && unsplit / theirs,
+  }];
   report('lora-cuda', [...rows, ...cudaParts(c)],
     { gpu, rounds, alpha, torch: torch.torch ?? torch.skipped });
 }

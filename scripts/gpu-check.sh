@@ -330,8 +330,15 @@ if [ "$ready" = 1 ]; then
           const unit = key.replace("ignis ", "");
           // as a speed ratio (above 1: ignis is faster), whether the figure is a rate or a time
           const ratio = row["ignis/torch"] === undefined ? undefined : unit === "ms" ? 1 / row["ignis/torch"] : row["ignis/torch"];
-          const figure = row[key] >= 100 ? row[key].toFixed(0) : row[key].toFixed(2);
-          console.log(`${script} ${row.case ?? row.step}|${figure} ${unit}|${ratio === undefined ? "no PyTorch" : ratio.toFixed(2) + "x PyTorch"}`);
+          const fmt = (v) => (v >= 100 ? v.toFixed(0) : v.toFixed(2));
+          console.log(`${script} ${row.case ?? row.step}|${fmt(row[key])} ${unit}|${ratio === undefined ? "no PyTorch" : ratio.toFixed(2) + "x PyTorch"}`);
+          // other variants with their own ratio (e.g. "tensor-core ms" and "tensor-core/torch"), times only
+          for (const k of Object.keys(row)) {
+            const variant = k.endsWith("/torch") && k !== "ignis/torch" ? k.slice(0, -"/torch".length) : null;
+            if (variant === null || typeof row[`${variant} ms`] !== "number") continue;
+            const speed = typeof row[k] === "number" ? (1 / row[k]).toFixed(2) + "x PyTorch" : "no PyTorch";
+            console.log(`${script} ${row.case ?? row.step} (${variant})|${fmt(row[`${variant} ms`])} ms|${speed}`);
+          }
         }' "$(readlink -f "$result")" "$script")
     else
       record "$script benchmark" fail "bench/$script.js ${bench_args[*]} failed (exit $rc)$(timed_out "$rc")" ""
