@@ -12,18 +12,16 @@
 // (IGNIS_CUDA_ATTENTION=materialized) and PyTorch's F.scaled_dot_product_attention on the same
 // GPU (build with npm run build:cuda).
 const ig = require('..');
-const { median, timeit, timeCuda, runPeer, report } = require('./common');
+const { median, timeit, timeCuda, wantsCuda, runPeer, report } = require('./common');
 
 const quick = process.argv.includes('--quick');
-const deviceFlag = process.argv.indexOf('--device');
-if (deviceFlag > 0 && process.argv[deviceFlag + 1] === 'cuda') {
+if (wantsCuda(ig, 'attention')) {
   benchCuda();
   process.exit(0);
 }
 
 /** Causal bfloat16 attention forward + backward on the GPU: flash, tensor-core, materialized and PyTorch. */
 function benchCuda() {
-  if (!ig.cuda.isAvailable()) throw new Error(`bench/attention --device cuda: ${ig.cuda.unavailableReason()}`);
   const gpuCases = [
     { name: 'B 8, H 16, L 1024, D 64', B: 8, H: 16, L: 1024, D: 64 },
     { name: 'B 2, H 16, L 4096, D 128', B: 2, H: 16, L: 4096, D: 128 },

@@ -37,6 +37,17 @@ function timeit(fn, { reps = 7, warmup = 3, minSampleMs = 20 } = {}) {
 }
 
 /**
+ * Whether the command line asks for `--device cuda` (the CPU otherwise); asking for it where
+ * CUDA is not usable throws, naming bench/<script> and the reason.
+ */
+function wantsCuda(ig, script) {
+  const flag = process.argv.indexOf('--device');
+  if (flag < 0 || process.argv[flag + 1] !== 'cuda') return false;
+  if (!ig.cuda.isAvailable()) throw new Error(`bench/${script} --device cuda: ${ig.cuda.unavailableReason()}`);
+  return true;
+}
+
+/**
  * Seconds per call of fn on a CUDA device, measured with CUDA events around `inner` calls (so
  * that the GPU's own time is what counts): `reps` samples of at least `minSampleMs` each, after
  * `warmup` calls and a synchronisation. Returns the median and all samples.
@@ -142,4 +153,4 @@ function report(name, rows, extra = {}) {
   return file;
 }
 
-module.exports = { median, timeit, timeCuda, runPeer, launchRanks, report };
+module.exports = { median, timeit, timeCuda, wantsCuda, runPeer, launchRanks, report };

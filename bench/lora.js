@@ -10,7 +10,7 @@
 // (build first: node-gyp build or npm run build:cuda, and tsc -p .)
 // --threads N runs both libraries on N threads.
 const ig = require('..');
-const { median, timeit, timeCuda, runPeer, report } = require('./common');
+const { median, timeit, timeCuda, wantsCuda, runPeer, report } = require('./common');
 
 const quick = process.argv.includes('--quick');
 const threadsFlag = process.argv.indexOf('--threads');
@@ -20,15 +20,13 @@ const cases = [
   { name: 'x [2048, 4096], W [4096, 4096], r 16', n: 2048, in: 4096, out: 4096, r: 16 },
 ].slice(0, quick ? 1 : 2);
 const alpha = 32;
-const deviceFlag = process.argv.indexOf('--device');
-if (deviceFlag > 0 && process.argv[deviceFlag + 1] === 'cuda') {
+if (wantsCuda(ig, 'lora')) {
   benchCuda();
   process.exit(0);
 }
 
 /** The bfloat16 layer on the GPU, forward + backward under autocast, ignis and PyTorch alternating. */
 function benchCuda() {
-  if (!ig.cuda.isAvailable()) throw new Error(`bench/lora --device cuda: ${ig.cuda.unavailableReason()}`);
   const c = quick
     ? { name: 'x [2048, 1024], W [1024, 1024] bf16, r 16', n: 2048, in: 1024, out: 1024, r: 16 }
     : { name: 'x [8192, 4096], W [4096, 4096] bf16, r 16', n: 8192, in: 4096, out: 4096, r: 16 };

@@ -10,7 +10,7 @@
 // --threads N runs every library on N threads (numpy through OPENBLAS_NUM_THREADS).
 const ig = require('..');
 const { addon } = require('../dist/lib/native');
-const { median, timeit, timeCuda, runPeer, report } = require('./common');
+const { median, timeit, timeCuda, wantsCuda, runPeer, report } = require('./common');
 
 const quick = process.argv.includes('--quick');
 const threadsFlag = process.argv.indexOf('--threads');
@@ -19,17 +19,13 @@ if (threadsFlag > 0) {
   ig.setNumThreads(n);
   process.env.OPENBLAS_NUM_THREADS = String(n);
 }
-const deviceFlag = process.argv.indexOf('--device');
-const device = deviceFlag > 0 ? process.argv[deviceFlag + 1] : 'cpu';
-
-if (device === 'cuda') {
+if (wantsCuda(ig, 'matmul')) {
   benchCuda();
   process.exit(0);
 }
 
 /** TF32 / bfloat16 / float32 square products on the GPU, ignis and PyTorch alternating. */
 function benchCuda() {
-  if (!ig.cuda.isAvailable()) throw new Error(`bench/matmul --device cuda: ${ig.cuda.unavailableReason()}`);
   const sizes = quick ? [1024, 2048] : [4096, 8192];
   const cases = [
     ...sizes.map((n) => ({ name: `tf32 ${n}`, n, dtype: 'float32', precision: 'high' })),
