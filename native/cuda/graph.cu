@@ -89,9 +89,12 @@ void release(Graph* g) noexcept {
   delete g;
 }
 
+// The graph `device` is capturing, or null (also for a device index out of range).
+Graph* capturing_graph(int device) { return device >= 0 && device < kMaxDevices ? g_capturing[device].load() : nullptr; }
+
 }  // namespace
 
-bool capturing(int device) { return device >= 0 && device < kMaxDevices && g_capturing[device].load() != nullptr; }
+bool capturing(int device) { return capturing_graph(device) != nullptr; }
 
 void require_not_capturing(int device, const char* op) {
   if (capturing(device))
@@ -100,17 +103,17 @@ void require_not_capturing(int device, const char* op) {
 }
 
 const int64_t* replay_counter(int device) {
-  Graph* g = device >= 0 && device < kMaxDevices ? g_capturing[device].load() : nullptr;
+  Graph* g = capturing_graph(device);
   return g ? g->replays : nullptr;
 }
 
 CapturedRng captured_rng(int device) {
-  Graph* g = device >= 0 && device < kMaxDevices ? g_capturing[device].load() : nullptr;
+  Graph* g = capturing_graph(device);
   return g ? CapturedRng{g->inputs->rng, g->rng_start.offset} : CapturedRng{nullptr, 0};
 }
 
 const double* graph_scalar(int device, int slot) {
-  Graph* g = device >= 0 && device < kMaxDevices ? g_capturing[device].load() : nullptr;
+  Graph* g = capturing_graph(device);
   if (!g) fail(ERR_CUDA, "cuda.graph: a per-replay scalar outside a capture (cuda:", device, " is not capturing)");
   if (slot < 0 || slot >= kMaxGraphScalars)
     fail(ERR_CUDA, "cuda.graph: per-replay scalar ", slot, " out of range (a graph holds at most ", kMaxGraphScalars, ")");
@@ -118,7 +121,7 @@ const double* graph_scalar(int device, int slot) {
 }
 
 unsigned long long* index_error_counter(int device) {
-  Graph* g = device >= 0 && device < kMaxDevices ? g_capturing[device].load() : nullptr;
+  Graph* g = capturing_graph(device);
   return g ? g->index_errors : nullptr;
 }
 
