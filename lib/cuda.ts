@@ -320,9 +320,14 @@ interface Capture {
 /** The graph being captured on each device. */
 const capturing = new Map<number, Capture>();
 
+/** The capture under way on `device`, if any ('cpu': never). */
+function captureOn(device: Device): Capture | undefined {
+  return device === 'cpu' ? undefined : capturing.get(Number(device.slice(5)));
+}
+
 /** @internal Whether a CUDA graph is being captured on `device` ('cpu': never). */
 export function isCapturing(device: Device): boolean {
-  return device !== 'cpu' && capturing.has(Number(device.slice(5)));
+  return captureOn(device) !== undefined;
 }
 
 /**
@@ -330,7 +335,7 @@ export function isCapturing(device: Device): boolean {
  * `device` (an optimizer advancing its step counts), if one is.
  */
 export function onReplay(device: Device, hook: () => void): void {
-  if (device !== 'cpu') capturing.get(Number(device.slice(5)))?.hooks.push(hook);
+  captureOn(device)?.hooks.push(hook);
 }
 
 /**
@@ -339,7 +344,7 @@ export function onReplay(device: Device, hook: () => void): void {
  * slot read it (a scheduled learning rate). Only while capturing.
  */
 export function replayScalar(device: Device, read: () => number): number {
-  const capture = device === 'cpu' ? undefined : capturing.get(Number(device.slice(5)));
+  const capture = captureOn(device);
   if (!capture) fail('ERR_CUDA', `replayScalar: ${device} is not capturing a graph`);
   capture.scalars.push(read);
   return capture.scalars.length - 1;
