@@ -169,6 +169,18 @@ __device__ void stage_keys(T* kv, const Matrix<T>& k, const Matrix<T>& v, int64_
   load_tile<kMmaKeys, D, S>(ks + kMmaKeys * S, v, b, kh, t * kMmaKeys, k_len);
 }
 
+// Key tile t of `tiles` in place for the whole block (its copies waited for, and every warp done
+// with tile t - 1, whose buffer tile t + 1 takes), and tile t + 1 staged; returns tile t's keys
+// (its values follow them).
+template <int D, typename T>
+__device__ const T* next_key_tile(T* kv, const Matrix<T>& k, const Matrix<T>& v, int64_t b, int64_t kh, int64_t t, int64_t tiles,
+                                  int64_t k_len) {
+  cp_async_wait_all();
+  __syncthreads();
+  if (t + 1 < tiles) stage_keys<D>(kv, k, v, b, kh, t + 1, k_len);
+  return key_buffer<D>(kv, t);
+}
+
 // out and lse for one tile of 64 query rows: S = scale Q K^T (+ mask) per tile of 64 keys, the
 // rows' online softmax, O += P V; tiles of keys that the causal limit hides from every row of
 // the tile are never read.
@@ -199,12 +211,7 @@ __global__ void __launch_bounds__(kMmaThreads)
   float acc[D / 8][4];
   clear_fragments(acc);
   for (int64_t t = 0; t < tiles; t++) {
-    if (t > 0) {
-      cp_async_wait_all();
-      __syncthreads();  // tile t is in place, and every warp is done with tile t - 1, whose buffer tile t + 1 takes
-    }
-    if (t + 1 < tiles) stage_keys<D>(kv, k, v, b, kh, t + 1, s.k_len);
-    const T* ks = key_buffer<D>(kv, t);
+    const T* ks = next_key_tile<D>(kv, k, v, b, kh, t, tiles, s.k_len);
     const T* vs = ks + BK * S;
     const int64_t k0 = t * BK;
     float sc[BK / 8][4];
@@ -288,10 +295,7 @@ __global__ void __launch_bounds__(kMmaThreads)
   float acc[D / 8][4];
   clear_fragments(acc);
   for (int64_t t = 0; t < tiles; t++) {
-    cp_async_wait_all();
-    __syncthreads();  // tile t is in place, and every warp is done with tile t - 1, whose buffer tile t + 1 takes
-    if (t + 1 < tiles) stage_keys<D>(kv, k, v, b, kh, t + 1, s.k_len);
-    const T* ks = key_buffer<D>(kv, t);
+    const T* ks = next_key_tile<D>(kv, k, v, b, kh, t, tiles, s.k_len);
     const T* vs = ks + BK * S;
     const int64_t k0 = t * BK;
     float sc[BK / 8][4], dp[BK / 8][4];
